@@ -1,0 +1,1 @@
+"""gtm: global traffic manager."""

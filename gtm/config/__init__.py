@@ -1,0 +1,38 @@
+"""The estate config: YAML in, a validated inventory out, or every problem at once."""
+
+from gtm.config.errors import ConfigError, Problem
+from gtm.config.inventory import Inventory, load, loads, to_estate
+from gtm.config.model import (
+    ApiConfig,
+    ClusterConfig,
+    Config,
+    DnsConfig,
+    HealthConfig,
+    PolicyConfig,
+    ProbeConfig,
+    RegionConfig,
+    ServiceConfig,
+    VipConfig,
+)
+from gtm.config.values import parse_duration, split_listen
+
+__all__ = [
+    "ApiConfig",
+    "ClusterConfig",
+    "Config",
+    "ConfigError",
+    "DnsConfig",
+    "HealthConfig",
+    "Inventory",
+    "PolicyConfig",
+    "ProbeConfig",
+    "Problem",
+    "RegionConfig",
+    "ServiceConfig",
+    "VipConfig",
+    "load",
+    "loads",
+    "parse_duration",
+    "split_listen",
+    "to_estate",
+]

@@ -1,0 +1,210 @@
+"""The estate config file, validated with pydantic.
+
+Shape checks live on the models; rules that span sections (unknown region
+names, duplicates, splits that do not sum) live in `checks.py` so every
+problem of a file is reported in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gtm.config.values import Address, Cidr, Duration, Fqdn, Ip, Listen, Name, Port
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegionConfig(Model):
+    name: Name
+    locality: str = Field(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+){0,2}$")
+    client_cidrs: list[Cidr] = []
+
+
+class VipConfig(Model):
+    address: Address  # an IP, or a host name answered with a CNAME
+    port: Port = 443
+    weight: int = Field(default=1, ge=1, le=1_000_000)
+    ips: list[Ip] = []  # A/AAAA for a host-name VIP
+
+
+class ProbeConfig(Model):
+    kind: Literal["http", "https", "tcp", "tls", "dns"] = "http"
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+    rise: int = Field(default=2, ge=1, le=100)
+    fall: int = Field(default=3, ge=1, le=100)
+    # http / https
+    method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
+    path: str = Field(default="/", pattern=r"^/")
+    host: str | None = None
+    expect_status: list[int] = [200]
+    body: str | None = None  # a regular expression the body must match
+    verify_tls: bool = True
+    sni: str | None = None
+    keepalive: bool = False
+    # tls
+    ca_bundle: str | None = None
+    min_days_to_expiry: float = Field(default=0.0, ge=0)
+    # dns
+    qname: str | None = None
+    qtype: str = "A"
+    expect_rcode: str = "NOERROR"
+    expect_answer: str | None = None
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if not 100 <= s <= 599]
+        if bad or not v:
+            raise ValueError(f"{bad or v} are not HTTP status codes (100..599)")
+        return v
+
+    @field_validator("body")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"{v!r} is not a regular expression: {e}") from None
+        return v
+
+
+class ServiceConfig(Model):
+    name: Name
+    fqdn: Fqdn
+    policy: str = "default"
+    probe: ProbeConfig = ProbeConfig()
+    vips: dict[str, list[VipConfig]]
+
+
+class BoundsConfig(Model):
+    min: int = Field(default=0, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+
+class CellBoundsConfig(Model):
+    local: BoundsConfig = BoundsConfig()
+    remote: BoundsConfig = BoundsConfig()
+
+
+class SplitConfig(Model):
+    local: int = Field(default=98, ge=0)
+    remote: int = Field(default=1, ge=0)
+
+
+class GuardrailsConfig(Model):
+    min_active_regions: int = Field(default=1, ge=1)
+    max_concurrent_exits: int = Field(default=1, ge=0)
+
+
+class PolicyConfig(Model):
+    name: str
+    total: int = Field(default=100, ge=1, le=1_000_000)
+    split: SplitConfig | None = None  # local / each remote; or a full `matrix`
+    matrix: dict[str, dict[str, int]] | None = None  # source -> target -> weight
+    bounds: CellBoundsConfig = CellBoundsConfig()
+    rollout: CellBoundsConfig | None = None  # bounds while the target region is in rollout
+    max_step: int | None = Field(default=None, ge=1)
+    ramp: Duration = 0.0
+    redistribute: Literal["local", "proportional", "priority"] = "local"
+    priority: list[str] = []
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+
+
+class SafetyConfig(Model):
+    """Blast-radius limits on a plan, refused unless forced (octodns' 30% rule)."""
+
+    max_unhealthy_share: float = Field(default=0.5, gt=0, le=1)  # of a cluster's WLEs
+    max_row_change_share: float = Field(default=0.3, gt=0, le=1)  # of the table's DNS rows
+    changes_per_minute: int = Field(default=6000, ge=1)  # pacing of bulk changes
+
+
+class PowerDnsConfig(Model):
+    url: str  # http://127.0.0.1:8081
+    api_key: str | None = None
+    api_key_file: str | None = None
+    server_id: str = "localhost"
+
+
+class DnsConfig(Model):
+    listen: Listen = "127.0.0.1:5353"
+    zones: list[Fqdn] = []  # default: the parent domain of each service FQDN
+    ttl: int = Field(default=30, ge=0, le=86400)
+    records_per_answer: int = Field(default=1, ge=1, le=16)
+    default_region: str | None = None  # row for clients that match no region's CIDRs
+    nameservers: list[Fqdn] = []  # NS at the apex; default ns1.<zone>
+    hostmaster: str | None = None  # SOA RNAME; default hostmaster.<zone>
+    workers: int = Field(default=1, ge=1, le=64)
+    exit_margin: Duration = 5.0  # after the TTL, before the mesh follows a DNS change
+    powerdns: PowerDnsConfig | None = None
+
+
+class TlsConfig(Model):
+    cert: str
+    key: str
+
+
+class PeerConfig(Model):
+    region: str
+    url: str
+
+
+class ApiConfig(Model):
+    listen: Listen = "127.0.0.1:8080"
+    tokens_file: str | None = None
+    tls: TlsConfig | None = None
+    peers: list[PeerConfig] = []
+
+
+class ClusterConfig(Model):
+    name: Name
+    region: str
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    namespace: str | None = None  # None: every namespace
+    selector: str = "gtm.io/managed=true"
+    service_label: str = "gtm.io/service"
+    region_label: str | None = None  # default: the region from spec.locality
+    qps: float = Field(default=20.0, gt=0)
+    burst: int = Field(default=40, ge=1)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    timeout: Duration = 10.0
+
+
+class KubernetesConfig(Model):
+    clusters: list[ClusterConfig] = []
+
+
+class DampingConfig(Model):
+    penalty: float = Field(default=1000.0, gt=0)
+    half_life: Duration = 60.0
+    suppress: float = Field(default=2000.0, gt=0)
+    reuse: float = Field(default=750.0, gt=0)
+    max_penalty: float = Field(default=6000.0, gt=0)
+
+
+class HealthConfig(Model):
+    quorum: float = Field(default=0.5, gt=0, le=1)  # share of fresh vantages that must agree
+    stale_after: Duration = 30.0  # a vantage's data older than this does not vote
+    impaired_fraction: float = Field(default=0.5, gt=0, le=1)
+    min_up_fraction: float = Field(default=0.5, gt=0, le=1)  # of a region's VIPs
+    concurrency: int = Field(default=512, ge=1)
+    damping: DampingConfig = DampingConfig()
+
+
+class Config(Model):
+    regions: list[RegionConfig]
+    policies: list[PolicyConfig] = [PolicyConfig(name="default")]
+    services: list[ServiceConfig]
+    dns: DnsConfig = DnsConfig()
+    api: ApiConfig = ApiConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    health: HealthConfig = HealthConfig()
+    safety: SafetyConfig = SafetyConfig()

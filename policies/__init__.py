@@ -1,0 +1,38 @@
+"""The policy engine: pure functions from health and intent to the weight table.
+
+Imports nothing else of the project; no I/O, no clock reads.
+"""
+
+from policies.evaluate import Decision, Evaluation, evaluate
+from policies.guardrails import Admission, Refusal, admit
+from policies.health import Health, State, TargetHealth
+from policies.model import Bounds, Estate, Guardrails, Policy, Redistribute, Service, Vip
+from policies.overrides import Kind, Override, active
+from policies.table import EMPTY, Cell, Out, Row, WeightTable
+
+__all__ = [
+    "EMPTY",
+    "Admission",
+    "Bounds",
+    "Cell",
+    "Decision",
+    "Estate",
+    "Evaluation",
+    "Guardrails",
+    "Health",
+    "Kind",
+    "Out",
+    "Override",
+    "Policy",
+    "Redistribute",
+    "Refusal",
+    "Row",
+    "Service",
+    "State",
+    "TargetHealth",
+    "Vip",
+    "WeightTable",
+    "active",
+    "admit",
+    "evaluate",
+]

@@ -1,0 +1,109 @@
+"""Admit operator overrides through the policies' guardrails.
+
+Overrides are admitted oldest first, each against the estate as the earlier
+admitted ones and current health leave it. An exit or drain that would
+leave a service with fewer than `min_active_regions` available regions, or
+more than `max_concurrent_exits` regions exited, is refused whole (never
+for some services only) unless it is forced with a reason. Because
+admission runs at every evaluation, an exit admitted earlier is suspended
+while health has since made it unsafe; the refusal says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from policies.health import Health, State
+from policies.model import Estate
+from policies.overrides import Kind, Override
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    override_id: str
+    rule: (
+        str  # "min_active_regions" | "max_concurrent_exits" | "unknown_region" | "unknown_service"
+    )
+    message: str
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: tuple[Override, ...]
+    refusals: tuple[Refusal, ...]
+    forced: tuple[str, ...]  # ids admitted only because they were forced
+
+
+def admit(estate: Estate, health: Health, overrides: Sequence[Override]) -> Admission:
+    """`overrides` must be the active ones, oldest first (see `overrides.active`)."""
+    exited: dict[str, set[str]] = {}
+    out: dict[str, set[str]] = {}
+    admitted: list[Override] = []
+    refusals: list[Refusal] = []
+    forced: list[str] = []
+    names = {s.name for s in estate.services}
+    for o in overrides:
+        if o.region not in estate.regions:
+            refusals.append(
+                Refusal(o.id, "unknown_region", f"{o.describe()}: no region named {o.region!r}")
+            )
+            continue
+        unknown = sorted((o.services or set()) - names)
+        if unknown:
+            refusals.append(
+                Refusal(o.id, "unknown_service", f"{o.describe()}: no service named {unknown}")
+            )
+            continue
+        if o.kind not in (Kind.EXIT, Kind.DRAIN):
+            admitted.append(o)
+            continue
+        breaks: dict[str, list[tuple[str, int, int]]] = {}
+        affected = []
+        for s in estate.services:
+            if not o.covers(s.name) or o.region not in s.vips:
+                continue
+            affected.append(s.name)
+            gone = out.get(s.name, set())
+            if o.region in gone:
+                continue  # already out: admitting it again changes nothing
+            g = s.policy.guardrails
+            before = [
+                r for r in s.vips if r not in gone and health.region(s.name, r).state != State.DOWN
+            ]
+            after = [r for r in before if r != o.region]
+            if len(after) < len(before) and len(after) < g.min_active_regions:
+                breaks.setdefault("min_active_regions", []).append(
+                    (s.name, len(after), g.min_active_regions)
+                )
+            if o.kind is Kind.EXIT:
+                exits = len(exited.get(s.name, set()) | {o.region})
+                if exits > g.max_concurrent_exits:
+                    breaks.setdefault("max_concurrent_exits", []).append(
+                        (s.name, exits, g.max_concurrent_exits)
+                    )
+        if breaks and not o.force:
+            rule, hits = next(iter(breaks.items()))
+            refusals.append(Refusal(o.id, rule, _explain(o, rule, hits), tuple(h[0] for h in hits)))
+            continue
+        if breaks:
+            forced.append(o.id)
+        admitted.append(o)
+        for name in affected:
+            out.setdefault(name, set()).add(o.region)
+            if o.kind is Kind.EXIT:
+                exited.setdefault(name, set()).add(o.region)
+    return Admission(tuple(admitted), tuple(refusals), tuple(forced))
+
+
+def _explain(o: Override, rule: str, hits: list[tuple[str, int, int]]) -> str:
+    shown = ", ".join(h[0] for h in hits[:5]) + (
+        f" and {len(hits) - 5} more" if len(hits) > 5 else ""
+    )
+    _, got, limit = hits[0]
+    if rule == "min_active_regions":
+        what = f"would leave {got} active region(s), below min_active_regions {limit}"
+    else:
+        what = f"would make {got} regions exited at once, above max_concurrent_exits {limit}"
+    return f"{o.kind.value} {o.region} refused: {what} for {len(hits)} service(s) ({shown}); use --force with a reason to override"

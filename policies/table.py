@@ -1,0 +1,122 @@
+"""The weight table: for every service, one row per source region.
+
+A row holds a cell per target region: the integer weight clients (or mesh
+sidecars) in the source region send to the target, whether the target is
+out and why, and the relative weights of the target's VIPs. Rows of one
+table are one generation; the generation rises whenever a weight changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Out:
+    """Why a target is out. The mesh writes these as the Healthy condition's message."""
+
+    EXIT = "Region Exit"
+    DRAIN = "Service Drain"
+    DOWN = "VIP Down"
+    NO_VIPS = "No VIPs"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    weight: int
+    out: str | None = None  # None: the target is in; else an `Out` reason
+    vips: Mapping[str, int] = field(default_factory=dict)  # vip id -> share within the region
+    ramp_start: float | None = None  # set while the cell ramps back
+    ramp: float | None = None  # the ramp's duration, seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"weight": self.weight, "vips": dict(self.vips)}
+        if self.out is not None:
+            d["out"] = self.out
+        if self.ramp_start is not None:
+            d["ramp_start"] = self.ramp_start
+            d["ramp"] = self.ramp
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Cell:
+        return cls(
+            weight=int(d["weight"]),
+            out=d.get("out"),
+            vips={str(k): int(v) for k, v in d.get("vips", {}).items()},
+            ramp_start=d.get("ramp_start"),
+            ramp=d.get("ramp"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    service: str
+    source: str
+    total: int
+    cells: Mapping[str, Cell]  # target region -> cell, in estate region order
+    fail_open: bool = False
+
+    def weights(self) -> dict[str, int]:
+        return {t: c.weight for t, c in self.cells.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "total": self.total,
+            "cells": {t: c.to_dict() for t, c in self.cells.items()},
+        }
+        if self.fail_open:
+            d["fail_open"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, service: str, source: str, d: Mapping[str, Any]) -> Row:
+        return cls(
+            service=service,
+            source=source,
+            total=int(d["total"]),
+            cells={t: Cell.from_dict(c) for t, c in d["cells"].items()},
+            fail_open=bool(d.get("fail_open", False)),
+        )
+
+
+@dataclass(frozen=True)
+class WeightTable:
+    generation: int
+    computed_at: float
+    rows: Mapping[str, Mapping[str, Row]]  # service -> source region -> row
+
+    def row(self, service: str, source: str) -> Row | None:
+        return self.rows.get(service, {}).get(source)
+
+    def __iter__(self) -> Iterator[Row]:
+        for by_source in self.rows.values():
+            yield from by_source.values()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "computed_at": self.computed_at,
+            "rows": {
+                svc: {src: row.to_dict() for src, row in by_source.items()}
+                for svc, by_source in self.rows.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WeightTable:
+        try:
+            return cls(
+                generation=int(d["generation"]),
+                computed_at=float(d["computed_at"]),
+                rows={
+                    svc: {src: Row.from_dict(svc, src, r) for src, r in by_source.items()}
+                    for svc, by_source in d["rows"].items()
+                },
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"not a weight table: {e!r}") from e
+
+
+EMPTY = WeightTable(generation=0, computed_at=0.0, rows={})
