@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 
 class Redistribute(StrEnum):
@@ -136,7 +137,24 @@ class Estate:
     services: tuple[Service, ...]
 
     def service(self, name: str) -> Service:
-        for s in self.services:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise KeyError(f"no service named {name!r}") from None
+
+    @cached_property
+    def by_name(self) -> Mapping[str, Service]:
+        return {s.name: s for s in self.services}
+
+    @cached_property
+    def vip_shares(self) -> Mapping[str, tuple[Mapping[str, int], ...]]:
+        """Per service, per region (estate order): each VIP's configured share.
+
+        Built once per estate; evaluations reuse these very objects while no
+        VIP of the service is down, which lets them see "nothing changed"
+        by identity.
+        """
+        return {
+            s.name: tuple({v.id: v.weight for v in s.vips.get(r, ())} for r in self.regions)
+            for s in self.services
+        }

@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("gtm.cli.validate", "validate"),
     "plan": ("gtm.cli.plan", "plan"),
     "dns": ("gtm.cli.dns", "dns"),
+    "publish": ("gtm.cli.publish", "publish"),
     "region": ("gtm.cli.region", "region"),
     "drain": ("gtm.cli.region", "drain"),
     "history": ("gtm.cli.region", "history"),

@@ -50,7 +50,7 @@ def plan(
     if as_json:
         doc = {
             "table": ev.table.to_dict(),
-            "decisions": [asdict(d) for d in decisions],
+            "decisions": [d._asdict() for d in decisions],
             "refusals": [asdict(r) for r in ev.refusals],
         }
         click.echo(json.dumps(doc, indent=2, sort_keys=True))

@@ -81,13 +81,19 @@ def _all_bounds(p: PolicyConfig) -> Iterator[tuple[Path, BoundsConfig]]:
             yield (section, "remote"), cb.remote
 
 
+def split_of(p: PolicyConfig, regions: int) -> tuple[int, int]:
+    """(local, remote): as configured, else 1 to each remote region and the rest local."""
+    if p.split is not None:
+        return p.split.local, p.split.remote
+    return p.total - (regions - 1), 1
+
+
 def _split(p: PolicyConfig, regions: list[str], at: Path) -> Found:
     if p.split is not None and p.matrix is not None:
         yield (*at, "matrix"), "give either split (local/remote) or matrix, not both"
         return
     if p.matrix is None:
-        local = p.split.local if p.split is not None else 98
-        remote = p.split.remote if p.split is not None else 1
+        local, remote = split_of(p, len(regions))
         got = local + remote * (len(regions) - 1)
         if got != p.total:
             yield (

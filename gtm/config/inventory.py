@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gtm.config.checks import check
+from gtm.config.checks import check, split_of
 from gtm.config.errors import ConfigError, Problem
 from gtm.config.model import BoundsConfig, Config, PolicyConfig, RegionConfig, ServiceConfig
 from gtm.config.source import Source, parse, read
@@ -116,8 +116,7 @@ def _policy(p: PolicyConfig, regions: tuple[str, ...]) -> Policy:
     if p.matrix is not None:
         split = {s: {t: p.matrix[s][t] for t in regions} for s in regions}
     else:
-        local = p.split.local if p.split else 98
-        remote = p.split.remote if p.split else 1
+        local, remote = split_of(p, len(regions))
         split = {s: {t: local if s == t else remote for t in regions} for s in regions}
 
     def bounds(b: BoundsConfig) -> Bounds:

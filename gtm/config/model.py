@@ -94,8 +94,8 @@ class CellBoundsConfig(Model):
 
 
 class SplitConfig(Model):
-    local: int = Field(default=98, ge=0)
-    remote: int = Field(default=1, ge=0)
+    local: int = Field(ge=0)
+    remote: int = Field(ge=0)
 
 
 class GuardrailsConfig(Model):
@@ -106,7 +106,9 @@ class GuardrailsConfig(Model):
 class PolicyConfig(Model):
     name: str
     total: int = Field(default=100, ge=1, le=1_000_000)
-    split: SplitConfig | None = None  # local / each remote; or a full `matrix`
+    # local / each remote (default: 1 to each remote region, the rest local:
+    # 98/1/1 with three regions), or a full `matrix`
+    split: SplitConfig | None = None
     matrix: dict[str, dict[str, int]] | None = None  # source -> target -> weight
     bounds: CellBoundsConfig = CellBoundsConfig()
     rollout: CellBoundsConfig | None = None  # bounds while the target region is in rollout
