@@ -23,6 +23,7 @@ def check(config: Config) -> list[tuple[Path, str]]:
         *_services(config),
         *_dns(config),
         *_kubernetes(config),
+        *_ha(config),
     ]
 
 
@@ -191,6 +192,31 @@ def _dns(config: Config) -> Found:
     for i, p in enumerate(config.api.peers):
         if p.region not in regions:
             yield ("api", "peers", i, "region"), f"unknown region {p.region!r}"
+
+
+def _ha(config: Config) -> Found:
+    regions = [r.name for r in config.regions]
+    clusters = [c.name for c in config.kubernetes.clusters]
+    lease = config.ha.lease
+    if lease.renew_deadline >= lease.duration:
+        yield (
+            ("ha", "lease", "renew_deadline"),
+            f"{lease.renew_deadline:g}s must be shorter than the lease duration {lease.duration:g}s "
+            "(a leader stops acting before its lease can be taken over)",
+        )
+    if lease.retry_period >= lease.renew_deadline:
+        yield (
+            ("ha", "lease", "retry_period"),
+            f"{lease.retry_period:g}s must be shorter than renew_deadline {lease.renew_deadline:g}s",
+        )
+    for section, ref in (("lease", lease.cluster), ("store", config.ha.store.cluster)):
+        if ref is not None and ref not in clusters:
+            yield ("ha", section, "cluster"), f"unknown cluster {ref!r}"
+    needs_cluster = lease.backend == "kubernetes" or config.ha.store.backend == "kubernetes"
+    if needs_cluster and not clusters:
+        yield ("ha",), "the kubernetes backend needs a cluster under kubernetes.clusters"
+    if config.instance.region is not None and config.instance.region not in regions:
+        yield ("instance", "region"), f"unknown region {config.instance.region!r}"
 
 
 def _kubernetes(config: Config) -> Found:

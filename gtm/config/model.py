@@ -157,11 +157,21 @@ class PeerConfig(Model):
     url: str
 
 
+class SecretRef(Model):
+    name: str
+    namespace: str = "gtm-system"
+    cluster: str | None = None  # default: this region's first cluster
+
+
 class ApiConfig(Model):
     listen: Listen = "127.0.0.1:8080"
+    # Tokens: a YAML/JSON file `{tokens: [{name, token, role: viewer|operator}]}`,
+    # or a Kubernetes Secret whose keys are token names and values `role:token`.
     tokens_file: str | None = None
+    tokens_secret: SecretRef | None = None
     tls: TlsConfig | None = None
-    peers: list[PeerConfig] = []
+    peers: list[PeerConfig] = []  # other regions' members (several per region allowed)
+    peer_token_file: str | None = None  # token this member presents to its peers
 
 
 class ClusterConfig(Model):
@@ -201,6 +211,45 @@ class HealthConfig(Model):
     damping: DampingConfig = DampingConfig()
 
 
+class LeaseConfig(Model):
+    """Leader election of the HA pair: only the leader writes."""
+
+    backend: Literal["file", "kubernetes"] = "file"
+    name: str = "gtm-leader"
+    namespace: str = "gtm-system"
+    cluster: str | None = None  # kubernetes backend: default this region's first cluster
+    path: str | None = None  # file backend: default <state_dir>/<region>.lease
+    duration: Duration = 15.0
+    renew_deadline: Duration = 10.0  # stop acting this long after the last renewal
+    retry_period: Duration = 2.0
+
+
+class StoreConfig(Model):
+    """Where intent (overrides), the audit and the published table live."""
+
+    backend: Literal["file", "kubernetes"] = "file"
+    namespace: str = "gtm-system"
+    cluster: str | None = None  # kubernetes backend: default this region's first cluster
+    intent: str = "gtm-intent"  # ConfigMap names
+    audit: str = "gtm-audit"
+    table: str = "gtm-table"
+
+
+class InstanceConfig(Model):
+    """This member; `gtm serve` flags override each field."""
+
+    region: str | None = None  # the region it runs in: its vantage and its clusters' row
+    member: str | None = None  # its name within the pair (default: host name)
+    state_dir: str = "state"
+    evaluate_every: Duration = 5.0  # evaluate on every health change and at least this often
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+
+class HaConfig(Model):
+    lease: LeaseConfig = LeaseConfig()
+    store: StoreConfig = StoreConfig()
+
+
 class Config(Model):
     regions: list[RegionConfig]
     policies: list[PolicyConfig] = [PolicyConfig(name="default")]
@@ -210,3 +259,5 @@ class Config(Model):
     kubernetes: KubernetesConfig = KubernetesConfig()
     health: HealthConfig = HealthConfig()
     safety: SafetyConfig = SafetyConfig()
+    instance: InstanceConfig = InstanceConfig()
+    ha: HaConfig = HaConfig()
