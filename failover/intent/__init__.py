@@ -1,0 +1,65 @@
+"""Durable operator intent, its audit history, and the table the leader last published.
+
+- `IntentState`: the overrides in force and the tombstones of ended ones,
+  with a content-derived `version` and the writer `epoch`; pure operations
+  (`add`, `enter`, `remove`, `expire`, `merge`).
+- `IntentStore` (`FileIntentStore`, `ConfigMapIntentStore`): `load()` and a
+  compare-and-swap `update(fn, epoch)` fenced by epoch.
+- `AuditLog` (`FileAudit`, `ConfigMapAudit`): append-only history.
+- `PublishedStore` (`FilePublishedStore`, `ConfigMapPublishedStore`): the
+  table last published, with its generation and epoch.
+"""
+
+from failover.intent.audit import Action, AuditEntry, AuditLog, FileAudit, transitions
+from failover.intent.configmap_audit import ConfigMapAudit
+from failover.intent.configmap_cas import CONFIGMAP_LIMIT, KubeRetry
+from failover.intent.configmap_published import ConfigMapPublishedStore
+from failover.intent.configmap_store import ConfigMapIntentStore
+from failover.intent.errors import (
+    CorruptState,
+    IntentConflict,
+    IntentError,
+    StaleEpoch,
+    StaleGeneration,
+    StoreUnavailable,
+    TooLarge,
+    UnknownOverride,
+)
+from failover.intent.file_store import FileIntentStore
+from failover.intent.metrics import StoreMetrics
+from failover.intent.published import FilePublishedStore, Published, PublishedHead, PublishedStore
+from failover.intent.state import EMPTY, Ending, IntentState, Tombstone
+from failover.intent.store import IntentStore, Update
+
+__all__ = [
+    "CONFIGMAP_LIMIT",
+    "EMPTY",
+    "Action",
+    "AuditEntry",
+    "AuditLog",
+    "ConfigMapAudit",
+    "ConfigMapIntentStore",
+    "ConfigMapPublishedStore",
+    "CorruptState",
+    "Ending",
+    "FileAudit",
+    "FileIntentStore",
+    "FilePublishedStore",
+    "IntentConflict",
+    "IntentError",
+    "IntentState",
+    "IntentStore",
+    "KubeRetry",
+    "Published",
+    "PublishedHead",
+    "PublishedStore",
+    "StaleEpoch",
+    "StaleGeneration",
+    "StoreMetrics",
+    "StoreUnavailable",
+    "Tombstone",
+    "TooLarge",
+    "UnknownOverride",
+    "Update",
+    "transitions",
+]

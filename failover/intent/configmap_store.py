@@ -1,0 +1,97 @@
+"""The intent store in Kubernetes: a ConfigMap whose data holds the state as JSON.
+
+Compare-and-swap on `metadata.resourceVersion` (see `configmap_cas`): the
+state is read, `fn` applied under the fencing rules of `store`, and written
+with a PUT carrying the resourceVersion read; a 409 re-reads and re-applies
+`fn`. The ConfigMap is created on the first write. The ApiClient behind
+`api` belongs to the caller, who closes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import structlog
+from kubernetes_asyncio.client import CoreV1Api
+from prometheus_client import CollectorRegistry
+
+from failover.intent.audit import AuditLog
+from failover.intent.configmap_cas import ConfigMapCAS, ConfigMapData, KubeRetry
+from failover.intent.errors import CorruptState
+from failover.intent.metrics import StoreMetrics
+from failover.intent.state import EMPTY, IntentState
+from failover.intent.store import Update, next_state, record
+
+log = structlog.get_logger(__name__)
+
+KEY = "intent.json"
+LABEL = "configmap/intent"
+
+
+class ConfigMapIntentStore:
+    def __init__(
+        self,
+        api: CoreV1Api,
+        *,
+        name: str = "gtm-intent",
+        namespace: str = "gtm",
+        audit: AuditLog | None = None,
+        retry: KubeRetry | None = None,
+        metrics: StoreMetrics | None = None,
+    ) -> None:
+        self.audit = audit
+        self.metrics = metrics or StoreMetrics(CollectorRegistry())
+        self._cas = ConfigMapCAS(
+            api,
+            name,
+            namespace,
+            store=LABEL,
+            labels={"app.kubernetes.io/name": "gtm", "app.kubernetes.io/component": "intent"},
+            retry=retry,
+            metrics=self.metrics,
+        )
+
+    async def load(self) -> IntentState:
+        return self._decode(await self._cas.read())
+
+    async def update(self, fn: Update, epoch: int) -> IntentState:
+        def change(current: ConfigMapData) -> ConfigMapData | None:
+            before = self._decode(current)
+            after = next_state(before, fn, epoch, self._cas.where)
+            if after is before:
+                return None
+            return replace(current, data={**current.data, KEY: after.to_json()})
+
+        try:
+            swap = await self._cas.swap(change)
+        except Exception as error:
+            self.metrics.failed(LABEL, error)
+            raise
+        after = self._decode(swap.after)
+        if not swap.wrote:
+            self.metrics.wrote(LABEL, "unchanged")
+            return after
+        before = self._decode(swap.before)
+        self.metrics.wrote(LABEL, "written")
+        log.info(
+            "intent.written",
+            store=LABEL,
+            configmap=self._cas.where,
+            version=after.version,
+            epoch=after.epoch,
+            resource_version=swap.after.resource_version,
+        )
+        await record(LABEL, self.audit, before, after)
+        return after
+
+    def _decode(self, current: ConfigMapData) -> IntentState:
+        raw = current.data.get(KEY)
+        if raw is None:
+            return EMPTY
+        try:
+            return IntentState.from_json(raw)
+        except ValueError as e:
+            raise CorruptState(
+                f"{self._cas.where}: data[{KEY}] is not a readable intent state ({e}); "
+                "it will not be overwritten"
+            ) from e

@@ -1,0 +1,57 @@
+"""What can go wrong when intent is read or written, each with the numbers a person needs."""
+
+from __future__ import annotations
+
+
+class IntentError(Exception):
+    """Base of the durable-intent errors."""
+
+
+class StaleEpoch(IntentError):
+    """A writer from an older leadership epoch was fenced off; nothing was written."""
+
+    def __init__(self, where: str, epoch: int, stored: int) -> None:
+        super().__init__(
+            f"{where}: refused a write from epoch {epoch}: the store holds epoch {stored} "
+            "(a newer leader has written; this member must stop writing)"
+        )
+        self.where = where
+        self.epoch = epoch
+        self.stored = stored
+
+
+class StaleGeneration(IntentError):
+    """A published table would go back (or sideways) within one epoch; nothing was written."""
+
+    def __init__(self, where: str, epoch: int, generation: int, stored: int, detail: str) -> None:
+        super().__init__(
+            f"{where}: refused generation {generation} from epoch {epoch}: "
+            f"generation {stored} of that epoch is stored ({detail})"
+        )
+        self.where = where
+        self.epoch = epoch
+        self.generation = generation
+        self.stored = stored
+
+
+class IntentConflict(IntentError, ValueError):
+    """An operation contradicts the stored intent (same id, different content; a partial enter)."""
+
+
+class UnknownOverride(IntentError, KeyError):
+    """No override with that id is stored (nor was one ever ended)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown override"
+
+
+class CorruptState(IntentError):
+    """The stored data cannot be read; the store refuses to overwrite it."""
+
+
+class TooLarge(IntentError):
+    """The encoded value does not fit the backend's size limit."""
+
+
+class StoreUnavailable(IntentError):
+    """The store could not be read or written within the retry budget (or the lock timeout)."""

@@ -1,0 +1,213 @@
+"""The table the leader last published, kept so the standby serves the same answers.
+
+The leader saves every table it publishes with its generation and its epoch;
+the standby loads it to answer DNS from it, and continues from it when it
+takes over, so traffic does not jump. Fencing as for intent: a save from an
+epoch below the stored one raises `StaleEpoch`; within one epoch the
+generation never goes back (`StaleGeneration`), and saving the same
+generation again is a no-op when the rows are the same and refused when they
+are not. A higher epoch may save any generation (and must save at least once
+to fence the old leader off).
+
+The stored form is a small header (`PublishedHead`: epoch, generation, time,
+SHA-256 and size of the table's JSON) and the table's JSON. `head()` reads
+only the header, so a standby polling for a new generation decodes the table
+only when there is one. Backends: `FilePublishedStore` (header line + table
+line, replaced atomically) and, in `configmap_published`, a ConfigMap
+(gzip + base64 in `binaryData`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from failover.intent.atomic_file import locked, read_bytes, write_atomic
+from failover.intent.errors import CorruptState, StaleGeneration
+from failover.intent.metrics import StoreMetrics
+from failover.intent.store import check_epoch
+from policies.table import WeightTable
+
+log = structlog.get_logger(__name__)
+
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedHead:
+    epoch: int
+    generation: int
+    published_at: float
+    sha256: str  # of the table's JSON
+    size: int  # bytes of the table's JSON
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "epoch": self.epoch,
+                "generation": self.generation,
+                "published_at": self.published_at,
+                "sha256": self.sha256,
+                "size": self.size,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> PublishedHead:
+        try:
+            d: dict[str, Any] = json.loads(raw)
+            if d.get("format") != FORMAT:
+                raise ValueError(f"unknown format {d.get('format')!r}")
+            return cls(
+                epoch=int(d["epoch"]),
+                generation=int(d["generation"]),
+                published_at=float(d["published_at"]),
+                sha256=str(d["sha256"]),
+                size=int(d["size"]),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not a published-table header: {e!r}") from e
+
+
+@dataclass(frozen=True)
+class Published:
+    table: WeightTable
+    head: PublishedHead
+
+    @property
+    def generation(self) -> int:
+        return self.table.generation
+
+    @property
+    def epoch(self) -> int:
+        return self.head.epoch
+
+
+class PublishedStore(Protocol):
+    async def head(self) -> PublishedHead | None: ...
+
+    async def load(self) -> Published | None: ...
+
+    async def save(self, table: WeightTable, epoch: int, now: float) -> Published: ...
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A table ready to store: its JSON and the header that describes it."""
+
+    head: PublishedHead
+    body: bytes
+
+    @classmethod
+    def of(cls, table: WeightTable, epoch: int, now: float) -> Encoded:
+        body = json.dumps(table.to_dict(), separators=(",", ":")).encode()
+        digest = hashlib.sha256(body).hexdigest()
+        return cls(PublishedHead(epoch, table.generation, now, digest, len(body)), body)
+
+
+def must_write(where: str, stored: PublishedHead | None, new: PublishedHead) -> bool:
+    """Apply the fencing rules; False when this very table is stored already."""
+    if stored is None:
+        return True
+    check_epoch(where, new.epoch, stored.epoch)
+    if new.epoch > stored.epoch:
+        return True
+    if new.generation < stored.generation:
+        raise StaleGeneration(
+            where, new.epoch, new.generation, stored.generation, "generations only rise"
+        )
+    if new.generation == stored.generation:
+        if new.sha256 == stored.sha256:
+            return False
+        raise StaleGeneration(
+            where, new.epoch, new.generation, stored.generation, "with other rows"
+        )
+    return True
+
+
+def decode_table(where: str, head: PublishedHead, body: bytes) -> Published:
+    if hashlib.sha256(body).hexdigest() != head.sha256:
+        raise CorruptState(f"{where}: the stored table does not match its header's SHA-256")
+    try:
+        table = WeightTable.from_dict(json.loads(body))
+    except ValueError as e:
+        raise CorruptState(f"{where}: the stored table is not readable: {e}") from e
+    if table.generation != head.generation:
+        raise CorruptState(
+            f"{where}: header says generation {head.generation}, table {table.generation}"
+        )
+    return Published(table, head)
+
+
+class FilePublishedStore:
+    """The embedded default: `<state dir>/published-table.json`, header line then table."""
+
+    LABEL = "file/published"
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        lock_timeout: float = 10.0,
+        metrics: StoreMetrics | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self.metrics = metrics or StoreMetrics(CollectorRegistry())
+
+    async def head(self) -> PublishedHead | None:
+        return await asyncio.to_thread(self._head)
+
+    async def load(self) -> Published | None:
+        return await asyncio.to_thread(self._load)
+
+    async def save(self, table: WeightTable, epoch: int, now: float) -> Published:
+        try:
+            published, wrote = await asyncio.to_thread(self._save, table, epoch, now)
+        except Exception as error:
+            self.metrics.failed(self.LABEL, error)
+            raise
+        self.metrics.wrote(self.LABEL, "written" if wrote else "unchanged")
+        if wrote:
+            log.info("published.saved", store=self.LABEL, generation=table.generation, epoch=epoch)
+        return published
+
+    def _save(self, table: WeightTable, epoch: int, now: float) -> tuple[Published, bool]:
+        encoded = Encoded.of(table, epoch, now)
+        with locked(self.path, self.lock_timeout):
+            stored = self._head()
+            if not must_write(str(self.path), stored, encoded.head):
+                assert stored is not None
+                return Published(table, stored), False
+            write_atomic(self.path, encoded.head.to_json().encode() + b"\n" + encoded.body)
+        return Published(table, encoded.head), True
+
+    def _head(self) -> PublishedHead | None:
+        try:
+            with self.path.open("rb") as f:
+                line = f.readline()
+        except FileNotFoundError:
+            return None
+        return self._parse_head(line)
+
+    def _load(self) -> Published | None:
+        raw = read_bytes(self.path)
+        if raw is None:
+            return None
+        line, _, body = raw.partition(b"\n")
+        return decode_table(str(self.path), self._parse_head(line), body)
+
+    def _parse_head(self, line: bytes) -> PublishedHead:
+        try:
+            return PublishedHead.from_json(line)
+        except ValueError as e:
+            raise CorruptState(f"{self.path}: unreadable header: {e}") from e

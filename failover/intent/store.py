@@ -1,0 +1,96 @@
+"""The intent store: what every backend promises, and the rules they all apply.
+
+`load()` returns the stored state (empty when nothing is stored yet).
+`update(fn, epoch)` is a compare-and-swap loop: read, apply the pure `fn`,
+write under a precondition (a file lock, a resourceVersion); when another
+writer got in first, read again and apply `fn` again, so neither change is
+lost. `fn` may run several times and must be pure; the state's operations
+are idempotent, so `fn` may also find its change already there (a retried
+request), and then nothing is written.
+
+Fencing: a write from an epoch lower than the stored one raises `StaleEpoch`
+and changes nothing. A write stamps the state with the writer's epoch, so
+a new leader's first write (even one that changes no intent) fences off the
+old leader. `fn` may add and end intent, never drop it (a lost id or a
+revived tombstone is a bug and raises ValueError), which keeps `version`
+monotonic.
+
+After each write the store logs one `intent.<action>` event per transition
+and appends them to its audit log, if it has one. The state is written
+first: if the audit append fails, the intent stands and the failure is
+logged (`intent.audit_failed`) with the entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+from failover.intent.audit import AuditLog, transitions
+from failover.intent.errors import IntentError, StaleEpoch
+from failover.intent.state import IntentState
+
+log = structlog.get_logger(__name__)
+
+Update = Callable[[IntentState], IntentState]
+
+
+class IntentStore(Protocol):
+    async def load(self) -> IntentState: ...
+
+    async def update(self, fn: Update, epoch: int) -> IntentState: ...
+
+
+def check_epoch(where: str, epoch: int, stored: int) -> None:
+    if epoch < stored:
+        raise StaleEpoch(where, epoch, stored)
+
+
+def next_state(current: IntentState, fn: Update, epoch: int, where: str) -> IntentState:
+    """One attempt's pure step: fence, apply `fn`, check it only grew, stamp the epoch.
+
+    Returns `current` itself when there is nothing to write.
+    """
+    check_epoch(where, epoch, current.epoch)
+    new = fn(current)
+    known = set(new.overrides) | set(new.tombstones)
+    dropped = sorted((set(current.overrides) | set(current.tombstones)) - known)
+    revived = sorted(set(current.tombstones) - set(new.tombstones))
+    if dropped or revived:
+        raise ValueError(
+            f"{where}: an update may add and end intent, never drop it "
+            f"(dropped {dropped}, revived {revived})"
+        )
+    stamped = new.with_epoch(max(epoch, current.epoch))
+    return current if stamped == current else stamped
+
+
+async def record(
+    store: str, audit: AuditLog | None, before: IntentState, after: IntentState
+) -> None:
+    """Log the transitions of one write and append them to the audit log."""
+    entries = transitions(before, after)
+    for e in entries:
+        log.info(
+            f"intent.{e.action.value}",
+            store=store,
+            override=e.override_id,
+            what=e.what,
+            who=e.who,
+            why=e.why,
+            ticket=e.ticket,
+            at=e.at,
+        )
+    if audit is None or not entries:
+        return
+    try:
+        await audit.append(entries)
+    except (IntentError, OSError) as error:
+        log.error(
+            "intent.audit_failed",
+            store=store,
+            error=str(error),
+            entries=[e.to_dict() for e in entries],
+        )

@@ -1,0 +1,119 @@
+"""The table the leader last published: stored with generation and epoch, read by the standby."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+from pathlib import Path
+
+import pytest
+from intent_fixtures import FAST, another_client, big_table, kube
+
+from failover.intent import (
+    CONFIGMAP_LIMIT,
+    ConfigMapPublishedStore,
+    FilePublishedStore,
+    PublishedStore,
+    StaleEpoch,
+    StaleGeneration,
+)
+from failover.intent.configmap_published import TABLE_KEY
+from policies import WeightTable
+
+SMALL = big_table(services=20)
+
+
+def table(generation: int, source: WeightTable = SMALL) -> WeightTable:
+    return WeightTable(generation, float(generation), source.rows)
+
+
+def other_rows(generation: int) -> WeightTable:
+    name = next(iter(SMALL.rows))
+    return WeightTable(generation, float(generation), {name: SMALL.rows[name]})
+
+
+async def fencing_rules(store: PublishedStore) -> None:
+    assert await store.load() is None and await store.head() is None
+    await store.save(table(5), epoch=2, now=100.0)
+    same = await store.save(table(5), epoch=2, now=200.0)  # the same again: a no-op
+    assert same.head.published_at == 100.0
+    with pytest.raises(StaleGeneration, match="only rise"):
+        await store.save(table(4), epoch=2, now=101.0)
+    with pytest.raises(StaleGeneration, match="other rows"):
+        await store.save(other_rows(5), epoch=2, now=101.0)
+    await store.save(table(6), epoch=2, now=102.0)
+    # a new leader (epoch 3) continues, even from a lower generation
+    await store.save(table(3), epoch=3, now=103.0)
+    with pytest.raises(StaleEpoch):
+        await store.save(table(7), epoch=2, now=104.0)  # the old leader, paused, wakes up
+    loaded = await store.load()
+    assert loaded is not None
+    assert (loaded.generation, loaded.epoch, loaded.head.published_at) == (3, 3, 103.0)
+    assert loaded.table.rows == SMALL.rows
+
+
+async def test_file_store_fencing(tmp_path: Path) -> None:
+    await fencing_rules(FilePublishedStore(tmp_path / "published-table.json"))
+
+
+async def test_configmap_store_fencing() -> None:
+    async with kube() as (_, api):
+        await fencing_rules(ConfigMapPublishedStore(api, name="published", retry=FAST))
+
+
+async def test_file_store_round_trip_and_restart(tmp_path: Path) -> None:
+    path = tmp_path / "published-table.json"
+    await FilePublishedStore(path).save(table(9), epoch=1, now=5.0)
+    standby = FilePublishedStore(path)
+    head = await standby.head()
+    assert head is not None and (head.generation, head.epoch) == (9, 1)
+    loaded = await standby.load()
+    assert loaded is not None and loaded.table == table(9)
+
+
+async def test_the_standby_serves_what_the_leader_published_and_continues_from_it() -> None:
+    big = big_table(services=4000, generation=41)
+    async with kube() as (sim, leader_api), another_client(sim) as standby_api:
+        leader = ConfigMapPublishedStore(leader_api, name="published", retry=FAST)
+        standby = ConfigMapPublishedStore(standby_api, name="published", retry=FAST)
+        await leader.save(big, epoch=7, now=1000.0)
+
+        (cm,) = sim.objects("", "v1", "configmaps", "gtm")
+        packed = cm["binaryData"][TABLE_KEY]
+        raw = gzip.decompress(base64.b64decode(packed))
+        stored = len(packed) + sum(len(v) for v in cm["data"].values())
+        print(
+            f"\n4,000-service table: JSON {len(raw):,} B, gzip {len(base64.b64decode(packed)):,} B, "
+            f"base64 {len(packed):,} B, ConfigMap data {stored:,} B of {CONFIGMAP_LIMIT:,}"
+        )
+        assert len(raw) > CONFIGMAP_LIMIT  # it would not fit as plain JSON
+        assert stored < CONFIGMAP_LIMIT // 2  # it fits, with room to grow
+
+        served = await standby.load()  # the standby serves the same answers
+        assert served is not None and served.generation == 41 and served.epoch == 7
+        assert served.table.rows == big.rows
+        # the leader dies; the standby takes over (epoch 8) and continues from generation 41
+        nxt = WeightTable(served.generation + 1, 1010.0, served.table.rows)
+        await standby.save(nxt, epoch=8, now=1010.0)
+        with pytest.raises(StaleEpoch):
+            await leader.save(WeightTable(42, 1011.0, big.rows), epoch=7, now=1011.0)
+        head = await leader.head()
+        assert head is not None and (head.generation, head.epoch) == (42, 8)
+
+
+async def test_saves_from_two_members_at_once_keep_the_newest_generation() -> None:
+    async with kube() as (sim, api), another_client(sim) as other_api:
+        a = ConfigMapPublishedStore(api, name="published", retry=FAST)
+        b = ConfigMapPublishedStore(other_api, name="published", retry=FAST)
+        results = await asyncio.gather(
+            *(store.save(table(g), epoch=1, now=float(g)) for g, store in ((1, a), (2, b), (3, a))),
+            return_exceptions=True,
+        )
+        head = await a.head()
+        assert head is not None and head.generation == 3
+        assert all(r is None or isinstance(r, StaleGeneration) for r in map(_error, results))
+
+
+def _error(result: object) -> BaseException | None:
+    return result if isinstance(result, BaseException) else None
