@@ -170,9 +170,12 @@ class IntentState:
         *,
         ticket: str | None = None,
         id: str | None = None,
+        lasts: float = 0.0,
     ) -> IntentState:
         """Bring `region` back (for `services`, None: all): close the exits it ends and
-        add an ENTER override that lives `ramp` seconds, so the engine ramps back.
+        add an ENTER override that lives `ramp` seconds (at least `lasts`, at least
+        one second), so the engine ramps back and the service can order the layers
+        (the mesh first, DNS after its TTL) while the override is in force.
 
         An exit of some services that the enter covers only in part is narrowed to
         the rest (a new exit, id `<exit id>~<enter id>`). An exit of every service
@@ -180,8 +183,8 @@ class IntentState:
         The default id is derived from the arguments: the same call twice changes
         nothing the second time (nor does any call whose id is already known).
         """
-        if ramp <= 0:
-            raise ValueError(f"enter {region}: ramp must be > 0 seconds, not {ramp}")
+        if ramp < 0:
+            raise ValueError(f"enter {region}: ramp must be >= 0 seconds, not {ramp}")
         scope = None if services is None else frozenset(services)
         if scope is not None and not scope:
             raise ValueError(f"enter {region}: an empty service list enters nothing")
@@ -214,7 +217,7 @@ class IntentState:
             created=now,
             services=scope,
             ticket=ticket,
-            expires=now + ramp,
+            expires=now + max(ramp, lasts, 1.0),
             ramp=ramp,
         )
         return self._end(ended, (*narrowed, entering))

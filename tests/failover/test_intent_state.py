@@ -96,7 +96,17 @@ def test_enter_of_some_services_cannot_narrow_a_whole_region_exit() -> None:
     with pytest.raises(IntentConflict, match="covers every service"):
         s.enter("dc2", {"a"}, 60.0, "carol", "a only", T0 + 10)
     with pytest.raises(ValueError, match="ramp"):
-        s.enter("dc2", None, 0.0, "carol", "no ramp", T0 + 10)
+        s.enter("dc2", None, -1.0, "carol", "negative ramp", T0 + 10)
+
+
+def test_enter_without_ramp_lives_at_least_as_long_as_asked() -> None:
+    s = EMPTY.add(exit_("x1"))
+    now_in = s.enter("dc2", None, 0.0, "carol", "no ramp", T0 + 10, lasts=35.0)
+    (enter,) = [o for o in now_in.overrides.values() if o.kind is Kind.ENTER]
+    assert enter.ramp == 0.0 and enter.expires == T0 + 45.0
+    short = s.enter("dc2", None, 0.0, "carol", "no ramp", T0 + 10)
+    (enter,) = [o for o in short.overrides.values() if o.kind is Kind.ENTER]
+    assert enter.expires == T0 + 11.0
 
 
 def test_expire_returns_the_expired_and_ends_them_at_their_expiry() -> None:

@@ -1,0 +1,401 @@
+"""The object store, with the apiserver's write rules.
+
+One global resourceVersion counter orders every write. Create drops `status`
+(for kinds with a status subresource); a write to the main resource keeps
+the old `status`, a write to `/status` keeps everything but `status`;
+`metadata.generation` rises only when something outside metadata and status
+changes; a stale resourceVersion is a 409; a write that changes nothing keeps
+the resourceVersion and publishes no change. Every committed write is
+published to the `WatchHub`.
+
+Objects are kept in their storage version; callers convert on the way out.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chaos.kubesim.errors import (
+    Cause,
+    already_exists,
+    bad_request,
+    conflict,
+    internal_error,
+    invalid,
+    not_found,
+)
+from chaos.kubesim.patch import json_equal
+from chaos.kubesim.resources import Resource, ResourceTable
+from chaos.kubesim.selectors import ObjectFilter
+from chaos.kubesim.validation import admit
+from chaos.kubesim.watch import Change, WatchHub
+
+SYSTEM_FIELDS = (
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "resourceVersion",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+)
+_KEPT_BY_PUT = ("uid", "creationTimestamp", "generation", "managedFields", "resourceVersion")
+_NAME_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    """What `generation` tracks: everything but metadata and status."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _require(resource: Resource, name: str, what: str, wanted: str | None, actual: Any) -> None:
+    """A precondition (UID or ResourceVersion) that does not hold is a 409."""
+    if wanted is not None and wanted != actual:
+        why = (
+            f"Precondition failed: {what} in precondition: {wanted},"
+            f" {what} in object meta: {actual or ''}"
+        )
+        raise conflict(resource.group_resource, name, why)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    object: dict[str, Any]
+    created: bool = False
+    changed: bool = True
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    uid: str | None = None
+    resource_version: str | None = None
+
+
+class Store:
+    """All objects of one simulated cluster."""
+
+    def __init__(
+        self,
+        resources: ResourceTable,
+        hub: WatchHub,
+        clock: Clock = utc_now,
+        seed: int | None = None,
+    ) -> None:
+        self.resources = resources
+        self.hub = hub
+        self._clock = clock
+        self._random = random.Random(seed)
+        self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self._rv = 0
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    # -- reads ---------------------------------------------------------------
+
+    def find(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self._objects.get(resource.group_resource, {}).get((namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+        obj = self.find(resource, namespace, name)
+        if obj is None:
+            raise not_found(resource.group_resource, name)
+        return obj
+
+    def select(
+        self, resource: Resource, namespace: str | None, selection: ObjectFilter = ObjectFilter()
+    ) -> list[dict[str, Any]]:
+        kept = self._objects.get(resource.group_resource, {})
+        return [
+            copy.deepcopy(obj)
+            for (ns, _), obj in sorted(kept.items())
+            if (namespace is None or ns == namespace) and selection.matches(obj)
+        ]
+
+    def everything(self) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(o) for kept in self._objects.values() for _, o in sorted(kept.items())
+        ]
+
+    # -- writes --------------------------------------------------------------
+
+    def create(
+        self,
+        resource: Resource,
+        namespace: str,
+        obj: dict[str, Any],
+        *,
+        manager: str,
+        operation: str = "Update",
+        dry_run: bool = False,
+        keep_status: bool = False,
+    ) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        meta = self._place(resource, namespace, obj, name=None)
+        if meta.get("resourceVersion"):
+            raise internal_error("resourceVersion should not be set on objects to be created")
+        if not meta.get("name") and isinstance(meta.get("generateName"), str):
+            suffix = "".join(self._random.choice(_NAME_SUFFIX) for _ in range(5))
+            meta["name"] = meta["generateName"] + suffix
+        for system_field in SYSTEM_FIELDS:
+            meta.pop(system_field, None)
+        if resource.status_subresource and not keep_status:
+            obj.pop("status", None)
+        stored = admit(resource, obj, patched=False)
+        key = (namespace, stored["metadata"]["name"])
+        if key in self._objects.get(resource.group_resource, {}):
+            raise already_exists(resource.group_resource, key[1])
+        self._stamp_new(resource, stored)
+        self._record_manager(resource, stored, manager, operation, subresource=None)
+        if not dry_run:
+            self._commit(resource, stored, previous=None)
+        return copy.deepcopy(stored)
+
+    def update(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        manager: str,
+        subresource: str | None = None,
+        operation: str = "Update",
+        patched: bool = False,
+        allow_create: bool = False,
+        dry_run: bool = False,
+    ) -> WriteResult:
+        candidate = copy.deepcopy(obj)
+        meta = self._place(resource, namespace, candidate, name=name)
+        old = self._objects.get(resource.group_resource, {}).get((namespace, name))
+        if old is None:
+            if subresource or not (resource.create_on_update or allow_create):
+                raise not_found(resource.group_resource, name)
+            _require(resource, name, "UID", meta.get("uid") or None, None)
+            meta.pop("resourceVersion", None)
+            created = self.create(
+                resource,
+                namespace,
+                candidate,
+                manager=manager,
+                operation=operation,
+                dry_run=dry_run,
+            )
+            return WriteResult(created, created=True)
+        self._check_preconditions(resource, name, old, meta, patched=patched)
+        new = self._merge_into(resource, old, candidate, subresource)
+        new = admit(resource, new, patched=patched and operation != "Apply")
+        if json_equal(new, old):
+            return WriteResult(copy.deepcopy(old), changed=False)
+        meta = new["metadata"]
+        if resource.tracks_generation and not json_equal(_content(new), _content(old)):
+            meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        self._record_manager(resource, new, manager, operation, subresource=subresource)
+        if not dry_run:
+            self._commit(resource, new, previous=old)
+        return WriteResult(copy.deepcopy(new))
+
+    def delete(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        preconditions: Preconditions = Preconditions(),
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        old = self._objects.get(resource.group_resource, {}).get((namespace, name))
+        if old is None:
+            raise not_found(resource.group_resource, name)
+        meta = old["metadata"]
+        _require(resource, name, "UID", preconditions.uid, meta.get("uid"))
+        _require(
+            resource,
+            name,
+            "ResourceVersion",
+            preconditions.resource_version,
+            meta["resourceVersion"],
+        )
+        if not dry_run:
+            del self._objects[resource.group_resource][(namespace, name)]
+            self._rv += 1
+            self.hub.publish(
+                Change("DELETED", resource.group_resource, namespace, self._rv, None, old)
+            )
+        return copy.deepcopy(old)
+
+    def put(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        """A fixture write: create or overwrite, status included, no preconditions."""
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        namespace = str(meta.get("namespace") or "default") if resource.namespaced else ""
+        self._place(resource, namespace, obj, name=None)
+        for system_field in SYSTEM_FIELDS:
+            meta.pop(system_field, None)
+        new = admit(resource, obj, patched=False)
+        meta = new["metadata"]
+        old = self._objects.get(resource.group_resource, {}).get((namespace, meta["name"]))
+        if old is None:
+            self._stamp_new(resource, new)
+        else:
+            for kept in _KEPT_BY_PUT:
+                if kept in old["metadata"]:
+                    meta[kept] = copy.deepcopy(old["metadata"][kept])
+            if json_equal(new, old):
+                return copy.deepcopy(old)
+            if resource.tracks_generation and not json_equal(_content(new), _content(old)):
+                meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        self._record_manager(resource, new, "kubesim", "Update", subresource=None)
+        self._commit(resource, new, previous=old)
+        return copy.deepcopy(new)
+
+    def restore(self, objects: Iterable[dict[str, Any]], resource_version: int) -> None:
+        """Load a snapshot: the objects as they were, watches resume only from now on."""
+        self._objects.clear()
+        for obj in objects:
+            found = self.resources.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
+            if found is None:
+                continue
+            resource, _ = found
+            meta = obj["metadata"]
+            key = (meta.get("namespace", ""), meta["name"])
+            self._objects.setdefault(resource.group_resource, {})[key] = copy.deepcopy(obj)
+        self._rv = resource_version
+        self.hub.forget_history(resource_version)
+
+    # -- internals -----------------------------------------------------------
+
+    def _place(
+        self, resource: Resource, namespace: str, obj: dict[str, Any], name: str | None
+    ) -> dict[str, Any]:
+        """Check the body's name and namespace against the URL's and fill them in."""
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if name is not None:
+            if meta.get("name") and meta["name"] != name:
+                raise bad_request(
+                    f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+                )
+            meta["name"] = name
+        if resource.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = namespace
+        return meta
+
+    def _check_preconditions(
+        self,
+        resource: Resource,
+        name: str,
+        old: dict[str, Any],
+        meta: dict[str, Any],
+        *,
+        patched: bool,
+    ) -> None:
+        _require(resource, name, "UID", meta.get("uid") or None, old["metadata"]["uid"])
+        wanted = meta.get("resourceVersion")
+        if not wanted:
+            if patched or resource.unconditional_update:
+                return
+            cause = Cause(
+                "metadata.resourceVersion",
+                "FieldValueInvalid",
+                "Invalid value: 0x0: must be specified for an update",
+            )
+            raise invalid(resource.group_resource, name, [cause])
+        if str(wanted) != old["metadata"]["resourceVersion"]:
+            raise conflict(resource.group_resource, name)
+
+    def _merge_into(
+        self,
+        resource: Resource,
+        old: dict[str, Any],
+        candidate: dict[str, Any],
+        subresource: str | None,
+    ) -> dict[str, Any]:
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            if "status" in candidate:
+                new["status"] = candidate["status"]
+            else:
+                new.pop("status", None)
+            return new
+        new = candidate
+        meta = new["metadata"]
+        for system_field in SYSTEM_FIELDS:
+            meta.pop(system_field, None)
+            if system_field in old["metadata"]:
+                meta[system_field] = copy.deepcopy(old["metadata"][system_field])
+        if resource.status_subresource:
+            new.pop("status", None)
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+        return new
+
+    def _stamp_new(self, resource: Resource, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+        meta["creationTimestamp"] = _stamp(self._clock())
+        if resource.tracks_generation:
+            meta["generation"] = 1
+
+    def _record_manager(
+        self,
+        resource: Resource,
+        obj: dict[str, Any],
+        manager: str,
+        operation: str,
+        subresource: str | None,
+    ) -> None:
+        """A minimal managedFields: who last wrote, how, and when (no field sets)."""
+        entry: dict[str, Any] = {
+            "manager": manager,
+            "operation": operation,
+            "apiVersion": resource.api_version(resource.storage_version),
+            "time": _stamp(self._clock()),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {},
+        }
+        if subresource:
+            entry["subresource"] = subresource
+        entries = [
+            e
+            for e in obj["metadata"].get("managedFields") or []
+            if (e.get("manager"), e.get("operation"), e.get("subresource"))
+            != (manager, operation, subresource)
+        ]
+        obj["metadata"]["managedFields"] = [*entries, entry]
+
+    def _commit(
+        self, resource: Resource, obj: dict[str, Any], previous: dict[str, Any] | None
+    ) -> None:
+        self._rv += 1
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(self._rv)
+        key = (meta.get("namespace", ""), meta["name"])
+        stored = copy.deepcopy(obj)
+        self._objects.setdefault(resource.group_resource, {})[key] = stored
+        kind = "ADDED" if previous is None else "MODIFIED"
+        self.hub.publish(Change(kind, resource.group_resource, key[0], self._rv, stored, previous))
