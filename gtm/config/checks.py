@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from gtm.config.errors import Path
 from gtm.config.model import BoundsConfig, Config, PolicyConfig
+from probes import HealthSettings, ProbeConfigError, parse_probe_spec
 
 Found = Iterator[tuple[Path, str]]
 
@@ -24,7 +25,31 @@ def check(config: Config) -> list[tuple[Path, str]]:
         *_dns(config),
         *_kubernetes(config),
         *_ha(config),
+        *_probes(config),
     ]
+
+
+def _probes(config: Config) -> Found:
+    """The probes package has the last word on probe specs and health settings."""
+    for i, s in enumerate(config.services):
+        fields = s.probe.model_dump(exclude_unset=True) | {"kind": s.probe.kind}
+        try:
+            parse_probe_spec(fields)
+        except ProbeConfigError as e:
+            for problem in e.problems:
+                yield _at(("services", i, "probe"), problem, fields)
+    health = config.health.model_dump(exclude={"concurrency", "lag_tolerance"})
+    try:
+        HealthSettings(**health)
+    except ProbeConfigError as e:
+        for problem in e.problems:
+            yield _at(("health",), problem, health)
+
+
+def _at(path: Path, problem: str, fields: dict[str, object]) -> tuple[Path, str]:
+    """`timeout: must not …` about a field of `fields` -> that field's path and the rest."""
+    name, sep, rest = problem.partition(": ")
+    return ((*path, name), rest) if sep and name in fields else (path, problem)
 
 
 def _dupes(values: list[str]) -> set[str]:

@@ -123,7 +123,12 @@ class SafetyConfig(Model):
     """Blast-radius limits on a plan, refused unless forced (octodns' 30% rule)."""
 
     max_unhealthy_share: float = Field(default=0.5, gt=0, le=1)  # of a cluster's WLEs
-    max_row_change_share: float = Field(default=0.3, gt=0, le=1)  # of the table's DNS rows
+    # An operator action that would move more than this share of DNS traffic
+    # (summed over every row of every service) is refused unless forced: one
+    # region of three exits (about a third), two do not.
+    max_traffic_share: float = Field(default=0.4, gt=0, le=1)
+    # `gtm publish`: share of the PowerDNS records gtm owns that one publish may change
+    max_row_change_share: float = Field(default=0.3, gt=0, le=1)
     changes_per_minute: int = Field(default=6000, ge=1)  # pacing of bulk changes
 
 
@@ -188,27 +193,32 @@ class ClusterConfig(Model):
     burst: int = Field(default=40, ge=1)
     concurrency: int = Field(default=8, ge=1, le=256)
     timeout: Duration = 10.0
+    api_version: Literal["v1", "v1beta1"] = "v1"  # networking.istio.io (v1beta1 before Istio 1.22)
+    ensure_annotation: bool = True  # add a missing health-checks annotation (else report it)
 
 
 class KubernetesConfig(Model):
     clusters: list[ClusterConfig] = []
 
 
-class DampingConfig(Model):
-    penalty: float = Field(default=1000.0, gt=0)
-    half_life: Duration = 60.0
-    suppress: float = Field(default=2000.0, gt=0)
-    reuse: float = Field(default=750.0, gt=0)
-    max_penalty: float = Field(default=6000.0, gt=0)
-
-
 class HealthConfig(Model):
-    quorum: float = Field(default=0.5, gt=0, le=1)  # share of fresh vantages that must agree
-    stale_after: Duration = 30.0  # a vantage's data older than this does not vote
-    impaired_fraction: float = Field(default=0.5, gt=0, le=1)
-    min_up_fraction: float = Field(default=0.5, gt=0, le=1)  # of a region's VIPs
-    concurrency: int = Field(default=512, ge=1)
-    damping: DampingConfig = DampingConfig()
+    """How observations become health (probes.HealthSettings; same names)."""
+
+    quorum: float = Field(default=0.5, ge=0, lt=1)  # share of fresh vantages that must say down
+    min_down_vantages: int = Field(default=1, ge=1)
+    stale_intervals: float = Field(default=3.0, gt=0)  # a vantage's data ages out after this many intervals
+    impaired_fraction: float = Field(default=0.8, gt=0, le=1)  # a vantage failing this share is impaired
+    impaired_clear_fraction: float = Field(default=0.5, ge=0, lt=1)
+    impaired_min_targets: int = Field(default=10, ge=1)
+    half_life: Duration = 300.0  # flap damping, as BGP route damping
+    flap_penalty: float = Field(default=1000.0, ge=0)  # 0 turns damping off
+    suppress_threshold: float = Field(default=2000.0, gt=0)
+    reuse_threshold: float = Field(default=750.0, gt=0)
+    max_suppress: Duration = 1800.0
+    region_min_up: int = Field(default=1, ge=0)  # VIPs that must be up for a (service, region)
+    region_min_up_fraction: float = Field(default=0.0, ge=0, le=1)
+    concurrency: int = Field(default=512, ge=1)  # probes in flight at once
+    lag_tolerance: Duration = 1.0  # a probe starting this late means the prober cannot keep up
 
 
 class LeaseConfig(Model):

@@ -71,7 +71,7 @@ def test_durations(value: object, seconds: float) -> None:
     inv = loads(
         f"""
 regions: [{{name: dc1, locality: r1/z1}}]
-services: [{{name: foo, fqdn: foo.example.org, probe: {{interval: {value}}}, vips: {{dc1: [{{address: 10.0.0.1}}]}}}}]
+services: [{{name: foo, fqdn: foo.example.org, probe: {{interval: {value}, timeout: 0.1}}, vips: {{dc1: [{{address: 10.0.0.1}}]}}}}]
 """
     )
     assert inv.config.services[0].probe.interval == seconds

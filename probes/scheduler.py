@@ -1,0 +1,307 @@
+"""The scheduler: every target probed on its own interval, on the monotonic clock.
+
+Each target's slots sit on a fixed grid, `epoch + phase(id) + k * interval`,
+where the phase is a hash of the target id: deterministic jitter that spreads
+10,000 targets over the interval and never drifts, however long the probes
+take. One dispatcher walks the slots in order and starts each probe as a task
+of its own TaskGroup, within a global concurrency bound. When it cannot keep
+up it says so (lag metric and a `probes.lagging` event) and skips whole slots
+rather than stretching intervals. `update()` reconciles the targets while
+running; cancelling `run()` cancels and awaits every probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from probes.clock import Clock, SystemClock, Timer
+from probes.metrics import ProbeMetrics
+from probes.observation import Observation, ProbeResult
+from probes.prober import Prober
+from probes.spec import Target
+
+_EARLY = 0.0005  # timers may fire this much early (uvloop's clock has millisecond steps)
+
+
+def phase(target_id: str, interval: float) -> float:
+    """The target's offset in [0, interval): the same for the same id, everywhere."""
+    digest = hashlib.blake2b(target_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64 * interval
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleChange:
+    """What `Scheduler.update` did."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    targets: int
+    in_flight: int
+    dispatched: int
+    skipped: int
+    lag: float
+    max_lag: float
+    lagging: bool
+
+
+class _Entry:
+    __slots__ = ("target", "task")
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.task: asyncio.Task[None] | None = None
+
+
+class Scheduler:
+    """Probes targets through `prober` and hands each `Observation` to `on_observation`.
+
+    `on_observation` runs in the event loop for every probe: keep it quick (feed a
+    tracker, put on a queue); an exception from it is a bug and ends `run()`.
+    `lag_tolerance` is how late (seconds) a probe may
+    start before the scheduler reports itself lagging.
+    """
+
+    def __init__(
+        self,
+        prober: Prober,
+        *,
+        vantage: str,
+        on_observation: Callable[[Observation], None],
+        clock: Clock | None = None,
+        concurrency: int = 512,
+        lag_tolerance: float = 1.0,
+        metrics: ProbeMetrics | None = None,
+        logger: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1 (got {concurrency})")
+        self._prober = prober
+        self._vantage = vantage
+        self._on_observation = on_observation
+        self._clock = clock or SystemClock()
+        self._concurrency = concurrency
+        self._lag_tolerance = lag_tolerance
+        self._metrics = metrics
+        self._log = logger or structlog.get_logger("probes")
+        self._epoch = self._clock.monotonic()
+        self._entries: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._seq = itertools.count()
+        self._slot_freed: asyncio.Future[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._in_flight = 0
+        self._dispatched = 0
+        self._skipped = 0
+        self._lag = 0.0
+        self._max_lag = 0.0
+        self._lagging = False
+        if metrics is not None:
+            metrics.bind_scheduler(lambda: self._in_flight, lambda: len(self._entries))
+
+    def update(self, targets: Iterable[Target]) -> ScheduleChange:
+        """Makes `targets` the scheduled set: new ones start at their next slot, changed
+        ones restart (their running probe is cancelled), the rest run on untouched."""
+        wanted = {target.id: target for target in targets}
+        removed = [tid for tid in self._entries if tid not in wanted]
+        for target_id in removed:
+            self._drop(target_id)
+        added: list[str] = []
+        changed: list[str] = []
+        now = self._clock.monotonic()
+        for target_id, target in wanted.items():
+            entry = self._entries.get(target_id)
+            if entry is not None and entry.target == target:
+                continue
+            if entry is not None:
+                changed.append(target_id)
+                self._drop(target_id)
+            else:
+                added.append(target_id)
+            entry = self._entries[target_id] = _Entry(target)
+            heapq.heappush(self._heap, (self._first_slot(target, now), next(self._seq), entry))
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+        return ScheduleChange(
+            tuple(added), tuple(changed), tuple(removed), len(wanted) - len(added) - len(changed)
+        )
+
+    def stats(self) -> SchedulerStats:
+        return SchedulerStats(
+            targets=len(self._entries),
+            in_flight=self._in_flight,
+            dispatched=self._dispatched,
+            skipped=self._skipped,
+            lag=self._lag,
+            max_lag=self._max_lag,
+            lagging=self._lagging,
+        )
+
+    async def run(self) -> None:
+        """Probes until cancelled; then cancels and awaits every running probe."""
+        if self._group is not None:
+            raise RuntimeError("scheduler is already running")
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                await self._dispatch()
+        finally:
+            self._group = None
+
+    def _first_slot(self, target: Target, now: float) -> float:
+        interval = target.spec.interval
+        slot = self._epoch + phase(target.id, interval)
+        if slot < now:
+            slot += math.ceil((now - slot) / interval) * interval
+        return slot
+
+    def _drop(self, target_id: str) -> None:
+        entry = self._entries.pop(target_id)
+        if entry.task is not None:
+            entry.task.cancel()
+        self._prober.forget(target_id)
+
+    async def _dispatch(self) -> None:
+        heap = self._heap
+        clock = self._clock
+        while True:
+            if not heap:
+                await self._sleep(None)
+                continue
+            slot, _, entry = heap[0]
+            now = clock.monotonic()
+            if slot > now + _EARLY:
+                await self._sleep(slot)
+                continue
+            heapq.heappop(heap)
+            if self._entries.get(entry.target.id) is not entry:
+                continue  # removed or replaced
+            interval = entry.target.spec.interval
+            following = slot + interval
+            if following <= now:  # late by more than an interval: skip the missed slots
+                missed = math.floor((now - slot) / interval)
+                following = slot + (missed + 1) * interval
+                self._skip("behind", missed)
+            heapq.heappush(heap, (following, next(self._seq), entry))
+            if entry.task is not None:
+                self._skip("overrun", 1)
+                continue
+            if self._in_flight >= self._concurrency:
+                await self._wait_for_slot()
+                if self._entries.get(entry.target.id) is not entry or entry.task is not None:
+                    continue
+            self._in_flight += 1
+            self._dispatched += 1
+            assert self._group is not None
+            task = entry.task = self._group.create_task(self._probe(entry, slot))
+            task.add_done_callback(functools.partial(self._finished, entry))
+
+    async def _sleep(self, deadline: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        wakeup: asyncio.Future[None] = loop.create_future()
+        self._wakeup = wakeup
+        timer: Timer | None = None
+        if deadline is not None:
+            timer = self._clock.call_at(deadline, lambda: wakeup.done() or wakeup.set_result(None))
+        try:
+            await wakeup
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _wait_for_slot(self) -> None:
+        while self._in_flight >= self._concurrency:
+            self._slot_freed = asyncio.get_running_loop().create_future()
+            try:
+                await self._slot_freed
+            finally:
+                self._slot_freed = None
+
+    async def _probe(self, entry: _Entry, slot: float) -> None:
+        target = entry.target
+        clock = self._clock
+        start = clock.monotonic()
+        wall = clock.time()
+        lag = max(0.0, start - slot)
+        self._note_lag(lag)
+        try:
+            result = await self._prober.probe(target)
+        except Exception as exc:  # a prober must not raise; report it as a failed probe
+            result = ProbeResult(False, f"error: {type(exc).__name__}: {exc}")
+            self._log.error("probe.crashed", target=target.id, error=repr(exc))
+        latency = clock.monotonic() - start
+        entry.task = None
+        if self._entries.get(target.id) is not entry:
+            return  # removed or changed while probing: the result is of the old target
+        obs = Observation(
+            target.id,
+            self._vantage,
+            result.ok,
+            latency,
+            start,
+            wall,
+            result.reason,
+            lag,
+            result.days_to_expiry,
+        )
+        if self._metrics is not None:
+            self._metrics.observed(target.kind, obs)
+        self._on_observation(obs)
+
+    def _finished(self, entry: _Entry, task: asyncio.Task[None]) -> None:
+        """Runs when a probe task ends in any way, even cancelled before it started."""
+        if entry.task is task:
+            entry.task = None
+        self._in_flight -= 1
+        freed = self._slot_freed
+        if freed is not None and not freed.done():
+            freed.set_result(None)
+
+    def _skip(self, reason: str, count: int) -> None:
+        self._skipped += count
+        if self._metrics is not None:
+            self._metrics.skipped.labels(reason).inc(count)
+
+    def _note_lag(self, lag: float) -> None:
+        self._lag = lag
+        if lag > self._max_lag:
+            self._max_lag = lag
+        if lag > self._lag_tolerance:
+            if not self._lagging:
+                self._set_lagging(True, reason="late")
+        elif self._lagging and lag < self._lag_tolerance / 2:
+            self._set_lagging(False, reason="caught up")
+
+    def _set_lagging(self, lagging: bool, *, reason: str) -> None:
+        self._lagging = lagging
+        if self._metrics is not None:
+            self._metrics.lagging.set(1.0 if lagging else 0.0)
+        fields = {
+            "vantage": self._vantage,
+            "reason": reason,
+            "lag": round(self._lag, 4),
+            "in_flight": self._in_flight,
+            "concurrency": self._concurrency,
+            "targets": len(self._entries),
+            "skipped": self._skipped,
+        }
+        if lagging:
+            self._log.warning("probes.lagging", **fields)
+        else:
+            self._log.info("probes.caught_up", **fields)
