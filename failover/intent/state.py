@@ -163,7 +163,7 @@ class IntentState:
         self,
         region: str,
         services: Iterable[str] | None,
-        ramp: float,
+        ramp: float | None,
         who: str,
         why: str,
         now: float,
@@ -174,7 +174,8 @@ class IntentState:
     ) -> IntentState:
         """Bring `region` back (for `services`, None: all): close the exits it ends and
         add an ENTER override that lives `ramp` seconds (at least `lasts`, at least
-        one second), so the engine ramps back and the service can order the layers
+        one second; `ramp` None: each service ramps over its policy's ramp), so the
+        engine ramps back and the service can order the layers
         (the mesh first, DNS after its TTL) while the override is in force.
 
         An exit of some services that the enter covers only in part is narrowed to
@@ -183,7 +184,7 @@ class IntentState:
         The default id is derived from the arguments: the same call twice changes
         nothing the second time (nor does any call whose id is already known).
         """
-        if ramp < 0:
+        if ramp is not None and ramp < 0:
             raise ValueError(f"enter {region}: ramp must be >= 0 seconds, not {ramp}")
         scope = None if services is None else frozenset(services)
         if scope is not None and not scope:
@@ -217,7 +218,7 @@ class IntentState:
             created=now,
             services=scope,
             ticket=ticket,
-            expires=now + max(ramp, lasts, 1.0),
+            expires=now + max(ramp or 0.0, lasts, 1.0),
             ramp=ramp,
         )
         return self._end(ended, (*narrowed, entering))

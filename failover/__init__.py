@@ -1,0 +1,68 @@
+"""failover: the mesh tier — Istio WorkloadEntries follow the weight table in every cluster.
+
+One `Reconciler` per cluster keeps the VIP WorkloadEntries of that cluster in
+line with the table rows whose source is the cluster's region: each WLE's
+`Healthy` condition (`False`, reason `unhealthy`, message `Region Exit` /
+`Service Drain` / `VIP Down` when its target is out) and `spec.weight`.
+
+    settings = ClusterSettings(name="dc1-east", region="dc1", namespace="mesh", qps=50, burst=100)
+    async with Reconciler(settings, configuration, estate, {"dc1": "region01/az01", ...},
+                          registry=registry) as r:
+        plan = await r.plan(table)                      # the exact patches; nothing written
+        print(plan)
+        result = await r.apply(plan, epoch, may_write)  # UnsafePlan unless force=True
+
+        async with r.running():                         # list + watch + reconcile
+            r.set_table(table, epoch, may_write)        # each new table (leader only)
+            r.progress()                                # WLEs in sync x / desired y, observed
+            await r.until_converged(table.generation)   # bound with asyncio.timeout
+
+Public API:
+- `ClusterSettings`, `RetrySettings` — what a cluster's reconciler is told.
+- `Reconciler(settings, client, estate, localities, *, registry, now, sleep, clock)`:
+  `client` is a kubernetes-asyncio `Configuration` or a zero-argument
+  factory of `ApiClient` (the reconciler closes what it opens); `localities`
+  maps each region to its locality (`region01/az01`).
+  - `await plan(table, epoch=None) -> MeshPlan`
+  - `await apply(plan, epoch, may_write, *, force=False) -> ApplyResult`
+  - `running()` (async context manager), `set_table(table, epoch, may_write, *, force=False)`,
+    `progress() -> Progress`, `await until_converged(generation=None) -> Progress` (raises
+    `UnsafePlan` when the table was refused, `WriteStopped` when writing stopped)
+- `MeshPlan` (printable; `.patches`, `.skipped`, `.fenced`, `.raise_if_unsafe()`),
+  `Patch`, `UnsafePlan` — the plan and its blast-radius refusal.
+- `Progress`, `ApplyResult` — what was achieved, as observed.
+- `WriteStopped` (`Fenced`: a newer leader's epoch is on a WLE; `NotLeader`:
+  `may_write()` said no) — writing stops; the caller steps down.
+- `KubeError` (`TemporaryError`, `PermanentError`, `Conflict`) — API errors left after retries.
+
+Writes carry the leader's epoch (`gtm.io/epoch` annotation on the main
+resource, a `gtm.io/Epoch` condition in status); WLEs carrying the
+`istio.io/workloadController` annotation are istiod's and are never touched.
+Ambient mode ignores WorkloadEntry health: there, only `spec.weight` acts.
+"""
+
+from failover.fencing import Fenced, NotLeader, WriteStopped
+from failover.kube import Conflict, KubeError, PermanentError, TemporaryError
+from failover.mesh_plan import MeshPlan, Patch, Skipped, UnsafePlan
+from failover.progress import ApplyResult, Progress
+from failover.reconciler import Reconciler
+from failover.settings import ClusterSettings, RetrySettings
+
+__all__ = [
+    "ApplyResult",
+    "ClusterSettings",
+    "Conflict",
+    "Fenced",
+    "KubeError",
+    "MeshPlan",
+    "NotLeader",
+    "Patch",
+    "PermanentError",
+    "Progress",
+    "Reconciler",
+    "RetrySettings",
+    "Skipped",
+    "TemporaryError",
+    "UnsafePlan",
+    "WriteStopped",
+]
