@@ -1,0 +1,155 @@
+"""Build the stores, the lease and the reconcilers a member's config asks for.
+
+The one place that turns settings into clients: file backends under the
+state directory for the embedded default, ConfigMaps and a Lease in a
+Kubernetes cluster otherwise.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+from prometheus_client import CollectorRegistry
+
+from failover import ClusterSettings, Reconciler
+from failover.intent import (
+    AuditLog,
+    ConfigMapAudit,
+    ConfigMapIntentStore,
+    ConfigMapPublishedStore,
+    FileAudit,
+    FileIntentStore,
+    FilePublishedStore,
+    IntentStore,
+    PublishedStore,
+)
+from gtm.config import ClusterConfig, Inventory
+from gtm.ha import ElectionSettings, Elector, FileLease, KubeLease
+
+
+@dataclass(frozen=True)
+class Stores:
+    intent: IntentStore
+    audit: AuditLog
+    dns_table: PublishedStore  # the table DNS serves: the standby serves it too
+    mesh_table: PublishedStore  # the table the WorkloadEntries follow (lags DNS on exits)
+
+
+async def kube_configuration(cluster: ClusterConfig) -> Configuration:
+    configuration = Configuration()
+    if cluster.in_cluster:
+        kube_config.load_incluster_config(client_configuration=configuration)
+    else:
+        await kube_config.load_kube_config(
+            config_file=cluster.kubeconfig,
+            context=cluster.context,
+            client_configuration=configuration,
+        )
+    return configuration
+
+
+def own_clusters(inventory: Inventory, region: str) -> list[ClusterConfig]:
+    return [c for c in inventory.config.kubernetes.clusters if c.region == region]
+
+
+def _cluster(inventory: Inventory, region: str, name: str | None) -> ClusterConfig:
+    clusters = inventory.config.kubernetes.clusters
+    if name is not None:
+        return next(c for c in clusters if c.name == name)
+    mine = own_clusters(inventory, region)
+    if not mine:
+        raise ValueError(f"no Kubernetes cluster in region {region} for the kubernetes backend")
+    return mine[0]
+
+
+async def open_stores(
+    inventory: Inventory, region: str, state_dir: Path, stack: AsyncExitStack
+) -> Stores:
+    store = inventory.config.ha.store
+    if store.backend == "file":
+        audit = FileAudit(state_dir / "audit.jsonl")
+        return Stores(
+            intent=FileIntentStore(state_dir / "intent.json", audit=audit),
+            audit=audit,
+            dns_table=FilePublishedStore(state_dir / "table-dns.json"),
+            mesh_table=FilePublishedStore(state_dir / "table-mesh.json"),
+        )
+    configuration = await kube_configuration(_cluster(inventory, region, store.cluster))
+    client = await stack.enter_async_context(ApiClient(configuration))
+    api = CoreV1Api(client)
+    audit_cm = ConfigMapAudit(api, name=store.audit, namespace=store.namespace)
+    return Stores(
+        intent=ConfigMapIntentStore(
+            api, name=store.intent, namespace=store.namespace, audit=audit_cm
+        ),
+        audit=audit_cm,
+        dns_table=ConfigMapPublishedStore(
+            api, name=f"{store.table}-dns", namespace=store.namespace
+        ),
+        mesh_table=ConfigMapPublishedStore(
+            api, name=f"{store.table}-mesh", namespace=store.namespace
+        ),
+    )
+
+
+async def open_elector(
+    inventory: Inventory,
+    region: str,
+    identity: str,
+    address: str,
+    state_dir: Path,
+    stack: AsyncExitStack,
+    registry: CollectorRegistry,
+) -> Elector:
+    lease = inventory.config.ha.lease
+    settings = ElectionSettings.from_config(lease, identity=identity, address=address)
+    if lease.backend == "file":
+        backend = FileLease(Path(lease.path) if lease.path else state_dir / f"{region}.lease")
+    else:
+        configuration = await kube_configuration(_cluster(inventory, region, lease.cluster))
+        client = await stack.enter_async_context(ApiClient(configuration))
+        backend = KubeLease(
+            client, name=lease.name, namespace=lease.namespace, request_timeout=settings.timeout
+        )
+    return Elector(backend, settings, registry=registry)
+
+
+def cluster_settings(cluster: ClusterConfig, inventory: Inventory) -> ClusterSettings:
+    return ClusterSettings(
+        name=cluster.name,
+        region=cluster.region,
+        namespace=cluster.namespace,
+        selector=cluster.selector,
+        service_label=cluster.service_label,
+        region_label=cluster.region_label,
+        qps=cluster.qps,
+        burst=cluster.burst,
+        concurrency=cluster.concurrency,
+        timeout=cluster.timeout,
+        api_version=cluster.api_version,
+        max_unhealthy_share=inventory.config.safety.max_unhealthy_share,
+        ensure_annotation=cluster.ensure_annotation,
+    )
+
+
+async def open_reconcilers(
+    inventory: Inventory, region: str, registry: CollectorRegistry
+) -> list[Reconciler]:
+    localities = {r.name: r.locality for r in inventory.config.regions}
+    out = []
+    for cluster in own_clusters(inventory, region):
+        configuration = await kube_configuration(cluster)
+        out.append(
+            Reconciler(
+                cluster_settings(cluster, inventory),
+                configuration,
+                inventory.estate,
+                localities,
+                registry=registry,
+            )
+        )
+    return out

@@ -1,0 +1,237 @@
+"""The leader's loop: evaluate both layers, store and serve the tables, drive the mesh.
+
+On every health change, every operator action and at least every
+`instance.evaluate_every` seconds the leader:
+
+1. expires overrides whose time has come (the audit records it);
+2. splits the intent into what DNS and what the mesh see now
+   (`layers.layer_intent`: exits reach DNS first, the mesh after the hold);
+3. evaluates both tables from the previous ones (`policies.evaluate`);
+4. when the DNS table changed, stores it under its epoch (the standby serves
+   what is stored), serves it, and hands it to the exporters;
+5. when the mesh table changed, stores it and hands it to the reconcilers.
+
+Every write checks leadership first and carries the epoch, so a stale leader
+is fenced off by the stores and by the WorkloadEntries' epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from failover import Reconciler
+from failover.intent import AuditEntry, IntentState
+from gtm.config import Inventory
+from gtm.exporters import PowerDnsExporter
+from gtm.ha import Elector
+from gtm.service.backends import Stores
+from gtm.service.layers import LayerIntent, layer_intent
+from policies import Decision, Evaluation, Health, Override, WeightTable, evaluate
+
+log = structlog.get_logger("gtm.controller")
+
+DECISIONS_LOGGED = 20  # per evaluation; the rest are counted by rule
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the last evaluation decided, for status and the API."""
+
+    at: float
+    dns: Evaluation
+    mesh: Evaluation
+    layers: LayerIntent
+    intent: IntentState
+
+
+class Controller:
+    def __init__(
+        self,
+        *,
+        inventory: Callable[[], Inventory],
+        health: Callable[[], Health],
+        stores: Stores,
+        elector: Elector,
+        serve: Callable[[WeightTable], None],
+        exporter: PowerDnsExporter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._inventory = inventory
+        self._health = health
+        self._stores = stores
+        self._elector = elector
+        self._serve = serve
+        self._exporter = exporter
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._snapshot: Snapshot | None = None
+        self._audited: set[tuple[str, str]] = set()
+        self.decisions: deque[Decision] = deque(maxlen=500)
+        self.exporter_status: dict[str, Any] = {}
+        self._export_wanted: WeightTable | None = None
+        self._export_wake = asyncio.Event()
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
+
+    def wake(self) -> None:
+        """Evaluate now (a health change, an operator action, a peer's intent)."""
+        self._wake.set()
+
+    def hold(self) -> float:
+        """How long DNS leads the mesh on an exit (and trails it on an enter)."""
+        dns = self._inventory().config.dns
+        return dns.ttl + dns.exit_margin
+
+    async def lead(self, reconcilers: Sequence[Reconciler]) -> None:
+        """Run the leader's loop until cancelled (the term ended, or shutdown)."""
+        epoch = self._elector.require_leader()
+        published = await self._stores.dns_table.load()
+        mesh_published = await self._stores.mesh_table.load()
+        prev_dns = published.table if published is not None else None
+        prev_mesh = mesh_published.table if mesh_published is not None else prev_dns
+        log.info(
+            "leader.continues",
+            epoch=epoch,
+            generation=None if prev_dns is None else prev_dns.generation,
+            mesh_generation=None if prev_mesh is None else prev_mesh.generation,
+        )
+        self._audited.clear()
+        exporting = asyncio.create_task(self._export_loop()) if self._exporter else None
+        first_mesh = True
+        try:
+            while True:
+                self._wake.clear()
+                prev_dns, prev_mesh, mesh_changed = await self._tick(epoch, prev_dns, prev_mesh)
+                if mesh_changed or first_mesh:
+                    first_mesh = False
+                    assert prev_mesh is not None
+                    force = self._forced_mesh()
+                    for r in reconcilers:
+                        r.set_table(prev_mesh, epoch, self._elector.is_leader, force=force)
+                every = self._inventory().config.instance.evaluate_every
+                try:
+                    async with asyncio.timeout(every):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            if exporting is not None:
+                exporting.cancel()
+                await asyncio.gather(exporting, return_exceptions=True)
+
+    async def _tick(
+        self, epoch: int, prev_dns: WeightTable | None, prev_mesh: WeightTable | None
+    ) -> tuple[WeightTable, WeightTable, bool]:
+        inventory = self._inventory()
+        now = self._clock()
+        state = await self._stores.intent.load()
+        _, expired = state.expire(now)
+        if expired:
+            self._elector.require_leader()
+            state = await self._stores.intent.update(lambda s: s.expire(now)[0], epoch)
+            for o in expired:
+                log.info("override.expired", override=o.id, what=o.describe())
+        layers = layer_intent(state.active(now), now, self.hold())
+        health = self._health()
+        dns = evaluate(inventory.estate, health, layers.dns, prev_dns, now)
+        mesh = evaluate(inventory.estate, health, layers.mesh, prev_mesh, now)
+        self._snapshot = Snapshot(now, dns, mesh, layers, state)
+        await self._audit_refusals(dns, layers.dns, now)
+        if dns.changed or prev_dns is None:
+            self._elector.require_leader()
+            await self._stores.dns_table.save(dns.table, epoch, now)
+            self._serve(dns.table)
+            self._log_change("dns", dns)
+            if self._exporter is not None:
+                self._export_wanted = dns.table
+                self._export_wake.set()
+        mesh_changed = mesh.changed or prev_mesh is None
+        if mesh_changed:
+            self._elector.require_leader()
+            await self._stores.mesh_table.save(mesh.table, epoch, now)
+            self._log_change("mesh", mesh)
+        return dns.table, mesh.table, mesh_changed
+
+    def _forced_mesh(self) -> bool:
+        """Hand the mesh a table past the blast-radius limit only when an operator forced it."""
+        snap = self._snapshot
+        return snap is not None and bool(snap.mesh.forced)
+
+    def _log_change(self, layer: str, ev: Evaluation) -> None:
+        by_rule = Counter(d.rule for d in ev.decisions)
+        log.info(
+            "table.changed",
+            layer=layer,
+            generation=ev.table.generation,
+            decisions=len(ev.decisions),
+            rules=dict(by_rule),
+        )
+        if layer != "dns":
+            return
+        self.decisions.extend(ev.decisions)
+        for d in ev.decisions[:DECISIONS_LOGGED]:
+            log.info(
+                "decision",
+                service=d.service,
+                row=d.source,
+                cell=d.target,
+                rule=d.rule,
+                old=d.old,
+                new=d.new,
+                why=d.input,
+            )
+
+    async def _audit_refusals(
+        self, ev: Evaluation, overrides: Sequence[Override], now: float
+    ) -> None:
+        """An override in force that a guardrail now refuses (suspended) goes to the audit once a term."""
+        by_id = {o.id: o for o in overrides}
+        entries = []
+        for r in ev.refusals:
+            key = (r.override_id, r.rule)
+            if key in self._audited or r.override_id not in by_id:
+                continue
+            self._audited.add(key)
+            log.warning("override.suspended", override=r.override_id, rule=r.rule, why=r.message)
+            entries.append(AuditEntry.refused(by_id[r.override_id], r, now))
+        if entries:
+            await self._stores.audit.append(entries)
+
+    async def _export_loop(self) -> None:
+        """Publish the newest DNS table to the exporters; a slow or failing exporter never
+        holds up the loop, and an older table is never published after a newer one."""
+        assert self._exporter is not None
+        while True:
+            await self._export_wake.wait()
+            self._export_wake.clear()
+            table = self._export_wanted
+            if table is None:
+                continue
+            try:
+                self._elector.require_leader()
+                published = await self._exporter.publish(self._inventory(), table, force=True)
+                self.exporter_status = {
+                    "powerdns": {
+                        "generation": published.generation,
+                        "error": None,
+                        "at": self._clock(),
+                    }
+                }
+            except Exception as e:  # reported in status and the log; the next table retries
+                self.exporter_status = {
+                    "powerdns": {
+                        "generation": None,
+                        "error": f"{type(e).__name__}: {e}",
+                        "at": self._clock(),
+                    }
+                }
+                log.warning("export.failed", exporter="powerdns", error=str(e))

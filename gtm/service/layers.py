@@ -1,0 +1,68 @@
+"""The ordered change across the two layers: DNS first, the mesh after the DNS TTL.
+
+A region exit (or drain) must stop new clients arriving before the mesh
+moves the traffic already inside: DNS drops the region at once, the
+WorkloadEntries follow once every cached DNS answer has expired (TTL plus a
+margin). Re-entry runs the other way: the mesh takes the region back first,
+DNS after the same hold. Both views are derived from the durable intent and
+the clock alone, so after a crash or a leader change the change rolls
+forward from where the intent says it is.
+
+Outages are not ordered: a VIP that is down is down for both layers at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from policies import Kind, Override
+
+_LEAVING = (Kind.EXIT, Kind.DRAIN)
+
+
+@dataclass(frozen=True)
+class LayerIntent:
+    dns: tuple[Override, ...]
+    mesh: tuple[Override, ...]
+    # overrides the mesh has not taken yet, and when it will
+    mesh_pending: tuple[tuple[Override, float], ...]
+
+
+def layer_intent(active: Sequence[Override], now: float, hold: float) -> LayerIntent:
+    """The overrides each layer sees at `now`.
+
+    `active` are the overrides in force (oldest first); `hold` is the DNS
+    TTL plus the margin.
+    """
+    dns: list[Override] = []
+    mesh: list[Override] = []
+    pending: list[tuple[Override, float]] = []
+    for o in active:
+        if o.kind in _LEAVING:
+            dns.append(o)
+            if now - o.created >= hold:
+                mesh.append(o)
+            else:
+                pending.append((o, o.created + hold))
+        elif o.kind is Kind.ENTER:
+            mesh.append(o)
+            dns.append(o)
+            if now - o.created < hold:
+                # The exit this enter closed still holds DNS: keep the region
+                # out of answers until the mesh has had the hold to take it.
+                dns.append(
+                    replace(
+                        o,
+                        id=f"{o.id}/dns-hold",
+                        kind=Kind.EXIT,
+                        created=o.created - hold,
+                        expires=o.created + hold,
+                        ramp=None,
+                    )
+                )
+        else:
+            dns.append(o)
+            mesh.append(o)
+    dns.sort(key=lambda o: (o.created, o.id))
+    return LayerIntent(tuple(dns), tuple(mesh), tuple(pending))

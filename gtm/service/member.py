@@ -1,0 +1,68 @@
+"""What one running member of an HA pair offers the HTTP API.
+
+`gtm.service.runtime` implements it; the API (`gtm.api`) depends only on this
+protocol, so API tests hand in a small fake member instead of a whole service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+from prometheus_client import CollectorRegistry
+
+from failover.intent import AuditEntry, IntentState
+from gtm.service.actions import Action, ActionResult
+from policies import Evaluation, Override, WeightTable
+
+Role = Literal["starting", "leader", "standby"]
+
+
+class Member(Protocol):
+    identity: str  # "dc1-a"
+    region: str  # the region it runs in (its vantage)
+    registry: CollectorRegistry  # served at /metrics
+
+    def role(self) -> Role: ...
+
+    def ready(self) -> bool:
+        """Has a table to serve (readiness)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """JSON-able: identity, region, role, leader {identity, address}, epoch, generation
+        served, dns listen address, health summary (up/down/unknown counts, impaired
+        vantages), intent {version, digest, active ids}, admitted ids per layer, mesh
+        progress per cluster {in_sync, desired, drifted}, pending mesh changes, peers."""
+        ...
+
+    def table(self) -> WeightTable | None:
+        """The table this member's DNS serves now."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """JSON-able health per VIP and per (service, region), with since and reason."""
+        ...
+
+    def intent(self) -> IntentState:
+        """The overrides as this member last read them (peers merge this)."""
+        ...
+
+    async def history(self, limit: int, since: float | None) -> Sequence[AuditEntry]:
+        """The audit, newest first."""
+        ...
+
+    def observations(self, since: int, limit: int) -> tuple[list[list[Any]], int]:
+        """This member's own probe results after cursor `since`, as compact rows
+        `[target_id, ok, latency, wall, reason]`, and the next cursor (peer exchange)."""
+        ...
+
+    def what_if(self, overrides: Sequence[Override]) -> Evaluation:
+        """The table these extra overrides would give now, changing nothing."""
+        ...
+
+    async def act(self, action: Action, *, who: str, dry_run: bool) -> ActionResult:
+        """Plan an operator action and, unless `dry_run`, store it (leader only).
+
+        Raises `NotLeader`, `Refused` or `BadAction` (gtm.service.actions)."""
+        ...

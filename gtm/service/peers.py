@@ -1,0 +1,141 @@
+"""Peers across regions: pull their probe results and their operators' intent.
+
+Every member pulls from one member of each other region (the first that
+answers, kept while it answers): its own observations since the last cursor,
+fed to the health tracker as that region's vantage, so quorum sees every
+vantage; and its intent state, merged into ours (anti-entropy: a region that
+missed an override catches up by version). Pull only: a member that is down
+or partitioned simply stops being heard, and its vantage's data goes stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import structlog
+
+from failover.intent import IntentState
+from gtm.config import PeerConfig
+from gtm.service.observation_log import from_row
+from probes import Observation
+
+log = structlog.get_logger("gtm.peers")
+
+
+@dataclass
+class _Region:
+    region: str
+    urls: list[str]
+    current: int = 0
+    cursor: int = -1  # -1: start from what the peer keeps
+    last_ok: float | None = None
+    error: str | None = None
+    intent_version: int | None = None
+    received: int = 0
+
+    @property
+    def url(self) -> str:
+        return self.urls[self.current % len(self.urls)]
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    interval: float = 1.0  # between observation pulls
+    intent_every: float = 5.0  # between intent pulls
+    timeout: float = 3.0
+    batch: int = 20_000
+
+
+@dataclass
+class PeerExchange:
+    peers: Sequence[PeerConfig]
+    token: str | None
+    on_observation: Callable[[Observation], None]
+    on_intent: Callable[[IntentState, str], Any]  # may be async; called with (state, region)
+    settings: PeerSettings = field(default_factory=PeerSettings)
+    _regions: dict[str, _Region] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        for p in self.peers:
+            self._regions.setdefault(p.region, _Region(p.region, [])).urls.append(p.url.rstrip("/"))
+
+    def update(self, peers: Sequence[PeerConfig]) -> None:
+        """New peers from a reloaded config; cursors of regions kept are kept."""
+        fresh: dict[str, _Region] = {}
+        for p in peers:
+            fresh.setdefault(p.region, _Region(p.region, [])).urls.append(p.url.rstrip("/"))
+        for name, r in fresh.items():
+            old = self._regions.get(name)
+            if old is not None and old.urls == r.urls:
+                fresh[name] = old
+        self._regions = fresh
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {
+            r.region: {
+                "url": r.url,
+                "last_ok": r.last_ok,
+                "error": r.error,
+                "observations": r.received,
+                "intent_version": r.intent_version,
+            }
+            for r in self._regions.values()
+        }
+
+    async def run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            last_intent = 0.0
+            while True:
+                started = time.monotonic()
+                pull_intent = started - last_intent >= self.settings.intent_every
+                if pull_intent:
+                    last_intent = started
+                await asyncio.gather(
+                    *(self._pull(session, r, pull_intent) for r in list(self._regions.values()))
+                )
+                await asyncio.sleep(max(0.0, self.settings.interval - (time.monotonic() - started)))
+
+    async def _pull(self, session: aiohttp.ClientSession, r: _Region, pull_intent: bool) -> None:
+        try:
+            more = True
+            while more:
+                async with session.get(
+                    f"{r.url}/v1/observations",
+                    params={"since": str(r.cursor), "limit": str(self.settings.batch)},
+                ) as resp:
+                    resp.raise_for_status()
+                    doc = await resp.json()
+                rows = doc["observations"]
+                for row in rows:
+                    self.on_observation(from_row(row, r.region))
+                r.received += len(rows)
+                r.cursor = int(doc["next"])
+                more = len(rows) >= self.settings.batch
+            if pull_intent:
+                async with session.get(f"{r.url}/v1/overrides") as resp:
+                    resp.raise_for_status()
+                    state = IntentState.from_dict(await resp.json())
+                r.intent_version = state.version
+                result = self.on_intent(state, r.region)
+                if asyncio.iscoroutine(result):
+                    await result
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as e:
+            reason = f"{type(e).__name__}: {e}"
+            if r.error != reason:
+                log.warning("peer.unreachable", region=r.region, url=r.url, reason=reason)
+            r.error = reason
+            if len(r.urls) > 1:
+                r.current += 1  # try the region's other member next time
+                r.cursor = -1
+            return
+        if r.error is not None:
+            log.info("peer.reachable", region=r.region, url=r.url)
+        r.error = None
+        r.last_ok = time.time()

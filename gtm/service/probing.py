@@ -1,0 +1,48 @@
+"""The probes' side of the service: targets from the inventory, health for the engine."""
+
+from __future__ import annotations
+
+from gtm.config import HealthConfig, Inventory
+from policies import Health, State, TargetHealth
+from probes import DOWN, HealthSettings, HealthView, Target, parse_probe_spec
+
+
+def probe_targets(inventory: Inventory) -> list[Target]:
+    """One target per VIP of every service, probed as the service's `probe:` says.
+
+    Target ids are the engine's VIP ids (`foo/dc1/10.0.0.1:443`), so a VIP's
+    health and its weight in the table share one key.
+    """
+    targets = []
+    for svc_config in inventory.config.services:
+        fields = svc_config.probe.model_dump(exclude_unset=True) | {"kind": svc_config.probe.kind}
+        spec = parse_probe_spec(fields)  # validated with the config: cannot fail here
+        service = inventory.estate.service(svc_config.name)
+        for region, vips in service.vips.items():
+            for vip in vips:
+                targets.append(Target(vip.id, vip.address, vip.port, spec, service.name, region))
+    return targets
+
+
+def health_settings(config: HealthConfig) -> HealthSettings:
+    return HealthSettings(**config.model_dump(exclude={"concurrency", "lag_tolerance"}))
+
+
+def engine_health(view: HealthView) -> Health:
+    """What the policy engine needs of a health view: what is down, since when, why.
+
+    Only `down` moves traffic (`up` and `unknown` are the same to the engine),
+    so the value holds just the down VIPs and (service, region)s: small, and
+    cheap to build every evaluation.
+    """
+    regions = {
+        key: TargetHealth(State.DOWN, h.since, h.reason)
+        for key, h in view.regions.items()
+        if h.state == DOWN
+    }
+    vips = {
+        key: TargetHealth(State.DOWN, h.since, h.reason)
+        for key, h in view.vips.items()
+        if h.state == DOWN
+    }
+    return Health(regions=regions, vips=vips)

@@ -1,0 +1,144 @@
+"""What a member reports about itself: `/v1/status` and `/v1/health` documents.
+
+Everything here is observed, not intended: the generation DNS serves now, the
+WorkloadEntries in sync as the reconcilers' watch caches see them, the
+vantages heard from. The runbook's `--wait` reads these keys.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from probes import HealthView
+
+if TYPE_CHECKING:
+    from gtm.service.runtime import MemberRuntime
+
+
+def status_doc(m: MemberRuntime) -> dict[str, Any]:
+    config = m.inventory.config
+    elector = m.elector
+    holder = None if elector is None else elector.leader()
+    served = m.table()
+    snap = None if m.controller is None else m.controller.snapshot
+    view = m.health_view()
+    intent = m.intent()
+    doc: dict[str, Any] = {
+        "identity": m.identity,
+        "region": m.region,
+        "role": m.role(),
+        "ready": m.ready(),
+        "started": m.started,
+        "leader": None
+        if holder is None
+        else {"identity": holder.identity, "address": holder.address, "epoch": holder.epoch},
+        "epoch": None if elector is None else elector.epoch,
+        "dns": {
+            "listen": config.dns.listen,
+            "generation": None if served is None else served.generation,
+            "served_at": m.served_at,
+            "ttl": config.dns.ttl,
+            "zones": m.inventory.zones(),
+        },
+        "generation": None if served is None else served.generation,
+        "health": _health_summary(view),
+        "intent": {
+            "version": intent.version,
+            "digest": intent.digest,
+            "active": [_override(o) for o in intent.overrides.values()],
+        },
+        "regions": {
+            r.name: {"locality": r.locality, "client_cidrs": [str(c) for c in r.client_cidrs]}
+            for r in config.regions
+        },
+        "peers": {} if m.peers is None else m.peers.status(),
+    }
+    if snap is not None:
+        doc["layers"] = {
+            "evaluated_at": snap.at,
+            "dns_generation": snap.dns.table.generation,
+            "mesh_generation": snap.mesh.table.generation,
+            "dns_admitted": list(snap.dns.admitted),
+            "mesh_admitted": list(snap.mesh.admitted),
+            "mesh_pending": [{"id": o.id, "at": at} for o, at in snap.layers.mesh_pending],
+            "refusals": [
+                {"override_id": r.override_id, "rule": r.rule, "message": r.message}
+                for r in snap.dns.refusals
+            ],
+        }
+        doc["decisions"] = [d._asdict() for d in list(m.controller.decisions)[-20:]]  # type: ignore[union-attr]
+        doc["exporters"] = m.controller.exporter_status  # type: ignore[union-attr]
+    doc["mesh"] = {
+        p.cluster: {
+            "in_sync": p.in_sync,
+            "desired": p.desired,
+            "generation": p.generation,
+            "synced": p.synced,
+            "watching": p.watching,
+            "converged": p.converged,
+            "refused": p.refused,
+            "stopped": p.stopped,
+        }
+        for p in (r.progress() for r in m.reconcilers)
+    }
+    scheduler = m.scheduler
+    if scheduler is not None:
+        doc["prober"] = asdict(scheduler.stats())
+    return doc
+
+
+def health_doc(view: HealthView) -> dict[str, Any]:
+    return {
+        "at": view.at,
+        "impaired": sorted(view.impaired),
+        "vips": {
+            vid: {
+                "service": h.service,
+                "region": h.region,
+                "state": h.state,
+                "since": h.since,
+                "reason": h.reason,
+                "damped": h.damped,
+                "up_votes": h.up_votes,
+                "down_votes": h.down_votes,
+            }
+            for vid, h in view.vips.items()
+        },
+        "regions": {
+            f"{svc}/{region}": {
+                "state": h.state,
+                "since": h.since,
+                "reason": h.reason,
+                "up": h.up,
+                "total": h.total,
+            }
+            for (svc, region), h in view.regions.items()
+        },
+    }
+
+
+def _health_summary(view: HealthView) -> dict[str, Any]:
+    return {
+        "vips": dict(Counter(h.state for h in view.vips.values())),
+        "regions": dict(Counter(h.state for h in view.regions.values())),
+        "down": sorted(f"{s}/{r}" for (s, r), h in view.regions.items() if h.state == "down"),
+        "impaired": sorted(view.impaired),
+    }
+
+
+def _override(o: Any) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "kind": o.kind.value,
+        "region": o.region,
+        "services": None if o.services is None else sorted(o.services),
+        "who": o.who,
+        "why": o.why,
+        "ticket": o.ticket,
+        "created": o.created,
+        "expires": o.expires,
+        "ramp": o.ramp,
+        "force": o.force,
+    }
