@@ -32,7 +32,7 @@ def check(config: Config) -> list[tuple[Path, str]]:
 def _probes(config: Config) -> Found:
     """The probes package has the last word on probe specs and health settings."""
     for i, s in enumerate(config.services):
-        fields = s.probe.model_dump(exclude_unset=True) | {"kind": s.probe.kind}
+        fields = s.probe.spec_fields()
         try:
             parse_probe_spec(fields)
         except ProbeConfigError as e:

@@ -7,12 +7,22 @@ problem of a file is reported in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gtm.config.values import Address, Cidr, Duration, Fqdn, Ip, Listen, Name, Port
+from probes import DnsProbe, HttpProbe, TcpProbe, TlsProbe
+
+_SPECS: dict[str, type] = {
+    "http": HttpProbe,
+    "https": HttpProbe,
+    "tcp": TcpProbe,
+    "tls": TlsProbe,
+    "dns": DnsProbe,
+}
 
 
 class Model(BaseModel):
@@ -55,6 +65,21 @@ class ProbeConfig(Model):
     qtype: str = "A"
     expect_rcode: str = "NOERROR"
     expect_answer: str | None = None
+
+    def spec_fields(self) -> dict[str, Any]:
+        """The settings that make this probe's spec (`probes.parse_probe_spec` input).
+
+        Those given in the file; a setting of another kind of probe is kept only
+        when it differs from its default, so a mistake (`body` on a tcp probe) is
+        still reported while a config dumped with its defaults stays valid.
+        """
+        relevant = {f.name for f in dataclasses.fields(_SPECS[self.kind])}
+        out: dict[str, Any] = {"kind": self.kind}
+        for name in self.model_fields_set - {"kind"}:
+            value = getattr(self, name)
+            if name in relevant or value != type(self).model_fields[name].default:
+                out[name] = value
+        return out
 
     @field_validator("expect_status")
     @classmethod
@@ -206,8 +231,12 @@ class HealthConfig(Model):
 
     quorum: float = Field(default=0.5, ge=0, lt=1)  # share of fresh vantages that must say down
     min_down_vantages: int = Field(default=1, ge=1)
-    stale_intervals: float = Field(default=3.0, gt=0)  # a vantage's data ages out after this many intervals
-    impaired_fraction: float = Field(default=0.8, gt=0, le=1)  # a vantage failing this share is impaired
+    stale_intervals: float = Field(
+        default=3.0, gt=0
+    )  # a vantage's data ages out after this many intervals
+    impaired_fraction: float = Field(
+        default=0.8, gt=0, le=1
+    )  # a vantage failing this share is impaired
     impaired_clear_fraction: float = Field(default=0.5, ge=0, lt=1)
     impaired_min_targets: int = Field(default=10, ge=1)
     half_life: Duration = 300.0  # flap damping, as BGP route damping

@@ -15,8 +15,7 @@ def probe_targets(inventory: Inventory) -> list[Target]:
     """
     targets = []
     for svc_config in inventory.config.services:
-        fields = svc_config.probe.model_dump(exclude_unset=True) | {"kind": svc_config.probe.kind}
-        spec = parse_probe_spec(fields)  # validated with the config: cannot fail here
+        spec = parse_probe_spec(svc_config.probe.spec_fields())  # validated with the config
         service = inventory.estate.service(svc_config.name)
         for region, vips in service.vips.items():
             for vip in vips:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gtm.config import ConfigError, load, loads
 from policies import Bounds, Redistribute
@@ -109,3 +110,21 @@ def test_validate_command_exit_codes_and_messages() -> None:
         in bad.stderr
     )
     assert "bad-shapes.yaml: 6 problem(s)" in bad.stderr
+
+
+def test_a_config_dumped_with_its_defaults_loads_again() -> None:
+    inv = load(ROOT / "examples" / "estate.yaml")
+    again = loads(yaml.safe_dump(inv.config.model_dump(mode="json")), "dumped.yaml")
+    assert again.estate == inv.estate
+
+
+def test_a_setting_of_another_probe_kind_is_still_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"services\[0\]\.probe\.body: not a setting of a tcp probe"
+    ):
+        loads(
+            """
+regions: [{name: dc1, locality: r1/z1}]
+services: [{name: foo, fqdn: foo.example.org, probe: {kind: tcp, body: ok}, vips: {dc1: [{address: 10.0.0.1}]}}]
+"""
+        )

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from conftest import Backends
+from election_backends import Backends
 from election_harness import (
     Entry,
     FreezableProxy,
