@@ -1,0 +1,125 @@
+"""The JSON the API answers with: action results, what-if plans, tables; and its encoding.
+
+Shapes (the runbook CLI reads them):
+
+- action result: `{accepted, dry_run, override_ids, dns: [row…], mesh: {cluster: [line…]},
+  moved_share, refusals: [{override_id, rule, message, services}], message, intent_version}`
+- plan: `{generation, base_generation, changed, rows: [{service, source, old, new}],
+  decisions: [{service, source, target, rule, input, old, new}], refusals, admitted, forced}`
+  where `old`/`new` are rows as `WeightTable.to_dict` writes them (`old` null when new).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from gtm.service.actions import ActionResult
+from policies import Decision, Evaluation, Refusal, WeightTable
+
+
+def _default(value: object) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Set):
+        return sorted(value, key=str)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: object) -> str:
+    """JSON of API answers: dataclasses as objects, sets as sorted lists."""
+    return json.dumps(value, default=_default)
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps)
+
+
+async def json_built_aside(build: Callable[[], object]) -> web.Response:
+    """Build and encode a large answer from immutable values in a worker thread.
+
+    A whole table of thousands of services takes ~0.1 s to encode; on the
+    loop that would stall the member's DNS answers for as long.
+    """
+    text = await asyncio.to_thread(lambda: dumps(build()))
+    return web.Response(text=text, content_type="application/json")
+
+
+def refusal_json(r: Refusal | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(r, Refusal):
+        d = asdict(r)
+        d["services"] = list(r.services)
+        return d
+    return dict(r)
+
+
+def decision_json(d: Decision) -> dict[str, Any]:
+    return d._asdict()
+
+
+def result_json(r: ActionResult) -> dict[str, Any]:
+    return {
+        "accepted": r.accepted,
+        "dry_run": r.dry_run,
+        "override_ids": list(r.override_ids),
+        "dns": [dict(row) for row in r.dns],
+        "mesh": {cluster: list(lines) for cluster, lines in r.mesh.items()},
+        "moved_share": r.moved_share,
+        "refusals": [refusal_json(x) for x in r.refusals],
+        "message": r.message,
+        "intent_version": r.intent_version,
+    }
+
+
+def refused_reason(r: ActionResult) -> str:
+    """One line for the error: the member's message, else the guardrails' own words."""
+    if r.message:
+        return r.message
+    messages = [str(refusal_json(x).get("message", "")) for x in r.refusals]
+    return "; ".join(m for m in messages if m) or "refused"
+
+
+def plan_json(ev: Evaluation, base: WeightTable | None) -> dict[str, Any]:
+    rows = []
+    for by_source in ev.table.rows.values():
+        for row in by_source.values():
+            old = None if base is None else base.row(row.service, row.source)
+            if old is None or old != row:
+                rows.append(
+                    {
+                        "service": row.service,
+                        "source": row.source,
+                        "old": None if old is None else old.to_dict(),
+                        "new": row.to_dict(),
+                    }
+                )
+    return {
+        "generation": ev.table.generation,
+        "base_generation": None if base is None else base.generation,
+        "changed": ev.changed,
+        "rows": rows,
+        "decisions": [decision_json(d) for d in ev.decisions],
+        "refusals": [refusal_json(r) for r in ev.refusals],
+        "admitted": list(ev.admitted),
+        "forced": list(ev.forced),
+    }
+
+
+def table_json(table: WeightTable, services: Sequence[str] = ()) -> dict[str, Any]:
+    """`WeightTable.to_dict`, with only `services` when any are named."""
+    d = table.to_dict()
+    if services:
+        d["rows"] = {s: d["rows"][s] for s in services}
+    return d
+
+
+def unknown(names: Iterable[str], known: Mapping[str, object]) -> list[str]:
+    return sorted({n for n in names if n not in known})

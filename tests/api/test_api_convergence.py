@@ -1,0 +1,127 @@
+"""The status contract and what "converged" means, without servers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from api_member import FakeMember
+
+from gtm.api.answers_check import sample, vip_regions
+from gtm.api.convergence import Change, MemberView, ended_ids, needs_tombstones, progress
+from gtm.api.member_status import StatusError, read_status
+from gtm.config import Inventory
+from gtm.service.actions import Enter, Exit
+
+EXIT = Change(("exit-dc2-1",), "dc2", True, None)
+
+
+def status(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "identity": "dc1-a",
+        "region": "dc1",
+        "role": "leader",
+        "generation": 3,
+        "intent": {"version": 1, "digest": "d", "active": ["exit-dc2-1"]},
+        "admitted": {"dns": ["exit-dc2-1"], "mesh": ["exit-dc2-1"]},
+        "mesh": {"c1": {"in_sync": 4, "desired": 4}},
+    }
+    return {**base, **over}
+
+
+def test_converged_needs_both_layers_and_the_mesh_in_sync() -> None:
+    done = progress(EXIT, MemberView("u", read_status(status(), "u")))
+    assert done.done
+    assert (
+        done.line()
+        == "dc1-a (leader): DNS generation 3; admitted dns ✓ mesh ✓; WLEs patched c1 4/4"
+    )
+    dns_only = progress(
+        EXIT, MemberView("u", read_status(status(admitted={"dns": ["exit-dc2-1"]}), "u"))
+    )
+    assert not dns_only.done and dns_only.layers == {"dns": True, "mesh": False}
+    lagging = progress(
+        EXIT, MemberView("u", read_status(status(mesh={"c1": {"in_sync": 3, "desired": 4}}), "u"))
+    )
+    assert not lagging.done
+    gone = progress(EXIT, MemberView("http://x", None, "cannot reach http://x"))
+    assert not gone.done and gone.line() == "http://x (?): cannot reach http://x"
+
+
+def test_an_ended_override_counts_once_its_tombstone_is_seen() -> None:
+    s = read_status(status(intent={"active": []}, admitted={}), "u")
+    assert needs_tombstones(EXIT, s)
+    ended = ended_ids({"tombstones": [{"id": "exit-dc2-1"}]})
+    assert progress(EXIT, MemberView("u", s, ended=ended)).done
+    assert not needs_tombstones(EXIT, read_status(status(), "u"))
+
+
+def test_a_status_off_contract_is_named() -> None:
+    with pytest.raises(StatusError) as e:
+        read_status({"identity": "dc1-a", "mesh": {"c1": {"in_sync": "x"}}}, "http://m1")
+    text = str(e.value)
+    assert text.startswith("status of http://m1 does not follow the contract: ")
+    for part in (
+        "region: Field required",
+        "role: Field required",
+        "mesh.c1.in_sync:",
+        "mesh.c1.desired: Field required",
+    ):
+        assert part in text
+
+
+async def test_the_fake_member_follows_the_contract(inventory: Inventory) -> None:
+    member = FakeMember("dc1-a", inventory)
+    await member.act(Exit("dc2", "r"), who="alice", dry_run=False)
+    s = read_status(member.status(), "fake")
+    assert s.admits("dns", "exit-dc2-1") and s.admits("mesh", "exit-dc2-1")  # hold 0
+    assert s.fqdns == {"foo": "foo.example.com", "bar": "bar.example.com"}
+    assert s.regions["dc2"].client_subnet() is not None
+    result = await member.act(Enter("dc2", "back"), who="alice", dry_run=False)
+    (enter_id,) = result.override_ids
+    assert progress(
+        Change((enter_id,), "dc2", False, None), MemberView("u", read_status(member.status(), "u"))
+    ).done
+
+
+def test_vip_regions_and_sample(inventory: Inventory) -> None:
+    member = FakeMember("dc1-a", inventory)
+    assert member.dns_table is not None
+    regions_of = vip_regions(member.dns_table.to_dict())
+    assert regions_of["foo"] == {"127.0.1.1": "dc1", "127.0.2.1": "dc2", "127.0.3.1": "dc3"}
+    assert sample(EXIT, regions_of) == ["bar", "foo"]
+    assert sample(Change((), "dc2", True, frozenset({"foo", "nope"})), regions_of) == ["foo"]
+
+
+def test_the_runtime_shape_is_read() -> None:
+    doc = {
+        "identity": "dc2-a",
+        "region": "dc2",
+        "role": "standby",
+        "leader": None,
+        "dns": {"listen": "0.0.0.0:5353", "generation": 4, "ttl": 30},
+        "generation": 4,
+        "intent": {"version": 1, "digest": "d", "active": [{"id": "exit-dc2-1", "kind": "exit"}]},
+        "layers": {
+            "dns_admitted": ["exit-dc2-1"],
+            "mesh_admitted": ["exit-dc2-1"],
+            "mesh_generation": 5,
+            "mesh_pending": [],
+        },
+        "mesh": {"c2": {"in_sync": 4, "desired": 4, "generation": 4, "converged": True}},
+        "peers": {"dc1": {"url": "http://10.0.0.1:8080", "last_ok": 1.0, "error": None}},
+        "prober": {"sent": 10},
+    }
+    s = read_status(doc, "u")
+    assert s.leader.identity is None and s.intent.active == ["exit-dc2-1"]
+    assert s.admits("mesh", "exit-dc2-1") and s.mesh_generation == 5
+    assert [(p.region, p.url) for p in s.peers] == [("dc1", "http://10.0.0.1:8080")]
+    assert s.dns is not None and s.dns.address("10.9.9.9") == ("10.9.9.9", 5353)
+    behind = progress(EXIT, MemberView("u", s))
+    assert not behind.done  # the reconciler still enforces table 4 of the mesh's 5
+    assert "c2 4/4 (enforcing table 4, not yet 5)" in behind.line()
+    doc["mesh"]["c2"].update(generation=5, refused="would mark 60% of WLEs unhealthy")
+    refused = progress(EXIT, MemberView("u", read_status(doc, "u")))
+    assert not refused.done and "(refused: would mark 60%" in refused.line()
+    doc["mesh"]["c2"]["refused"] = None
+    assert progress(EXIT, MemberView("u", read_status(doc, "u"))).done

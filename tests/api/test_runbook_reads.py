@@ -1,0 +1,61 @@
+"""The runbook's reads: `gtm status`, `gtm region status`, `gtm history`, as text and JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from api_served import Gtm, Members
+
+
+def as_viewer(members: Members, files: dict[str, Path], identity: str = "dc1-a") -> list[str]:
+    return ["--server", members.url(identity), "--token-file", str(files["viewer"])]
+
+
+def exit_dc2(gtm: Gtm, members: Members, files: dict[str, Path]) -> None:
+    r = gtm(
+        "region", "exit", "dc2", "-s", "foo", "--reason", "maintenance", "--ticket", "CHG-7",
+        "--server", members.url("dc1-a"), "--token-file", str(files["operator"]),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+
+
+def test_status_text(gtm: Gtm, pair: Members, token_files: dict[str, Path]) -> None:
+    exit_dc2(gtm, pair, token_files)
+    r = gtm("status", *as_viewer(pair, token_files, "dc1-b"))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert f"dc1-b (standby) in dc1, epoch 1; leader dc1-a at {pair.url('dc1-a')}" in out
+    assert "table generation served: 2" in out
+    assert "health: vips 6 unknown; regions 6 unknown; impaired vantages: none" in out
+    assert "intent version 1: exit-dc2-1" in out
+    assert "mesh cluster-dc1: 4/4 WorkloadEntries in sync, 0 drifted" in out
+    assert "member dc1-a (leader): table generation 2; WLEs cluster-dc1 4/4" in out
+    assert "weight table, generation 2" in out and "0 exit" in out
+
+
+def test_status_json(gtm: Gtm, pair: Members, token_files: dict[str, Path]) -> None:
+    r = gtm("status", "--json", *as_viewer(pair, token_files))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["status"]["identity"] == "dc1-a" and doc["status"]["role"] == "leader"
+    assert list(doc["members"]) == [pair.url("dc1-b")]
+    assert doc["members"][pair.url("dc1-b")]["role"] == "standby"
+    assert doc["table"]["generation"] == 1 and set(doc["table"]["rows"]) == {"foo", "bar"}
+
+
+def test_region_status_and_history(gtm: Gtm, pair: Members, token_files: dict[str, Path]) -> None:
+    exit_dc2(gtm, pair, token_files)
+    r = gtm("region", "status", *as_viewer(pair, token_files))
+    assert r.returncode == 0, r.stderr
+    assert "exit (foo)" in r.stdout and "exit-dc2-1" in r.stdout and "CHG-7" in r.stdout
+    r = gtm("region", "status", "--json", *as_viewer(pair, token_files))
+    doc = json.loads(r.stdout)
+    assert [o["id"] for o in doc["overrides"]["overrides"]] == ["exit-dc2-1"]
+    assert [o["id"] for o in doc["status"]["intent"]["active"]] == ["exit-dc2-1"]
+    r = gtm("history", "--limit", "5", *as_viewer(pair, token_files))
+    assert r.returncode == 0, r.stderr
+    assert "accepted" in r.stdout and "maintenance" in r.stdout
+    r = gtm("history", "--json", "--since", "1h", *as_viewer(pair, token_files))
+    (entry,) = json.loads(r.stdout)
+    assert (entry["action"], entry["who"], entry["ticket"]) == ("accepted", "alice", "CHG-7")

@@ -1,0 +1,92 @@
+"""`--wait`: done means observed — every member's layers, WorkloadEntries and DNS answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.edns
+import dns.message
+import dns.query
+from api_served import Gtm, Members
+
+
+def as_operator(members: Members, files: dict[str, Path]) -> list[str]:
+    return ["--server", members.url("dc1-a"), "--token-file", str(files["operator"])]
+
+
+def answers(members: Members, identity: str, fqdn: str, subnet: str, n: int = 20) -> set[str]:
+    """What `identity`'s DNS answers `n` times to clients in `subnet`."""
+    listen = members.members[identity].dns_listen
+    assert listen is not None
+    host, port = listen.rsplit(":", 1)
+    ecs = dns.edns.ECSOption(subnet, 24)
+    out = set()
+    for _ in range(n):
+        q = dns.message.make_query(fqdn, "A", use_edns=0, options=[ecs])
+        reply = dns.query.udp(q, host, port=int(port), timeout=2)
+        out |= {rd.address for rrset in reply.answer for rd in rrset}
+    return out
+
+
+def test_exit_wait_ends_when_every_member_shows_it(
+    gtm: Gtm, pair: Members, token_files: dict[str, Path]
+) -> None:
+    r = gtm(
+        "region", "exit", "dc2", "--reason", "r", "--wait", "--timeout", "20s",
+        *as_operator(pair, token_files),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "waiting for exit-dc2-1: traffic out of dc2 (all services) on every member" in out
+    assert "dc1-b (standby): DNS generation" in out
+    assert "WLEs patched cluster-dc1 4/4" in out
+    assert "dc1-a: DNS 18 answers as expected" in out  # 2 services x 3 client regions x 3
+    assert "dc1-b: DNS 18 answers as expected" in out
+    assert "converged after" in out and "2 member(s) hold the change in DNS and mesh" in out
+    for identity in ("dc1-a", "dc1-b"):
+        assert not any(
+            a.startswith("127.0.2.")
+            for a in answers(pair, identity, "foo.example.com", "127.0.2.0")
+        )
+        assert pair.members[identity].admitted["mesh"] == ("exit-dc2-1",)
+
+
+def test_enter_wait_sees_the_answers_come_back(
+    gtm: Gtm, pair: Members, token_files: dict[str, Path]
+) -> None:
+    r = gtm(
+        "region", "exit", "dc2", "-s", "foo", "--reason", "r", "--wait", "--timeout", "20s",
+        *as_operator(pair, token_files),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = gtm(
+        "region", "enter", "dc2", "-s", "foo", "--ramp", "0s", "--wait", "--timeout", "20s",
+        *as_operator(pair, token_files),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "traffic back into dc2 (foo)" in r.stdout
+    assert "converged after" in r.stdout
+    assert "127.0.2.1" in answers(pair, "dc1-b", "foo.example.com", "127.0.2.0")
+
+
+def test_wait_times_out_with_exit_4_saying_what_is_missing(
+    gtm: Gtm, pair: Members, token_files: dict[str, Path]
+) -> None:
+    pair.members["dc1-b"].mesh_stuck = True
+    r = gtm(
+        "drain", "bar", "--region", "dc3", "--reason", "r", "--wait", "--timeout", "1.5s",
+        *as_operator(pair, token_files),
+    )  # fmt: skip
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "not converged after 2s" in r.stderr or "not converged after 1s" in r.stderr
+    assert "dc1-b (standby)" in r.stderr and "WLEs patched cluster-dc1 3/4" in r.stderr
+    assert "dc1-a (leader)" not in r.stderr  # the leader had converged
+
+
+def test_dry_run_does_not_wait(gtm: Gtm, pair: Members, token_files: dict[str, Path]) -> None:
+    r = gtm(
+        "region", "exit", "dc2", "--reason", "r", "--dry-run", "--wait", "--timeout", "1s",
+        *as_operator(pair, token_files),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "waiting" not in r.stdout
