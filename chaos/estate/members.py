@@ -8,7 +8,7 @@ From the estate file, `write_members` writes `<work>/members/<name>.yaml` for
 - `dns.listen` and `api.listen` on 127.0.0.1, from the `PortPlan` (the demo's
   `dc1-a` answers DNS on 5353 and the API on 8080, each next member +1);
 - `api.tokens_file`, `api.peer_token_file` (see `chaos.estate.tokens`) and
-  `api.peers`: both members of every other region;
+  `api.peers`: every other member (its partner and both members of every other region);
 - `kubernetes.clusters`: the region's own simulated cluster (kubeconfig and
   context named after the region, the mesh namespace, selector
   `gtm.io/managed=true`, service label `gtm.io/service`);
@@ -116,7 +116,9 @@ def member_config(
         "api": {
             "listen": f"{HOST}:{member.api_port}",
             "tokens_file": str(tokens.tokens_file),
-            "peers": [{"region": p.region, "url": p.api_url} for p in peers if p.region != region],
+            # every other member: its pair partner too (status lists it; the
+            # peer exchange pulls only from other regions)
+            "peers": [{"region": p.region, "url": p.api_url} for p in peers if p.name != member.name],
             "peer_token_file": str(tokens.peer_file),
         },
         "kubernetes": {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,7 @@ class Controller:
         health: Callable[[], Health],
         stores: Stores,
         elector: Elector,
-        serve: Callable[[WeightTable], None],
+        serve: Callable[[WeightTable], Awaitable[None]],
         exporter: PowerDnsExporter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -149,7 +149,7 @@ class Controller:
         if dns.changed or prev_dns is None:
             self._elector.require_leader()
             await self._stores.dns_table.save(dns.table, epoch, now)
-            self._serve(dns.table)
+            await self._serve(dns.table)
             self._log_change("dns", dns)
             if self._exporter is not None:
                 self._export_wanted = dns.table
@@ -160,6 +160,17 @@ class Controller:
             await self._stores.mesh_table.save(mesh.table, epoch, now)
             self._log_change("mesh", mesh)
         return dns.table, mesh.table, mesh_changed
+
+    def observe(self, state: IntentState, served: WeightTable | None) -> None:
+        """The standby's view: what both layers admit now, from the intent it reads and
+        the table it serves, without writing anything (status and `--wait` read it)."""
+        inventory = self._inventory()
+        now = self._clock()
+        layers = layer_intent(state.active(now), now, self.hold())
+        health = self._health()
+        dns = evaluate(inventory.estate, health, layers.dns, served, now)
+        mesh = evaluate(inventory.estate, health, layers.mesh, served, now)
+        self._snapshot = Snapshot(now, dns, mesh, layers, state)
 
     def _forced_mesh(self) -> bool:
         """Hand the mesh a table past the blast-radius limit only when an operator forced it."""

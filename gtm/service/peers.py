@@ -53,6 +53,10 @@ class PeerSettings:
 
 @dataclass
 class PeerExchange:
+    """Pulls from the members of other regions (`own_region`'s members are left out:
+    the same vantage, and the same store)."""
+
+    own_region: str
     peers: Sequence[PeerConfig]
     token: str | None
     on_observation: Callable[[Observation], None]
@@ -61,14 +65,19 @@ class PeerExchange:
     _regions: dict[str, _Region] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        for p in self.peers:
-            self._regions.setdefault(p.region, _Region(p.region, [])).urls.append(p.url.rstrip("/"))
+        self._regions = self._group(self.peers)
+
+    def _group(self, peers: Sequence[PeerConfig]) -> dict[str, _Region]:
+        out: dict[str, _Region] = {}
+        for p in peers:
+            if p.region != self.own_region:
+                out.setdefault(p.region, _Region(p.region, [])).urls.append(p.url.rstrip("/"))
+        return out
 
     def update(self, peers: Sequence[PeerConfig]) -> None:
         """New peers from a reloaded config; cursors of regions kept are kept."""
-        fresh: dict[str, _Region] = {}
-        for p in peers:
-            fresh.setdefault(p.region, _Region(p.region, [])).urls.append(p.url.rstrip("/"))
+        self.peers = peers
+        fresh = self._group(peers)
         for name, r in fresh.items():
             old = self._regions.get(name)
             if old is not None and old.urls == r.urls:

@@ -30,7 +30,7 @@ from failover.intent import EMPTY as EMPTY_INTENT
 from failover.intent import AuditEntry, IntentState
 from gtm.api import TokenBook, make_app, serve_api
 from gtm.config import ConfigError, Inventory, load, split_listen
-from gtm.dns import Answers, DnsServer
+from gtm.dns import Answers, DnsCollector, DnsServer
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector, LeadershipLost
 from gtm.service.actions import Action, ActionResult, NotLeader
@@ -82,6 +82,8 @@ class MemberRuntime:
         self._started = time.time()
         self._served: WeightTable | None = None
         self._served_at: float | None = None
+        self._answers: Answers | None = None
+        self._serving = asyncio.Lock()
         self._intent: IntentState = EMPTY_INTENT
         self._reconcilers: list[Reconciler] = []
         self._dns: DnsServer | None = None
@@ -217,9 +219,10 @@ class MemberRuntime:
             self._monitor.update(targets)
             self._scheduler.update(targets)
             await self._serve_initial(stores)
-            assert self._served is not None
-            self._dns = await stack.enter_async_context(
-                DnsServer(config.dns, Answers.build(self._inventory, self._served))
+            assert self._served is not None and self._answers is not None
+            self._dns = await stack.enter_async_context(DnsServer(config.dns, self._answers))
+            self.registry.register(
+                DnsCollector(lambda: {self.identity: self._dns.metrics.snapshot()})
             )
             exporter = None
             if config.dns.powerdns is not None:
@@ -249,12 +252,13 @@ class MemberRuntime:
                 on_change=self._controller.wake,
             )
             self._peers = PeerExchange(
+                own_region=self.region,
                 peers=config.api.peers,
                 token=_read_token(config.api.peer_token_file),
                 on_observation=self._monitor.observe,
                 on_intent=self._peer_intent,
             )
-            tokens = await TokenBook.from_config(config.api, self._inventory)
+            tokens = await TokenBook.from_config(config.api, self._inventory, region=self.region)
             app = make_app(self, tokens, registry=self.registry)
             await stack.enter_async_context(serve_api(app, config.api.listen, config.api.tls))
             log.info(
@@ -291,25 +295,26 @@ class MemberRuntime:
         """Serve what the pair last stored, else a first table from the intent alone."""
         published = await stores.dns_table.load()
         if published is not None:
-            self._serve(published.table)
+            await self._serve(published.table)
             return
         self._intent = await stores.intent.load()
         now = time.time()
         first = evaluate(self._inventory.estate, Health(), self._intent.active(now), None, now)
-        self._serve(first.table)
+        await self._serve(first.table)
 
-    def _serve(self, table: WeightTable) -> None:
-        if (
-            self._served is not None
-            and table.generation == self._served.generation
-            and table == self._served
-        ):
-            return
-        answers = Answers.build(self._inventory, table)
-        self._served = table
-        self._served_at = time.time()
-        if self._dns is not None:
-            self._dns.swap(answers)
+    async def _serve(self, table: WeightTable) -> None:
+        """Serve `table`: its answers are built off the event loop (a second for
+        thousands of services), then swapped in at once."""
+        async with self._serving:
+            served = self._served
+            if served is not None and table.generation == served.generation and table == served:
+                return
+            answers = await asyncio.to_thread(Answers.build, self._inventory, table)
+            self._answers = answers
+            self._served = table
+            self._served_at = time.time()
+            if self._dns is not None:
+                self._dns.swap(answers)
 
     def _observed(self, obs: Observation) -> None:
         self._monitor.observe(obs)
@@ -371,8 +376,10 @@ class MemberRuntime:
                     if head is not None and (head.epoch, head.generation) != last:
                         published = await stores.dns_table.load()
                         if published is not None:
-                            self._serve(published.table)
+                            await self._serve(published.table)
                             last = (published.head.epoch, published.head.generation)
+                    if self._controller is not None:
+                        self._controller.observe(self._intent, self._served)
             except Exception as e:  # a store that cannot be read now is read again next time
                 log.warning("standby.read_failed", error=f"{type(e).__name__}: {e}")
             await asyncio.sleep(FOLLOW_EVERY)
@@ -437,7 +444,7 @@ class MemberRuntime:
         if self._peers is not None:
             self._peers.update(new.api.peers)
         if self._served is not None and self._dns is not None:
-            self._dns.swap(Answers.build(fresh, self._served))
+            self._dns.swap(Answers.build(fresh, self._served))  # the new names, same table
         # The reconcilers hold the estate and the clusters: the leader starts them afresh.
         self._restart_term.set()
         if self._controller is not None:

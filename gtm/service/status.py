@@ -53,7 +53,8 @@ def status_doc(m: MemberRuntime) -> dict[str, Any]:
             r.name: {"locality": r.locality, "client_cidrs": [str(c) for c in r.client_cidrs]}
             for r in config.regions
         },
-        "peers": {} if m.peers is None else m.peers.status(),
+        "fqdns": {s.name: s.fqdn for s in config.services},
+        "peers": _peers(m),
     }
     if snap is not None:
         doc["layers"] = {
@@ -87,6 +88,19 @@ def status_doc(m: MemberRuntime) -> dict[str, Any]:
     if scheduler is not None:
         doc["prober"] = asdict(scheduler.stats())
     return doc
+
+
+def _peers(m: MemberRuntime) -> list[dict[str, Any]]:
+    """Every other member the config names (the partner too), with what the exchange heard."""
+    heard = {} if m.peers is None else m.peers.status()
+    out = []
+    for p in m.inventory.config.api.peers:
+        entry: dict[str, Any] = {"region": p.region, "url": p.url}
+        exchange = heard.get(p.region)
+        if exchange is not None and exchange["url"] == p.url.rstrip("/"):
+            entry["exchange"] = exchange
+        out.append(entry)
+    return out
 
 
 def health_doc(view: HealthView) -> dict[str, Any]:

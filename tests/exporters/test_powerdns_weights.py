@@ -116,17 +116,21 @@ def test_each_region_gets_exactly_its_weight_and_each_vip_its_share(
     if not live:
         assert not pick
         return
-    assert pick.exact
     assert all(isinstance(w, int) and w > 0 for w, _ in pick)
-    assert math.gcd(*(w for w, _ in pick)) == 1
     shares = pick.shares()
     row_total = sum(w for w, _ in live.values())
+    # Exact unless the exact integers would overflow PowerDNS's int (co-prime
+    # share sums across four regions can): then rounded onto 1,000,000.
+    tolerance = Fraction(0) if pick.exact else Fraction(len(shares), 1_000_000)
+    if pick.exact:
+        assert math.gcd(*(w for w, _ in pick)) == 1
     for target, (weight, vips) in live.items():
         got = sum(shares.get(vid, Fraction(0)) for vid in vips)
-        assert got == Fraction(weight, row_total), target
+        assert abs(got - Fraction(weight, row_total)) <= tolerance, target
         share_sum = sum(vips.values())
         for vid, s in vips.items():
-            assert shares.get(vid, Fraction(0)) == Fraction(weight * s, row_total * share_sum)
+            want = Fraction(weight * s, row_total * share_sum)
+            assert abs(shares.get(vid, Fraction(0)) - want) <= tolerance
 
 
 def test_share_sums_of_large_primes_fall_back_to_rounding_within_pdns_int() -> None:

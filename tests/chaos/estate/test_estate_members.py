@@ -39,8 +39,8 @@ def test_demo_estate_members(tmp_path: Path) -> None:
         assert config.api.tokens_file == str(tokens.tokens_file)
         assert config.api.peer_token_file == str(tokens.peer_file)
         peers = {(p.region, p.url) for p in config.api.peers}
-        expected = {(m.region, m.api_url) for m in members.values() if m.region != region}
-        assert peers == expected and len(peers) == 4
+        expected = {(m.region, m.api_url) for n, m in members.items() if n != name}
+        assert peers == expected and len(peers) == 5  # its partner and the other regions' four
         [cluster] = config.kubernetes.clusters
         assert (cluster.name, cluster.region, cluster.context) == (region, region, region)
         assert cluster.kubeconfig == str(kubeconfig) and cluster.namespace == "gtm-mesh"
