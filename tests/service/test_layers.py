@@ -13,7 +13,10 @@ REGIONS = ("dc1", "dc2", "dc3")
 
 def estate() -> Estate:
     p = Policy.uniform("p", REGIONS, ramp=0.0)
-    vips = {r: (Vip(Vip.make_id("foo", r, f"10.0.{i}.1", 443), "foo", r, f"10.0.{i}.1", 443),) for i, r in enumerate(REGIONS)}
+    vips = {
+        r: (Vip(Vip.make_id("foo", r, f"10.0.{i}.1", 443), "foo", r, f"10.0.{i}.1", 443),)
+        for i, r in enumerate(REGIONS)
+    }
     return Estate(REGIONS, (Service("foo", "foo.example.com", p, vips),))
 
 

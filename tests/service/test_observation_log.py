@@ -9,7 +9,15 @@ from probes import Observation
 
 
 def obs(i: int) -> Observation:
-    return Observation(f"foo/dc1/10.0.0.{i}:443", "dc1", i % 2 == 0, 0.001 * i, 100.0 + i, 1e9 + i, "ok" if i % 2 == 0 else "refused")
+    return Observation(
+        f"foo/dc1/10.0.0.{i}:443",
+        "dc1",
+        i % 2 == 0,
+        0.001 * i,
+        100.0 + i,
+        1e9 + i,
+        "ok" if i % 2 == 0 else "refused",
+    )
 
 
 def test_rows_after_a_cursor_and_the_next_cursor() -> None:
@@ -28,7 +36,7 @@ def test_a_cursor_that_fell_off_or_comes_from_a_restarted_peer_starts_at_the_old
     for i in range(12):
         log.append(obs(i))
     rows, nxt = log.since(2, 100)  # rows 0..6 are gone
-    assert [r[0] for r in rows][0] == "foo/dc1/10.0.0.7:443" and nxt == 12
+    assert rows[0][0] == "foo/dc1/10.0.0.7:443" and nxt == 12
     rows, nxt = log.since(999, 100)
     assert len(rows) == 5 and nxt == 12
 
@@ -38,6 +46,12 @@ def test_rows_become_observations_of_the_peers_vantage() -> None:
     log.append(obs(3))
     (row,), _ = log.since(0, 10)
     o = from_row(row, "dc2")
-    assert (o.target_id, o.vantage, o.ok, o.reason, o.wall) == ("foo/dc1/10.0.0.3:443", "dc2", False, "refused", 1e9 + 3)
+    assert (o.target_id, o.vantage, o.ok, o.reason, o.wall) == (
+        "foo/dc1/10.0.0.3:443",
+        "dc2",
+        False,
+        "refused",
+        1e9 + 3,
+    )
     with pytest.raises(ValueError, match="not an observation row"):
         from_row(["x", True], "dc2")

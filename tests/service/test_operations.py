@@ -39,7 +39,9 @@ class Member:
             served=lambda: self.served,
             store=self.store,
             audit=self.audit,
-            leadership=Leadership(epoch=lambda: self.epoch, leader=lambda: ("dc1-b", "http://127.0.0.1:8081")),
+            leadership=Leadership(
+                epoch=lambda: self.epoch, leader=lambda: ("dc1-b", "http://127.0.0.1:8081")
+            ),
             mesh_plans=self._no_clusters,
             hold=lambda: 35.0,
             on_change=self._woken,
@@ -78,10 +80,14 @@ async def test_dry_run_changes_nothing(inventory: Inventory, tmp_path: Path) -> 
     assert await m.audit.history(limit=10) == [] and m.woken == 0
 
 
-async def test_guardrail_refusal_is_audited_and_changes_nothing(inventory: Inventory, tmp_path: Path) -> None:
+async def test_guardrail_refusal_is_audited_and_changes_nothing(
+    inventory: Inventory, tmp_path: Path
+) -> None:
     m = Member(inventory, tmp_path)
     with pytest.raises(Refused) as e:
-        await m.ops.act(Exit("dc3", "maintenance"), who="alice", dry_run=False)  # static lives in dc1+dc3
+        await m.ops.act(
+            Exit("dc3", "maintenance"), who="alice", dry_run=False
+        )  # static lives in dc1+dc3
     assert "min_active_regions" in str(e.value) and e.value.status == 409
     assert (await m.store.load()).overrides == {}
     (entry,) = await m.audit.history(limit=10)
@@ -90,34 +96,48 @@ async def test_guardrail_refusal_is_audited_and_changes_nothing(inventory: Inven
     assert forced.accepted
 
 
-async def test_second_exit_refused_by_max_concurrent_exits(inventory: Inventory, tmp_path: Path) -> None:
+async def test_second_exit_refused_by_max_concurrent_exits(
+    inventory: Inventory, tmp_path: Path
+) -> None:
     m = Member(inventory, tmp_path)
     await m.ops.act(Exit("dc2", "first"), who="alice", dry_run=False)
-    with pytest.raises(Refused, match="max_concurrent_exits|min_active_regions"):
-        await m.ops.act(Exit("dc1", "second", services=frozenset({"foo"})), who="bob", dry_run=False)
+    with pytest.raises(Refused, match=r"max_concurrent_exits|min_active_regions"):
+        await m.ops.act(
+            Exit("dc1", "second", services=frozenset({"foo"})), who="bob", dry_run=False
+        )
 
 
-async def test_blast_radius_refuses_moving_too_much_traffic(inventory: Inventory, tmp_path: Path) -> None:
+async def test_blast_radius_refuses_moving_too_much_traffic(
+    inventory: Inventory, tmp_path: Path
+) -> None:
     m = Member(inventory, tmp_path)
     m.inventory = inventory.__class__(
         inventory.file,
-        inventory.config.model_copy(update={"safety": inventory.config.safety.model_copy(update={"max_traffic_share": 0.2})}),
+        inventory.config.model_copy(
+            update={"safety": inventory.config.safety.model_copy(update={"max_traffic_share": 0.2})}
+        ),
         inventory.estate,
         inventory.regions,
         inventory.services,
     )
-    with pytest.raises(Refused, match=r"would move 28% of DNS traffic, more than max_traffic_share 20%"):
+    with pytest.raises(
+        Refused, match=r"would move 28% of DNS traffic, more than max_traffic_share 20%"
+    ):
         await m.ops.act(Exit("dc2", "maintenance"), who="alice", dry_run=False)
     assert (await m.store.load()).overrides == {}
     assert (await m.ops.act(Exit("dc2", "needed", force=True), who="alice", dry_run=False)).accepted
 
 
-async def test_standby_refuses_writes_and_names_the_leader(inventory: Inventory, tmp_path: Path) -> None:
+async def test_standby_refuses_writes_and_names_the_leader(
+    inventory: Inventory, tmp_path: Path
+) -> None:
     m = Member(inventory, tmp_path, epoch=None)
     with pytest.raises(NotLeader) as e:
         await m.ops.act(Exit("dc2", "maintenance"), who="alice", dry_run=False)
     assert e.value.details == {"leader": "dc1-b", "address": "http://127.0.0.1:8081"}
-    assert (await m.ops.act(Exit("dc2", "plan only"), who="alice", dry_run=True)).dns  # plans still work
+    assert (
+        await m.ops.act(Exit("dc2", "plan only"), who="alice", dry_run=True)
+    ).dns  # plans still work
 
 
 async def test_unknown_names_are_bad_actions(inventory: Inventory, tmp_path: Path) -> None:
@@ -130,7 +150,9 @@ async def test_unknown_names_are_bad_actions(inventory: Inventory, tmp_path: Pat
         await m.ops.act(Remove("exit-123", "x"), who="alice", dry_run=False)
 
 
-async def test_enter_closes_the_exit_and_drain_and_rollout_store_their_kind(inventory: Inventory, tmp_path: Path) -> None:
+async def test_enter_closes_the_exit_and_drain_and_rollout_store_their_kind(
+    inventory: Inventory, tmp_path: Path
+) -> None:
     m = Member(inventory, tmp_path)
     await m.ops.act(Exit("dc2", "maintenance"), who="alice", dry_run=False)
     m.now += 60
@@ -160,4 +182,6 @@ async def test_health_counts_for_guardrails(inventory: Inventory, tmp_path: Path
     m = Member(inventory, tmp_path)
     m.health = Health(regions={("foo", "dc1"): TargetHealth(State.DOWN, T0, "refused")})
     with pytest.raises(Refused, match="would leave 1 active region"):
-        await m.ops.act(Exit("dc3", "maintenance", services=frozenset({"foo"})), who="alice", dry_run=False)
+        await m.ops.act(
+            Exit("dc3", "maintenance", services=frozenset({"foo"})), who="alice", dry_run=False
+        )
