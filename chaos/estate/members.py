@@ -118,7 +118,9 @@ def member_config(
             "tokens_file": str(tokens.tokens_file),
             # every other member: its pair partner too (status lists it; the
             # peer exchange pulls only from other regions)
-            "peers": [{"region": p.region, "url": p.api_url} for p in peers if p.name != member.name],
+            "peers": [
+                {"region": p.region, "url": p.api_url} for p in peers if p.name != member.name
+            ],
             "peer_token_file": str(tokens.peer_file),
         },
         "kubernetes": {
