@@ -206,10 +206,7 @@ async def test_leader_killed_mid_exit_the_standby_finishes_and_nothing_flips_bac
     flipped = [
         n
         for n in samples[-1]
-        if any(
-            a.get(n) == "False" and b.get(n) == "True"
-            for a, b in itertools.pairwise(samples)
-        )
+        if any(a.get(n) == "False" and b.get(n) == "True" for a, b in itertools.pairwise(samples))
     ]
     assert not flipped, f"WLEs went back to healthy: {flipped}"
 
@@ -228,9 +225,7 @@ async def test_leader_killed_mid_exit_the_standby_finishes_and_nothing_flips_bac
 
     # nothing lost: the override is there exactly once, accepted once in the audit
     _, intent = await api.get(standby, "/v1/overrides")
-    exits = [
-        o for o in intent["overrides"] if o["kind"] == "exit" and o["region"] == "dc2"
-    ]
+    exits = [o for o in intent["overrides"] if o["kind"] == "exit" and o["region"] == "dc2"]
     assert len(exits) == 1
     _, history = await api.get(standby, "/v1/history?limit=50")
     accepted = [
