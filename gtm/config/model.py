@@ -281,6 +281,9 @@ class InstanceConfig(Model):
     member: str | None = None  # its name within the pair (default: host name)
     state_dir: str = "state"
     evaluate_every: Duration = 5.0  # evaluate on every health change and at least this often
+    # after SIGTERM: the lease is released at once, DNS keeps answering this long
+    # (while the Service takes the member out), then it stops
+    shutdown_delay: Duration = 0.0
     log_format: Literal["auto", "json", "console"] = "auto"
 
 

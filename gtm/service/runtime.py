@@ -286,7 +286,12 @@ class MemberRuntime:
                 for task in background:
                     if task.get_name() != "elector":
                         task.cancel()
-                await elector.release()  # the standby takes over at once
+                await elector.release()  # stop writing; the standby takes over at once
+                delay = self._inventory.config.instance.shutdown_delay
+                if delay > 0:
+                    # keep answering DNS while load balancers take this member out
+                    log.info("member.draining", seconds=delay)
+                    await asyncio.sleep(delay)
                 for task in background:
                     task.cancel()
         log.info("member.stopped", member=self.identity)
@@ -414,9 +419,9 @@ class MemberRuntime:
         while True:
             await reload.wait()
             reload.clear()
-            self.reload()
+            await self.reload()
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         """Re-read the config (SIGHUP). A bad file is refused whole; the old one keeps running."""
         try:
             fresh = load(self.config_path)
@@ -444,7 +449,8 @@ class MemberRuntime:
         if self._peers is not None:
             self._peers.update(new.api.peers)
         if self._served is not None and self._dns is not None:
-            self._dns.swap(Answers.build(fresh, self._served))  # the new names, same table
+            # the new names and addresses, the same table
+            self._dns.swap(await asyncio.to_thread(Answers.build, fresh, self._served))
         # The reconcilers hold the estate and the clusters: the leader starts them afresh.
         self._restart_term.set()
         if self._controller is not None:

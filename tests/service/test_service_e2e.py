@@ -166,6 +166,25 @@ async def test_sighup_with_a_bad_config_keeps_serving(estate: SimulatedEstate, a
     await _until(lambda: "config.reloaded" in log.read_text(), 10)
 
 
+async def test_sigterm_releases_the_lease_so_the_standby_takes_over_at_once(
+    estate: SimulatedEstate, api: Api
+) -> None:
+    leader = await api.leader("dc3")
+    standby = next(n for n in estate.api_urls if n.startswith("dc3-") and n != leader)
+    started = time.monotonic()
+    code = await estate.launcher.terminate(leader, timeout=15)
+    assert code == 0
+    while True:
+        s, doc = await api.get(standby, "/v1/status")
+        if s == 200 and doc["role"] == "leader":
+            break
+        await asyncio.sleep(0.1)
+    # released, not expired: well under the lease duration after the old leader stopped
+    assert time.monotonic() - started < LEASE["duration"]
+    log = (estate.work_dir / "logs" / f"{leader}.log").read_text()
+    assert "leader.released" in log and "member.stopped" in log
+
+
 async def test_leader_killed_mid_exit_the_standby_finishes_and_nothing_flips_back(
     estate: SimulatedEstate, api: Api
 ) -> None:
