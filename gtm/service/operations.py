@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -83,70 +83,43 @@ class Operations:
         state = await self._store.load()
         if isinstance(action, Remove):
             return await self._remove(action, state, who=who, dry_run=dry_run, now=now)
-        override = _override(action, who, now)
+        change = self._change(action, who, now)
+        planned = change(state)
+        new = [o for oid, o in planned.overrides.items() if oid not in state.overrides]
+        override = new[-1] if new else _override(action, who, now)
         health = self._health()
-        before = state.active(now)
-        after = [*before, override] if override.kind is not Kind.ENTER else before
-        force = getattr(action, "force", False)
+        before, after = state.active(now), planned.active(now)
+        leaving = override.kind is not Kind.ENTER
+        force = leaving and getattr(action, "force", False)
 
-        if override.kind is not Kind.ENTER:
+        if leaving:
             admission = admit(inventory.estate, health, after)
-            refused = [r for r in admission.refusals if r.override_id == override.id]
-            if refused:
-                await self._refuse(override, refused[0], now, dry_run)
-                raise Refused(refused[0].message, refusals=[_refusal(r) for r in refused])
-
-        planned = (
-            state.enter(
-                action.region,
-                action.services,
-                action.ramp,
-                who,
-                action.reason,
-                now,
-                ticket=action.ticket,
-                lasts=self._hold(),
-            )
-            if isinstance(action, Enter)
-            else None
-        )
-        after_active = planned.active(now) if planned is not None else after
-        dns, moved = self._dns_change(inventory, health, before, after_active, now)
+            for r in admission.refusals:
+                if r.override_id == override.id:
+                    await self._refuse(override, r, now, dry_run)
+        dns, moved = self._dns_change(inventory, health, before, after, now)
         limit = inventory.config.safety.max_traffic_share
-        if moved > limit and not force and override.kind is not Kind.ENTER:
+        if leaving and moved > limit and not force:
             message = (
                 f"{_describe(action)} would move {moved:.0%} of DNS traffic, more than "
                 f"max_traffic_share {limit:.0%}; use --force with a reason to override"
             )
-            refusal = {"override_id": override.id, "rule": "max_traffic_share", "message": message}
-            if not dry_run:
-                await self._audit_refusal(override, "max_traffic_share", message, now)
-            raise Refused(message, refusals=[refusal])
-        mesh_table = evaluate(inventory.estate, health, after_active, self._served(), now).table
+            await self._refuse(
+                override, Refusal(override.id, "max_traffic_share", message), now, dry_run
+            )
+        mesh_table = evaluate(inventory.estate, health, after, self._served(), now).table
         mesh: dict[str, tuple[str, ...]] = {}
         for plan in await self._mesh_plans(mesh_table):
             unsafe = plan.unsafe(inventory.config.safety.max_unhealthy_share)
             if unsafe is not None and not force:
-                if not dry_run:
-                    await self._audit_refusal(override, "max_unhealthy_share", str(unsafe), now)
-                raise Refused(
-                    str(unsafe),
-                    refusals=[
-                        {
-                            "override_id": override.id,
-                            "rule": "max_unhealthy_share",
-                            "message": str(unsafe),
-                        }
-                    ],
-                )
+                refusal = Refusal(override.id, "max_unhealthy_share", str(unsafe))
+                await self._refuse(override, refusal, now, dry_run)
             mesh[plan.cluster] = tuple(plan.lines())
 
         result = ActionResult(
             accepted=False,
             dry_run=dry_run,
-            override_ids=(override.id,)
-            if planned is None
-            else tuple(sorted(set(planned.overrides) - set(state.overrides))),
+            override_ids=tuple(o.id for o in new),
             dns=tuple(dns),
             mesh=mesh,
             moved_share=moved,
@@ -157,22 +130,7 @@ class Operations:
             return result
         epoch = self._epoch()
         try:
-            if isinstance(action, Enter):
-                stored = await self._store.update(
-                    lambda s: s.enter(
-                        action.region,
-                        action.services,
-                        action.ramp,
-                        who,
-                        action.reason,
-                        now,
-                        ticket=action.ticket,
-                        lasts=self._hold(),
-                    ),
-                    epoch,
-                )
-            else:
-                stored = await self._store.update(lambda s: s.add(override), epoch)
+            stored = await self._store.update(change, epoch)
         except (IntentConflict, ValueError) as e:
             raise BadAction(str(e)) from e
         self._on_change()
@@ -184,6 +142,23 @@ class Operations:
             moved_share=round(moved, 4),
         )
         return replace(result, accepted=True, intent_version=stored.version)
+
+    def _change(self, action: Action, who: str, now: float) -> Callable[[IntentState], IntentState]:
+        """The intent change an action makes, applied again on a fresh state on conflict."""
+        if isinstance(action, Enter):
+            hold = self._hold()
+            return lambda s: s.enter(
+                action.region,
+                action.services,
+                action.ramp,
+                who,
+                action.reason,
+                now,
+                ticket=action.ticket,
+                lasts=hold,
+            )
+        override = _override(action, who, now)
+        return lambda s: s.add(override)
 
     async def _remove(
         self, action: Remove, state: IntentState, *, who: str, dry_run: bool, now: float
@@ -264,71 +239,40 @@ class Operations:
                     )
         return rows, (moved / total if total else 0.0)
 
-    async def _refuse(self, o: Override, refusal: Refusal, now: float, dry_run: bool) -> None:
+    async def _refuse(self, o: Override, refusal: Refusal, now: float, dry_run: bool) -> NoReturn:
+        """Record a refusal (unless only planning) and raise it: nothing changes."""
         log.warning(
             "operator.refused", override=o.describe(), rule=refusal.rule, why=refusal.message
         )
         if not dry_run and self._audit is not None:
             await self._audit.append([AuditEntry.refused(o, refusal, now)])
-
-    async def _audit_refusal(self, o: Override, rule: str, message: str, now: float) -> None:
-        await self._refuse(o, Refusal(o.id, rule, message), now, False)
+        raise Refused(refusal.message, refusals=[_refusal(refusal)])
 
 
-def _override(action: Action, who: str, now: float) -> Override:
-    oid = f"{type(action).__name__.lower()}-{uuid.uuid4().hex[:10]}"
-    if isinstance(action, Exit):
-        return Override(
-            oid,
-            Kind.EXIT,
-            action.region,
-            who,
-            action.reason,
-            now,
-            action.services,
-            action.ticket,
-            _expiry(now, action.expires_in),
-            force=action.force,
-        )
-    if isinstance(action, Drain):
-        return Override(
-            oid,
-            Kind.DRAIN,
-            action.region,
-            who,
-            action.reason,
-            now,
-            action.services,
-            action.ticket,
-            _expiry(now, action.expires_in),
-            force=action.force,
-        )
-    if isinstance(action, Rollout):
-        return Override(
-            oid,
-            Kind.ROLLOUT,
-            action.region,
-            who,
-            action.reason,
-            now,
-            action.services,
-            action.ticket,
-            now + action.window,
-        )
-    if isinstance(action, Enter):
-        return Override(
-            oid,
-            Kind.ENTER,
-            action.region,
-            who,
-            action.reason,
-            now,
-            action.services,
-            action.ticket,
-            now + 1.0,
-            ramp=action.ramp,
-        )
-    raise BadAction(f"not an action: {action!r}")
+def _override(action: Exit | Drain | Rollout | Enter, who: str, now: float) -> Override:
+    ramp: float | None = None
+    force = False
+    if isinstance(action, Exit | Drain):
+        kind = Kind.EXIT if isinstance(action, Exit) else Kind.DRAIN
+        expires, force = _expiry(now, action.expires_in), action.force
+    elif isinstance(action, Rollout):
+        kind, expires = Kind.ROLLOUT, now + action.window
+    else:
+        kind, expires, ramp = Kind.ENTER, now + 1.0, action.ramp
+    oid = f"{kind.value}-{uuid.uuid4().hex[:10]}"
+    return Override(
+        oid,
+        kind,
+        action.region,
+        who,
+        action.reason,
+        now,
+        action.services,
+        action.ticket,
+        expires,
+        ramp=ramp,
+        force=force,
+    )
 
 
 def _expiry(now: float, expires_in: float | None) -> float | None:
