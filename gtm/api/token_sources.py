@@ -12,12 +12,12 @@ import base64
 import binascii
 
 import structlog
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from gtm.api.tokens import TokenBook, TokenFileError
 from gtm.config import ApiConfig, ClusterConfig, Inventory
 from gtm.config.errors import Problem
+from gtm.kube import kube_configuration
 
 log = structlog.get_logger("gtm.api")
 
@@ -51,7 +51,7 @@ async def load_tokens(api: ApiConfig, inventory: Inventory, region: str | None =
         log.warning("api.no_tokens", hint="set api.tokens_file or api.tokens_secret")
         return TokenBook((), "no tokens configured")
     cluster = _cluster(inventory, ref.cluster, region)
-    configuration = await _configuration(cluster)
+    configuration = await kube_configuration(cluster)
     async with ApiClient(configuration) as client:
         return await read_token_secret(CoreV1Api(client), ref.name, ref.namespace)
 
@@ -67,16 +67,3 @@ def _cluster(inventory: Inventory, name: str | None, region: str | None) -> Clus
         problem = f"no {where} to read the Secret from"
         raise TokenFileError([Problem(inventory.file, None, ("api", "tokens_secret"), problem)])
     return candidates[0]
-
-
-async def _configuration(cluster: ClusterConfig) -> Configuration:
-    configuration = Configuration()
-    if cluster.in_cluster:
-        kube_config.load_incluster_config(client_configuration=configuration)
-    else:
-        await kube_config.load_kube_config(
-            config_file=cluster.kubeconfig,
-            context=cluster.context,
-            client_configuration=configuration,
-        )
-    return configuration

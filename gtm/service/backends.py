@@ -11,8 +11,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from prometheus_client import CollectorRegistry
 
 from failover import ClusterSettings, Reconciler
@@ -29,6 +28,7 @@ from failover.intent import (
 )
 from gtm.config import ClusterConfig, Inventory
 from gtm.ha import ElectionSettings, Elector, FileLease, KubeLease
+from gtm.kube import kube_configuration
 
 
 @dataclass(frozen=True)
@@ -37,19 +37,6 @@ class Stores:
     audit: AuditLog
     dns_table: PublishedStore  # the table DNS serves: the standby serves it too
     mesh_table: PublishedStore  # the table the WorkloadEntries follow (lags DNS on exits)
-
-
-async def kube_configuration(cluster: ClusterConfig) -> Configuration:
-    configuration = Configuration()
-    if cluster.in_cluster:
-        kube_config.load_incluster_config(client_configuration=configuration)
-    else:
-        await kube_config.load_kube_config(
-            config_file=cluster.kubeconfig,
-            context=cluster.context,
-            client_configuration=configuration,
-        )
-    return configuration
 
 
 def own_clusters(inventory: Inventory, region: str) -> list[ClusterConfig]:
