@@ -14,7 +14,9 @@ line with the table rows whose source is the cluster's region: each WLE's
 
         async with r.running():                         # list + watch + reconcile
             r.set_table(table, epoch, may_write)        # each new table (leader only)
-            r.progress()                                # WLEs in sync x / desired y, observed
+            r.progress()                                # WLEs in sync x / desired y, observed;
+                                                        # .conflicts: DestinationRules whose
+                                                        # distribute overrides the weights
             await r.until_converged(table.generation)   # bound with asyncio.timeout
 
 Public API:
@@ -31,6 +33,9 @@ Public API:
 - `MeshPlan` (printable; `.patches`, `.skipped`, `.fenced`, `.raise_if_unsafe()`),
   `Patch`, `UnsafePlan` — the plan and its blast-radius refusal.
 - `Progress`, `ApplyResult` — what was achieved, as observed.
+- `distribute_conflicts(rules, services, localities)` -> `DistributeConflict`s: the
+  DestinationRules whose locality `distribute` overrides the WLE weights (pure; the
+  reconciler re-lists the rules every `rules_resync` seconds, reports, never writes them).
 - `WriteStopped` (`Fenced`: a newer leader's epoch is on a WLE; `NotLeader`:
   `may_write()` said no) — writing stops; the caller steps down.
 - `KubeError` (`TemporaryError`, `PermanentError`, `Conflict`) — API errors left after retries.
@@ -41,6 +46,7 @@ resource, a `gtm.io/Epoch` condition in status); WLEs carrying the
 Ambient mode ignores WorkloadEntry health: there, only `spec.weight` acts.
 """
 
+from failover.distribute import DistributeConflict, distribute_conflicts
 from failover.fencing import Fenced, NotLeader, WriteStopped
 from failover.kube import Conflict, KubeError, PermanentError, TemporaryError
 from failover.mesh_plan import MeshPlan, Patch, Skipped, UnsafePlan
@@ -52,6 +58,7 @@ __all__ = [
     "ApplyResult",
     "ClusterSettings",
     "Conflict",
+    "DistributeConflict",
     "Fenced",
     "KubeError",
     "MeshPlan",
@@ -65,4 +72,5 @@ __all__ = [
     "TemporaryError",
     "UnsafePlan",
     "WriteStopped",
+    "distribute_conflicts",
 ]

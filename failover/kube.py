@@ -1,4 +1,5 @@
-"""The one place that talks to Kubernetes: WorkloadEntry list, watch, get and patch.
+"""The one place that talks to Kubernetes: WorkloadEntry list, watch, get and patch;
+DestinationRule list (read only, for the distribute conflicts).
 
 Every call goes through `KubeClient.request()`, which
 - holds one of `concurrency` slots (watches excepted) and a token of the
@@ -39,7 +40,7 @@ from tenacity.wait import wait_random_exponential
 
 from failover.metrics import ClusterMetrics
 from failover.rate_limit import Sleep, TokenBucket
-from failover.settings import WLE_GROUP, WLE_PLURAL, ClusterSettings
+from failover.settings import DR_PLURAL, WLE_GROUP, WLE_PLURAL, ClusterSettings
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +75,11 @@ class Conflict(PermanentError):
 
 
 class NotFound(PermanentError):
-    """404."""
+    """404: no such object, or (on a list) the resource is not served."""
+
+
+class Forbidden(PermanentError):
+    """403: RBAC does not grant the request."""
 
 
 class Expired(PermanentError):
@@ -111,7 +116,9 @@ def error_of(status: int, reason: str, raw: bytes | str | None, headers: Any) ->
     if status in _TEMPORARY_CODES:
         kind = TemporaryError
     else:
-        kind = {409: Conflict, 404: NotFound, 410: Expired}.get(status, PermanentError)
+        kind = {409: Conflict, 404: NotFound, 403: Forbidden, 410: Expired}.get(
+            status, PermanentError
+        )
     return kind(status, reason, message, after)
 
 
@@ -126,7 +133,7 @@ class WatchEvent:
 
 
 class KubeClient:
-    """WorkloadEntry calls against one cluster, paced, bounded and retried."""
+    """WorkloadEntry (and DestinationRule) calls against one cluster, paced, bounded and retried."""
 
     def __init__(
         self,
@@ -201,7 +208,22 @@ class KubeClient:
     # -- WorkloadEntry calls ---------------------------------------------------------
 
     async def list_entries(self) -> tuple[list[dict[str, Any]], str]:
-        """Every selected WLE, in pages, and the list's resourceVersion.
+        """Every selected WLE, in pages, and the list's resourceVersion."""
+        return await self._list_all(WLE_PLURAL, self._s.selector)
+
+    async def list_rules(self) -> list[dict[str, Any]]:
+        """Every DestinationRule in the namespace (every namespace when it is None).
+
+        Raises `NotFound` when the cluster does not serve them (no CRD, or
+        not in this version) and `Forbidden` when RBAC does not grant the list.
+        """
+        items, _ = await self._list_all(DR_PLURAL, None)
+        return items
+
+    async def _list_all(
+        self, plural: str, selector: str | None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every object of `plural` (matching `selector`), in pages, and the list's resourceVersion.
 
         A continue token that expired mid-way (410) restarts the list, up to
         `conflict_attempts` times.
@@ -212,7 +234,9 @@ class KubeClient:
             try:
                 while True:
                     page = await self.request(
-                        "list", lambda t=token: self._list(_continue=t), what="workloadentries"
+                        "list",
+                        lambda t=token: self._list(plural, selector, _continue=t),
+                        what=plural,
                     )
                     items += page.get("items") or []
                     meta = page.get("metadata") or {}
@@ -225,20 +249,20 @@ class KubeClient:
                 self._log.info("kube.list.restarted", why="continue token expired")
         raise AssertionError("unreachable")
 
-    def _list(self, **kwargs: Any) -> Awaitable[dict[str, Any]]:
+    def _list(self, plural: str, selector: str | None, **kwargs: Any) -> Awaitable[dict[str, Any]]:
         group, version = self._path
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         kwargs.setdefault("_request_timeout", self._s.timeout)
-        if self._s.selector:
-            kwargs["label_selector"] = self._s.selector
+        if selector:
+            kwargs["label_selector"] = selector
         if "watch" not in kwargs:
             kwargs["limit"] = self._s.page_size
         if self._s.namespace:
             return self._api.list_namespaced_custom_object(  # type: ignore[no-any-return]
-                group, version, self._s.namespace, WLE_PLURAL, **kwargs
+                group, version, self._s.namespace, plural, **kwargs
             )
         return self._api.list_cluster_custom_object(  # type: ignore[no-any-return]
-            group, version, WLE_PLURAL, **kwargs
+            group, version, plural, **kwargs
         )
 
     async def get_entry(self, namespace: str, name: str) -> dict[str, Any]:
@@ -291,6 +315,8 @@ class KubeClient:
         self._metrics.waited(await self._bucket.take())
         try:
             resp = await self._list(
+                WLE_PLURAL,
+                self._s.selector,
                 watch=True,
                 resource_version=resource_version,
                 allow_watch_bookmarks=True,

@@ -47,6 +47,13 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
             registry=registry,
         )
+        self.distribute_conflicts = Gauge(
+            "gtm_mesh_distribute_conflicts",
+            "DestinationRule localityLbSetting.distribute settings that override the WLE weights"
+            " gtm writes (per rule, managed service and place in the rule)",
+            ["cluster"],
+            registry=registry,
+        )
         self.requests = Counter(
             "gtm_kube_requests",
             "Kubernetes API requests by verb and HTTP code (0: no answer)",
@@ -88,10 +95,14 @@ class ClusterMetrics:
         self._drifted = metrics.drifted.labels(cluster)
         self._reconcile = metrics.reconcile.labels(cluster)
         self._throttled = metrics.throttled.labels(cluster)
+        self._distribute_conflicts = metrics.distribute_conflicts.labels(cluster)
 
     def gauges(self, desired: int, in_sync: int) -> None:
         self._desired.set(desired)
         self._in_sync.set(in_sync)
+
+    def conflicts(self, count: int) -> None:
+        self._distribute_conflicts.set(count)
 
     def drift(self) -> None:
         self._drifted.inc()

@@ -17,6 +17,9 @@ class Progress:
     watching: bool  # the watch is up (else the figures may be stale)
     refused: str | None = None  # the last table refused (blast radius), with the numbers
     stopped: str | None = None  # why writing stopped (fenced, lease lost)
+    # DestinationRules whose locality `distribute` overrides the WLE weights (not fought,
+    # and not part of `converged`: the WLEs do hold their targets)
+    conflicts: tuple[str, ...] = ()
 
     @property
     def converged(self) -> bool:
@@ -38,6 +41,7 @@ class Progress:
             text += f"; refused: {self.refused}"
         if self.stopped:
             text += f"; stopped: {self.stopped}"
+        text += "".join(f"\n  conflict: {c}" for c in self.conflicts)
         return text
 
 

@@ -9,7 +9,10 @@ Two ways to drive it, over one watch cache:
   cache current; `set_table(table, epoch, may_write)` hands in each new
   table; every WLE that differs from its target — because the table moved,
   or because someone edited it (drift) — is patched by `concurrency`
-  workers. `progress()` says how many WLEs hold their target, as observed.
+  workers. `progress()` says how many WLEs hold their target, as observed,
+  and which DestinationRules override the weights with a locality
+  `distribute` (re-listed every `rules_resync` seconds; reported, never
+  written: see `rule_scan`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from failover.mesh_plan import MeshPlan, UnsafePlan, healthy_condition_ok, in_sy
 from failover.metrics import Metrics
 from failover.progress import ApplyResult, Progress
 from failover.rate_limit import Sleep
+from failover.rule_scan import RuleScanner
 from failover.settings import ClusterSettings
 from failover.vip_index import VipIndex
 from failover.workload import Key, WorkloadEntry
@@ -82,6 +86,8 @@ class Reconciler:
             raise ValueError(f"cluster {settings.name}: no locality for {', '.join(missing)}")
         self.settings = settings
         self._client_source = client
+        self._services = {s.name: s.fqdn for s in estate.services}
+        self._localities = dict(localities)
         self._index = VipIndex(
             estate,
             localities,
@@ -94,6 +100,7 @@ class Reconciler:
         self._kube: KubeClient | None = None
         self._cache: EntryCache | None = None
         self._writer: EntryWriter | None = None
+        self._rules: RuleScanner | None = None
         self._log = log.bind(cluster=settings.name)
         # continuous mode
         self._running = False
@@ -125,6 +132,9 @@ class Reconciler:
             self.settings, self._kube, self._on_change, sleep=self._sleep, clock=self._clock
         )
         self._writer = EntryWriter(self.settings, self._kube, self._cache, self._metrics, self._now)
+        self._rules = RuleScanner(
+            self.settings, self._kube, self._metrics, self._services, self._localities
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -139,6 +149,11 @@ class Reconciler:
         if self._cache is None or self._writer is None:
             raise RuntimeError("use the Reconciler inside `async with`")
         return self._cache, self._writer
+
+    def _scanner(self) -> RuleScanner:
+        if self._rules is None:
+            raise RuntimeError("use the Reconciler inside `async with`")
+        return self._rules
 
     # -- one-shot: plan and apply -----------------------------------------------------
 
@@ -185,6 +200,7 @@ class Reconciler:
     async def running(self) -> AsyncIterator[Reconciler]:
         """List, watch and reconcile in the background while the block runs."""
         cache, _ = self._parts()
+        rules = self._scanner()
         if self._running:
             raise RuntimeError("the reconciler is already running")
         self._running = True
@@ -193,6 +209,7 @@ class Reconciler:
             async with asyncio.TaskGroup() as tg:
                 tasks.append(tg.create_task(cache.run(), name=f"wle-cache-{self.settings.name}"))
                 tasks.append(tg.create_task(self._dispatch(), name="wle-dispatch"))
+                tasks.append(tg.create_task(rules.run(), name=f"dr-scan-{self.settings.name}"))
                 for i in range(self.settings.concurrency):
                     tasks.append(tg.create_task(self._work(), name=f"wle-worker-{i}"))
                 try:
@@ -229,6 +246,7 @@ class Reconciler:
             watching=cache is not None and cache.watching,
             refused=None if self._refused is None else str(self._refused),
             stopped=None if self._stopped is None else str(self._stopped),
+            conflicts=() if self._rules is None else self._rules.conflicts,
         )
 
     async def until_converged(self, generation: int | None = None) -> Progress:

@@ -2,7 +2,7 @@
 
 `ClusterSettings` mirrors `gtm.config.model.ClusterConfig` (the service layer
 maps one onto the other; `failover` may not import `gtm`) plus the knobs of
-the reconciler itself: retries, the blast-radius limit, the resync period.
+the reconciler itself: retries, the blast-radius limit, the resync periods.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 WLE_GROUP = "networking.istio.io"
 WLE_PLURAL = "workloadentries"
+DR_PLURAL = "destinationrules"  # same group and version as the WLEs; read only
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class ClusterSettings:
     page_size: int = 500  # list pages
     watch_timeout: float = 300.0  # the server ends a watch after this; gtm re-watches
     resync: float = 300.0  # a full re-list this often, the backstop for a missed event
+    rules_resync: float = 30.0  # re-list DestinationRules this often (distribute conflicts)
     max_unhealthy_share: float = 0.5  # refuse a plan leaving more of the WLEs unhealthy
     ensure_annotation: bool = True  # add a missing health-checks annotation (else report it)
     retry: RetrySettings = field(default_factory=RetrySettings)
@@ -70,8 +72,8 @@ class ClusterSettings:
             problems.append("qps must be > 0 and burst >= 1")
         if self.concurrency < 1:
             problems.append("concurrency must be >= 1")
-        if self.timeout <= 0 or self.watch_timeout <= 0 or self.resync <= 0:
-            problems.append("timeout, watch_timeout and resync must be > 0")
+        if min(self.timeout, self.watch_timeout, self.resync, self.rules_resync) <= 0:
+            problems.append("timeout, watch_timeout, resync and rules_resync must be > 0")
         if not 0 < self.max_unhealthy_share <= 1:
             problems.append("max_unhealthy_share must be in (0, 1]")
         if self.page_size < 1:

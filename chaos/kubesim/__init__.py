@@ -1,12 +1,12 @@
 """A simulated Kubernetes API server that follows the apiserver's rules.
 
-Serves `networking.istio.io` v1/v1beta1 WorkloadEntry and ServiceEntry (with
-their `status` subresource), `coordination.k8s.io/v1` Lease and core `v1`
-ConfigMap and Secret over real HTTP, so the real kubernetes-asyncio client
+Serves `networking.istio.io` v1/v1beta1 WorkloadEntry, ServiceEntry and
+DestinationRule (with their `status` subresource), `coordination.k8s.io/v1`
+Lease and core `v1` ConfigMap and Secret over real HTTP, so the real kubernetes-asyncio client
 runs against it: resourceVersion conflicts, generation, merge/JSON/apply
 patches, label selectors, watches with a bounded history (410 Expired),
 and faults injected on demand (latency, 500s, 429s, a rate limit, dropped
-watches).
+watches, resources RBAC does not grant).
 
     from chaos.kubesim import KubeSim, Faults
 

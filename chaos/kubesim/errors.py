@@ -89,6 +89,18 @@ def unknown_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
+def forbidden(verb: str, resource: str, user: str) -> ApiError:
+    """403 as the authorizer answers a request RBAC does not allow."""
+    plural, _, subresource = resource.partition("/")
+    what = f'resource "{plural}"' + (f' subresource "{subresource}"' if subresource else "")
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{resource} is forbidden: User "{user}" cannot {verb} {what}',
+        {"kind": plural},
+    )
+
+
 def already_exists(group_resource: str, name: str) -> ApiError:
     return ApiError(
         409,

@@ -1,5 +1,9 @@
 """Faults injected into API requests on demand: latency, 500s, 429s, a rate limit, dropped watches.
 
+And resources RBAC does not grant: `forbidden` answers 403 Forbidden before
+anything else (no latency, no random draw), as the authorizer does, whatever
+`verbs` and `resources` say.
+
 `Faults` is a value (settable in-process or as JSON on `POST /_sim/faults`);
 `FaultInjector` applies the current one to each API request. Randomness comes
 from one `random.Random(seed)` that draws the same numbers for every request
@@ -22,11 +26,18 @@ from typing import Any
 import pydantic
 import structlog
 
-from chaos.kubesim.errors import ApiError, bad_request, internal_error, too_many_requests
+from chaos.kubesim.errors import (
+    ApiError,
+    bad_request,
+    forbidden,
+    internal_error,
+    too_many_requests,
+)
 from chaos.kubesim.watch import WatchHub
 
 log = structlog.get_logger(__name__)
 
+ANONYMOUS = "system:anonymous"  # who the simulator's unauthenticated clients are
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
@@ -44,6 +55,8 @@ class Faults:
     verbs, resources: limit all of the above to these verbs / resource plurals
         (empty: all). A resource matches its subresources (`workloadentries`
         covers `workloadentries/status`).
+    forbidden: resource plurals (and their subresources) every request for
+        which is answered 403 Forbidden, as when RBAC does not grant them.
     seed: seed of the random draws (None: unseeded).
     """
 
@@ -58,11 +71,13 @@ class Faults:
     drop_watches_after: float | None = None
     verbs: tuple[str, ...] = ()
     resources: tuple[str, ...] = ()
+    forbidden: tuple[str, ...] = ()
     seed: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verbs", tuple(self.verbs))
         object.__setattr__(self, "resources", tuple(self.resources))
+        object.__setattr__(self, "forbidden", tuple(self.forbidden))
         problems = []
         if self.latency < 0 or self.jitter < 0:
             problems.append("latency and jitter must be >= 0")
@@ -90,14 +105,15 @@ class Faults:
     def applies_to(self, verb: str, resource: str) -> bool:
         if self.verbs and verb not in self.verbs:
             return False
-        # `workloadentries` covers `workloadentries/status`; the latter names only itself.
-        return not self.resources or any(
-            resource == scope or resource.startswith(scope + "/") for scope in self.resources
-        )
+        return not self.resources or _covered(resource, self.resources)
+
+    def forbids(self, resource: str) -> bool:
+        return _covered(resource, self.forbidden)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["verbs"], out["resources"] = list(self.verbs), list(self.resources)
+        for name in ("verbs", "resources", "forbidden"):
+            out[name] = list(getattr(self, name))
         return out
 
     @classmethod
@@ -112,6 +128,11 @@ class Faults:
             return pydantic.TypeAdapter(cls).validate_python(data, strict=False)
         except (pydantic.ValidationError, ValueError) as error:
             raise bad_request(f"invalid faults: {error}") from error
+
+
+def _covered(resource: str, scopes: tuple[str, ...]) -> bool:
+    """`workloadentries` covers `workloadentries/status`; the latter names only itself."""
+    return any(resource == scope or resource.startswith(scope + "/") for scope in scopes)
 
 
 class TokenBucket:
@@ -139,7 +160,7 @@ class Verdict:
 
     delay: float = 0.0
     error: ApiError | None = None
-    cause: str | None = None  # "error" | "throttle" | "rate_limit"
+    cause: str | None = None  # "error" | "throttle" | "rate_limit" | "forbidden"
 
 
 class FaultInjector:
@@ -185,6 +206,9 @@ class FaultInjector:
     def judge(self, verb: str, resource: str) -> Verdict:
         """The delay and the error (if any) for one API request."""
         faults = self.current
+        if faults.forbids(resource):  # the authorizer answers before any other fault applies
+            self._injected["forbidden"] += 1
+            return Verdict(error=forbidden(verb, resource, ANONYMOUS), cause="forbidden")
         if not faults.applies_to(verb, resource):
             return Verdict()
         # Always three draws, whatever the outcome, so a seed fixes the whole sequence.

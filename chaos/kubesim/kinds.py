@@ -2,7 +2,10 @@
 
 WorkloadEntry and ServiceEntry follow Istio's CRD (v1 and v1beta1 share one
 schema): `address` or `network` required, `weight` 0..2^32-1, ports
-1..65535, `status` kept as is (x-kubernetes-preserve-unknown-fields). Lease,
+1..65535, `status` kept as is (x-kubernetes-preserve-unknown-fields).
+DestinationRule is lighter: `host` required, `trafficPolicy` and each subset
+kept as they are (no check of load-balancer settings), `exportTo` and
+`workloadSelector` typed, other spec fields pruned. Lease,
 ConfigMap and Secret follow their Go types: MicroTime fields need exactly six
 fractional digits and a Z; Secret `data` is base64.
 """
@@ -80,6 +83,19 @@ SERVICE_ENTRY_SPEC = Schema(
 )
 
 
+DESTINATION_RULE_SPEC = Schema(
+    "object",
+    properties={
+        "host": STRING,
+        "trafficPolicy": PRESERVED,
+        "subsets": Schema("array", items=PRESERVED),
+        "exportTo": STRING_LIST,
+        "workloadSelector": Schema("object", properties={"matchLabels": STRING_MAP}),
+    },
+    required=("host",),
+)
+
+
 def _custom(spec: Schema) -> Schema:
     return Schema(
         "object",
@@ -114,6 +130,7 @@ LEASE_SPEC = Schema(
 SCHEMAS: dict[str, Schema] = {
     "WorkloadEntry": _custom(WORKLOAD_ENTRY_SPEC),
     "ServiceEntry": _custom(SERVICE_ENTRY_SPEC),
+    "DestinationRule": _custom(DESTINATION_RULE_SPEC),
     "Lease": Schema(
         "object",
         properties={"apiVersion": STRING, "kind": STRING, "metadata": ANY, "spec": LEASE_SPEC},

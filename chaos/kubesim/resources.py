@@ -88,6 +88,16 @@ SERVICE_ENTRY = Resource(
     status_subresource=True,
     short_names=("se",),
 )
+DESTINATION_RULE = Resource(
+    group="networking.istio.io",
+    versions=("v1", "v1beta1"),
+    plural="destinationrules",
+    singular="destinationrule",
+    kind="DestinationRule",
+    custom=True,
+    status_subresource=True,  # as every Istio CRD
+    short_names=("dr",),
+)
 LEASE = Resource(
     group="coordination.k8s.io",
     versions=("v1",),
@@ -106,7 +116,7 @@ CONFIG_MAP = Resource(
 )
 SECRET = Resource(group="", versions=("v1",), plural="secrets", singular="secret", kind="Secret")
 
-DEFAULT_RESOURCES = (WORKLOAD_ENTRY, SERVICE_ENTRY, LEASE, CONFIG_MAP, SECRET)
+DEFAULT_RESOURCES = (WORKLOAD_ENTRY, SERVICE_ENTRY, DESTINATION_RULE, LEASE, CONFIG_MAP, SECRET)
 
 
 class ResourceTable:

@@ -36,7 +36,11 @@ log = structlog.get_logger(__name__)
 
 
 class KubeSim:
-    """A simulated kube-apiserver serving WorkloadEntry, ServiceEntry, Lease, ConfigMap, Secret."""
+    """A simulated kube-apiserver serving the kinds of `resources` (every kind by default).
+
+    Leave a kind out of `resources` for a cluster without that CRD (its paths
+    answer 404); `Faults(forbidden=...)` for one whose RBAC does not grant it.
+    """
 
     def __init__(
         self,

@@ -100,6 +100,8 @@ def progress(change: Change, view: MemberView) -> MemberProgress:
 
 def _cluster(name: str, p: MeshProgress, mesh_generation: int | None) -> str:
     text = f"{name} {p.in_sync}/{p.desired}"
+    if p.conflicts:  # shown, not waited on: gtm does not fight them
+        text += f" ({len(p.conflicts)} overridden by a DestinationRule distribute: gtm status)"
     if p.refused is not None:
         return f"{text} (refused: {p.refused})"
     if mesh_generation is not None and p.generation not in (None, mesh_generation):

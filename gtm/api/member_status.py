@@ -15,7 +15,7 @@ ignored; a missing required key is a clear error naming it.
       "layers": {"dns_admitted": ["exit-dc2-…"], "mesh_admitted": [],   # ids in force per layer
                  "mesh_generation": 12, "mesh_pending": [{"id": "exit-dc2-…", "at": 1732871234.5}]},
       "mesh": {"dc1-east": {"in_sync": 118, "desired": 120, "generation": 12,
-                            "converged": false, "refused": null}},
+                            "converged": false, "refused": null, "conflicts": []}},
       "peers": [{"identity": "dc1-b", "region": "dc1", "url": "https://10.0.0.6:8080"}, …],
       "regions": {"dc1": {"client_cidrs": ["10.1.0.0/16"]}, …},
       "fqdns": {"foo": "foo.example.com", …}
@@ -26,7 +26,9 @@ Also read: `admitted: {"dns": [...], "mesh": [...]}` instead of `layers`, and
 member — the pair partner as well as other regions' — each with its API's
 URL: `--wait` asks each of them. A cluster is in sync when `in_sync ==
 desired`, it is not `refused`, not reported un-`converged`, and (when both
-are given) its `generation` is the member's `mesh_generation`.
+are given) its `generation` is the member's `mesh_generation`. Its
+`conflicts` (DestinationRules whose `distribute` overrides the WLE weights)
+are shown, not waited on: gtm does not fight them, so waiting would not end.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class MeshProgress(_Part):
     generation: int | None = None  # of the mesh table the cluster's reconciler enforces
     converged: bool | None = None
     refused: str | None = None
+    conflicts: list[str] = []  # DestinationRules overriding the weights (shown, not waited on)
 
     def synced(self, mesh_generation: int | None) -> bool:
         current = (

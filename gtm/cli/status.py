@@ -212,10 +212,11 @@ def _print_status(views: Sequence[MemberView], table: dict[str, Any] | None) -> 
         f"health: {_health(h)}; impaired vantages: {', '.join(h.get('impaired', ())) or 'none'}",
         f"intent version {own.intent.version}: {', '.join(own.intent.active) or 'none'}",
     ]
-    lines += [
-        f"mesh {cluster}: {p.in_sync}/{p.desired} WorkloadEntries in sync, {p.drifted} drifted"
-        for cluster, p in sorted(own.mesh.items())
-    ]
+    for cluster, p in sorted(own.mesh.items()):
+        lines.append(
+            f"mesh {cluster}: {p.in_sync}/{p.desired} WorkloadEntries in sync, {p.drifted} drifted"
+        )
+        lines += [f"  weights overridden: {c}" for c in p.conflicts]
     if own.pending:
         lines.append(f"pending mesh changes: {json.dumps(own.pending)}")
     lines += [f"member {_member_line(progress(Change((), '', True, None), v))}" for v in views[1:]]

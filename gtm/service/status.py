@@ -81,6 +81,7 @@ def status_doc(m: MemberRuntime) -> dict[str, Any]:
             "converged": p.converged,
             "refused": p.refused,
             "stopped": p.stopped,
+            "conflicts": list(p.conflicts),
         }
         for p in (r.progress() for r in m.reconcilers)
     }

@@ -125,3 +125,13 @@ def test_the_runtime_shape_is_read() -> None:
     assert not refused.done and "(refused: would mark 60%" in refused.line()
     doc["mesh"]["c2"]["refused"] = None
     assert progress(EXIT, MemberView("u", read_status(doc, "u"))).done
+
+
+def test_distribute_conflicts_are_shown_not_waited_on() -> None:
+    conflict = "mesh/pin (host foo.example.com): distribute from region01/* sends 100% to …"
+    s = read_status(status(mesh={"c1": {"in_sync": 4, "desired": 4, "conflicts": [conflict]}}), "u")
+    assert s.mesh["c1"].conflicts == [conflict]
+    row = progress(EXIT, MemberView("u", s))
+    assert row.done  # gtm does not fight the rule: waiting for it to go would never end
+    assert "c1 4/4 (1 overridden by a DestinationRule distribute: gtm status)" in row.line()
+    assert read_status(status(), "u").mesh["c1"].conflicts == []  # older members omit it

@@ -254,6 +254,10 @@ async def test_leader_killed_mid_exit_the_standby_finishes_and_nothing_flips_bac
     ]
     assert len(accepted) == 1
 
+    # its status reports, per cluster, the DestinationRules overriding the weights: none here
+    _, doc = await api.get(standby, "/v1/status")
+    assert doc["mesh"] and all(m["conflicts"] == [] for m in doc["mesh"].values())
+
 
 def _hup(estate: SimulatedEstate, member: str) -> None:
     os.kill(estate.launcher.pid(member), signal.SIGHUP)
