@@ -4,6 +4,7 @@
         estate.start_members(launcher, lambda name, path: ["gtm", "serve", "--config", str(path)])
         await estate.set_region_fault("dc2", Fault("refuse"))          # region down
         await estate.cluster_faults("dc1", Faults(error_rate=0.3))     # API brownout
+        await estate.set_vantage_fault("dc3", Fault("error"))          # dc3's probers impaired
         weights = [w["spec"]["weight"] for w in await estate.wles("dc1")]
 
 On loopback only: the VIP farm process (`python -m chaos.estate.vips`), one
@@ -16,14 +17,16 @@ through it, the clusters (which save their state) and the VIPs.
 
 `base_port` moves every port of the estate into a block of its own
 (`PortPlan.from_base`), and `vip_port_offset` moves the VIPs' ports, so tests
-and drills can run beside a running demo.
+and drills can run beside a running demo. `pair` names each region's members
+(`("a",)`: one per region) and `peer_url` routes the members' peer exchange
+(see `chaos.estate.members`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,7 +39,7 @@ import yaml
 from chaos.estate.clusters import Clusters
 from chaos.estate.fault import Fault
 from chaos.estate.launcher import Child, Launcher
-from chaos.estate.members import MemberConfig, write_cli_config, write_members
+from chaos.estate.members import PAIR, MemberConfig, PeerUrl, write_cli_config, write_members
 from chaos.estate.mesh import MeshSeed
 from chaos.estate.ports import HOST, PortPlan
 from chaos.estate.tokens import Tokens, write_tokens
@@ -83,8 +86,12 @@ class SimulatedEstate:
         launcher: Launcher | None = None,
         python: str = sys.executable,
         ready_timeout: float = 30.0,
+        pair: Sequence[str] = PAIR,
+        peer_url: PeerUrl | None = None,
     ) -> None:
         self.source = Path(estate_path)
+        self.pair = tuple(pair)
+        self.peer_url = peer_url
         self.work_dir = Path(work_dir).resolve()
         self.ports = PortPlan() if base_port is None else PortPlan.from_base(base_port)
         self.vip_port_offset = vip_port_offset
@@ -179,6 +186,8 @@ class SimulatedEstate:
             tokens=self._tokens,
             ports=self.ports,
             namespace=self.seed.namespace,
+            pair=self.pair,
+            peer_url=self.peer_url,
         )
         first = next(iter(self.members.values()))
         write_cli_config(self.work_dir, first.api_url, self._tokens.operator_file)
@@ -262,8 +271,17 @@ class SimulatedEstate:
         for name in names if names is not None else self.members:
             member = self.members[name]
             started.append(use.start(name, argv_for(name, member.path), env, self.log_path(name)))
-            self._started_members.append((use, name))
+            if (use, name) not in self._started_members:  # started again after a kill
+                self._started_members.append((use, name))
         return started
+
+    def running_members(self, region: str | None = None) -> dict[str, int]:
+        """Member name -> pid (its process group) of the members started here that run now."""
+        return {
+            name: launcher.pid(name)
+            for launcher, name in self._started_members
+            if (region is None or self.members[name].region == region) and launcher.alive(name)
+        }
 
     async def wait_members(
         self,
@@ -302,6 +320,31 @@ class SimulatedEstate:
     async def set_region_fault(self, region: str, fault: Fault) -> dict[str, Any]:
         url = f"{self.vip_control_url}/_regions/{quote(region, safe='')}/fault"
         return dict(await self._call("POST", url, fault.to_dict()))
+
+    async def set_source_fault(
+        self, name: str, groups: Iterable[int], fault: Fault
+    ) -> dict[str, Any]:
+        """`fault` on every VIP for the connections of these process groups only."""
+        url = f"{self.vip_control_url}/_sources/{quote(name, safe='')}/fault"
+        return dict(await self._call("POST", url, {"groups": list(groups), **fault.to_dict()}))
+
+    async def clear_source_fault(self, name: str) -> bool:
+        url = f"{self.vip_control_url}/_sources/{quote(name, safe='')}"
+        return bool((await self._call("DELETE", url))["cleared"])
+
+    async def set_vantage_fault(self, region: str, fault: Fault) -> dict[str, Any]:
+        """Every VIP fails (as `fault` says) as seen by the region's running members only:
+        the region's probers are impaired, nobody else sees a thing. `Fault()` clears it.
+
+        It names the members running now: one started later is not impaired.
+        """
+        if region not in self.inventory.region_names:
+            raise ValueError(f"no region {region!r}")
+        name = f"vantage-{region}"
+        if fault == Fault():
+            await self.clear_source_fault(name)
+            return {"name": name, "cleared": True}
+        return await self.set_source_fault(name, self.running_members(region).values(), fault)
 
     async def reset_vips(self) -> None:
         await self._call("POST", f"{self.vip_control_url}/_reset")

@@ -3,24 +3,28 @@
     async with VipFarm(inventory) as farm:
         await farm.set_fault("foo/dc2/127.0.2.1:18080", Fault("error", status=503))
         await farm.set_region_fault("dc3", Fault("refuse"))   # region down
+        farm.set_source_fault("vantage-dc3", [4242], Fault("error"))  # as seen by some clients
         await farm.reset()
 
 Each VIP listens on its own address and port (Linux routes all of 127/8 to
 the loopback interface, so `127.0.2.1:18080` needs no setup); a host-name VIP
 listens on each of its configured `ips`. A region fault sets that fault on
-every VIP of the region; `reset()` makes every VIP healthy again.
+every VIP of the region; a source fault (`chaos.estate.sources`) applies to
+every VIP, for the connections of the named process groups only; `reset()`
+makes every VIP healthy again and clears the source faults.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
 import structlog
 
 from chaos.estate.fault import OK, Fault
+from chaos.estate.sources import SourceFault, SourceFaults
 from chaos.estate.vip_server import VipServer
 from gtm.config import Inventory, VipConfig
 
@@ -48,6 +52,7 @@ class VipFarm:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
+        self.sources = SourceFaults()
         self._servers: dict[str, VipServer] = {}
         for service in inventory.estate.services:
             configured = inventory.services[service.name].vips
@@ -57,7 +62,7 @@ class VipFarm:
                     if not hosts:
                         log.warning("vip.skipped", vip=vip.id, reason="a host name without ips")
                         continue
-                    self._servers[vip.id] = VipServer(vip, hosts)
+                    self._servers[vip.id] = VipServer(vip, hosts, sources=self.sources)
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -133,10 +138,19 @@ class VipFarm:
         log.info("vips.region_fault", region=region, vips=len(servers), **fault.to_dict())
         return [s.state() for s in servers]
 
+    def set_source_fault(self, name: str, groups: Iterable[int], fault: Fault) -> SourceFault:
+        """`fault` on every VIP for the connections of `groups` only (`Fault()` clears it)."""
+        return self.sources.set(name, groups, fault)
+
+    def clear_source_fault(self, name: str) -> bool:
+        return self.sources.clear(name)
+
     async def reset(self) -> None:
         for server in self._servers.values():
             if server.fault != OK:
                 await server.set_fault(OK)
+        for entry in self.sources.states():
+            self.sources.clear(entry["name"])
 
     def states(self) -> list[dict[str, Any]]:
         return [s.state() for s in self._servers.values()]

@@ -24,7 +24,7 @@ writes `<work>/cli.yaml` for the runbook CLI.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,10 @@ from chaos.estate.tokens import Tokens
 from gtm.config import load
 
 PAIR = ("a", "b")
+
+# Which URL `member` uses to reach `peer`'s API (default: the peer's own `api_url`).
+# Drills route it through a relay of their own to cut the link between two regions.
+PeerUrl = Callable[["MemberConfig", "MemberConfig"], str]
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ def member_config(
     kubeconfig: Path,
     tokens: Tokens,
     namespace: str = NAMESPACE,
+    peer_url: PeerUrl | None = None,
 ) -> dict[str, Any]:
     """The estate's data plus what makes `member` one member of its region's pair."""
     base = dict(estate)
@@ -119,7 +124,9 @@ def member_config(
             # every other member: its pair partner too (status lists it; the
             # peer exchange pulls only from other regions)
             "peers": [
-                {"region": p.region, "url": p.api_url} for p in peers if p.name != member.name
+                {"region": p.region, "url": p.api_url if peer_url is None else peer_url(member, p)}
+                for p in peers
+                if p.name != member.name
             ],
             "peer_token_file": str(tokens.peer_file),
         },
@@ -145,10 +152,13 @@ def member_config(
 
 
 def plan_members(
-    regions: Sequence[str], work_dir: Path, ports: PortPlan = PortPlan()
+    regions: Sequence[str],
+    work_dir: Path,
+    ports: PortPlan = PortPlan(),
+    pair: Sequence[str] = PAIR,
 ) -> list[MemberConfig]:
     """Names, config paths and ports of the members, without writing anything."""
-    names = member_names(regions)
+    names = member_names(regions, pair)
     ports.check(len(names), len(regions))
     return [
         MemberConfig(
@@ -170,11 +180,19 @@ def write_members(
     tokens: Tokens,
     ports: PortPlan = PortPlan(),
     namespace: str = NAMESPACE,
+    pair: Sequence[str] = PAIR,
+    peer_url: PeerUrl | None = None,
 ) -> dict[str, MemberConfig]:
-    """Write every member's config; `gtm.config.ConfigError` if one does not validate."""
+    """Write every member's config; `gtm.config.ConfigError` if one does not validate.
+
+    `pair` names the members of each region (`("a",)`: one member per region);
+    `peer_url` says how a member reaches each peer (default: directly).
+    """
+    if not pair:
+        raise ValueError("a region needs at least one member")
     estate = yaml.safe_load(estate_path.read_text())
     regions = [r["name"] for r in estate["regions"]]
-    members = plan_members(regions, work_dir, ports)
+    members = plan_members(regions, work_dir, ports, pair)
     for member in members:
         data = member_config(
             estate,
@@ -184,6 +202,7 @@ def write_members(
             kubeconfig=kubeconfig,
             tokens=tokens,
             namespace=namespace,
+            peer_url=peer_url,
         )
         member.path.parent.mkdir(parents=True, exist_ok=True)
         (work_dir / "state" / member.region).mkdir(parents=True, exist_ok=True)

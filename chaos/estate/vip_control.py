@@ -7,7 +7,12 @@
   VIP's fault; answers its new state.
 - `POST /_regions/{region}/fault` — the same body (mode may also be
   `region_down`) on every VIP of the region; answers their states.
-- `POST /_reset` — every VIP healthy again.
+- `GET /_sources` — `{"sources": [{name, groups, fault}, …]}`: the source faults.
+- `POST /_sources/{name}/fault` `{groups: [pgid, …], mode, latency?, status?, period?}`
+  — every VIP gets this fault for the connections of those process groups
+  only (`chaos.estate.sources`); mode `ok` clears it.
+- `DELETE /_sources/{name}` — clear it.
+- `POST /_reset` — every VIP healthy again, no source faults.
 - `GET /_healthz` — "ok".
 
 A VIP id holds slashes (`foo/dc1/127.0.1.1:18080`): send it as is or
@@ -52,6 +57,9 @@ class VipControl:
         app.router.add_post("/_vips/{vip_id:.+}/fault", self._vip_fault)
         app.router.add_get("/_vips/{vip_id:.+}", self._one)
         app.router.add_post("/_regions/{region}/fault", self._region_fault)
+        app.router.add_get("/_sources", self._sources)
+        app.router.add_post("/_sources/{name}/fault", self._source_fault)
+        app.router.add_delete("/_sources/{name}", self._clear_source)
         app.router.add_post("/_reset", self._reset)
         return app
 
@@ -93,6 +101,30 @@ class VipControl:
         except FaultError as error:
             return _error(400, str(error))
         return web.json_response({"region": region, "fault": fault.to_dict(), "vips": states})
+
+    async def _sources(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"sources": self.farm.sources.states()})
+
+    async def _source_fault(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        try:
+            body = await _body(request)
+            if not isinstance(body, dict):
+                raise FaultError('a source fault is a JSON object: {"groups": [...], "mode": ...}')
+            groups = body.pop("groups", None)
+            if not isinstance(groups, list) or not all(
+                isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in groups
+            ):
+                raise FaultError("groups must be a list of process group ids (integers > 0)")
+            fault = Fault.from_dict(body)
+        except FaultError as error:
+            return _error(400, str(error))
+        entry = self.farm.set_source_fault(name, groups, fault)
+        return web.json_response(entry.to_dict())
+
+    async def _clear_source(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        return web.json_response({"name": name, "cleared": self.farm.clear_source_fault(name)})
 
     async def _reset(self, request: web.Request) -> web.StreamResponse:
         await self.farm.reset()

@@ -2,7 +2,9 @@
 
 Raw asyncio rather than a web framework, because the faults act below HTTP:
 `refuse` closes the listening socket and resets open connections, and
-`blackhole` keeps reading a connection without ever writing to it. Healthy,
+`blackhole` keeps reading a connection without ever writing to it. A
+source fault (`chaos.estate.sources`) replaces the VIP's own fault for the
+connections of the processes it names; `refuse` then resets them. Healthy,
 it answers `GET`/`HEAD` of `/healthz` and `/` with `200 ok`, anything else
 with 404, each with the header `X-Gtm-Vip: <vip id>`; keep-alive works as in
 HTTP/1.1. Every connection's task is owned: `stop()` cancels and awaits them.
@@ -20,6 +22,7 @@ from typing import Any
 import structlog
 
 from chaos.estate.fault import OK, Fault
+from chaos.estate.sources import SourceFaults
 from policies import Vip
 
 log = structlog.get_logger(__name__)
@@ -74,6 +77,20 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
     return Request(method.upper(), target.split("?", 1)[0], keep_alive)
 
 
+class _Client:
+    """One connection's client: its endpoints and, while source faults exist, its owner."""
+
+    __slots__ = ("group", "local", "peer", "version")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("", 0)
+        local = writer.get_extra_info("sockname") or ("", 0)
+        self.peer: tuple[str, int] = (str(peer[0]), int(peer[1]))
+        self.local: tuple[str, int] = (str(local[0]), int(local[1]))
+        self.group: int | None = None
+        self.version = -1  # of the source faults it was looked up under
+
+
 class VipServer:
     """Serves one VIP (on its address, or each of `hosts`) and applies its fault."""
 
@@ -83,10 +100,12 @@ class VipServer:
         hosts: Sequence[str] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sources: SourceFaults | None = None,
     ) -> None:
         self.vip = vip
         self.hosts = tuple(hosts) if hosts else (vip.address,)
         self._clock = clock
+        self._sources = sources
         self._fault = OK
         self._since = clock()
         self._server: asyncio.Server | None = None
@@ -166,15 +185,32 @@ class VipServer:
         assert task is not None
         self._connections[task] = writer
         try:
-            await self._converse(reader, writer)
+            await self._converse(reader, writer, _Client(writer))
         except (BadRequest, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             self._connections.pop(task, None)
             writer.close()
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _fault_for(self, client: _Client) -> tuple[Fault, float]:
+        """The fault this client gets and since when: a source fault naming it, else the VIP's."""
+        sources = self._sources
+        if sources is not None and sources.active:
+            if client.version != sources.version:
+                client.group = sources.owner(client.peer, client.local)
+                client.version = sources.version
+            entry = sources.fault_for(client.group)
+            if entry is not None:
+                return entry.fault, entry.since
+        return self._fault, self._since
+
+    async def _converse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _Client
+    ) -> None:
         while True:
+            if self._fault_for(client)[0].mode == "refuse":  # only a source fault gets here
+                writer.transport.abort()
+                return
             try:
                 request = await read_request(reader)
             except BadRequest as error:
@@ -183,23 +219,31 @@ class VipServer:
             if request is None:
                 return
             self.requests += 1
-            fault = self._fault
+            fault, since = self._fault_for(client)
+            if fault.mode == "refuse":
+                writer.transport.abort()
+                return
             if fault.mode == "blackhole":
                 while await reader.read(65536):  # swallow everything until the client gives up
                     pass
                 return
             if fault.mode == "slow":
                 await asyncio.sleep(fault.latency)
-            status, body = self._outcome(fault, request)
+            status, body = self._outcome(fault, since, request)
             await self._answer(
-                writer, status, body, keep_alive=request.keep_alive, head=request.method == "HEAD"
+                writer,
+                status,
+                body,
+                keep_alive=request.keep_alive,
+                head=request.method == "HEAD",
+                fault=fault,
             )
             if not request.keep_alive:
                 return
 
-    def _outcome(self, fault: Fault, request: Request) -> tuple[int, str]:
+    def _outcome(self, fault: Fault, since: float, request: Request) -> tuple[int, str]:
         failing = fault.mode == "error" or (
-            fault.mode == "flap" and fault.failing_at(self._clock() - self._since)
+            fault.mode == "flap" and fault.failing_at(self._clock() - since)
         )
         if failing:
             return fault.status, f"injected fault: {fault.mode} {fault.status}"
@@ -215,6 +259,7 @@ class VipServer:
         *,
         keep_alive: bool,
         head: bool = False,
+        fault: Fault | None = None,
     ) -> None:
         try:
             reason = HTTPStatus(status).phrase
@@ -226,7 +271,7 @@ class VipServer:
             "Content-Type: text/plain; charset=utf-8",
             f"Content-Length: {len(payload)}",
             f"X-Gtm-Vip: {self.vip.id}",
-            f"X-Gtm-Fault: {self._fault.mode}",
+            f"X-Gtm-Fault: {(fault or self._fault).mode}",
             f"Connection: {'keep-alive' if keep_alive else 'close'}",
         ]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
