@@ -122,12 +122,18 @@ def diff(
     now: datetime,
     ensure_annotation: bool,
 ) -> tuple[Patch, ...]:
-    """The patches (status first) that give `entry` its target; () when it holds it."""
-    patches: list[Patch] = []
+    """The patches that give `entry` its target, in the order to write them; () when it holds it.
+
+    Taking a target out, the condition goes first (traffic stops before anything
+    else moves); bringing one back, the weight goes first, so the entry is never
+    healthy at its old weight. A missing health-checks annotation is the
+    exception: `True` is written before the annotation makes Istio read it.
+    """
+    status_patches: list[Patch] = []
     stamp = timestamp(now)
     if not healthy_condition_ok(entry, target):
         conditions, change = _conditions(entry, target, epoch, stamp)
-        patches.append(
+        status_patches.append(
             Patch(
                 cluster,
                 entry.namespace,
@@ -148,6 +154,7 @@ def diff(
     if ensure_annotation and not entry.health_checks:
         annotations[HEALTH_CHECKS] = "true"
         changes.append(f"annotation {HEALTH_CHECKS}: true")
+    spec_patches: list[Patch] = []
     if changes:
         if epoch is not None and entry.annotations.get(EPOCH_ANNOTATION) != str(epoch):
             annotations[EPOCH_ANNOTATION] = str(epoch)
@@ -156,7 +163,7 @@ def diff(
             body["metadata"] = {"annotations": annotations}
         if spec:
             body["spec"] = spec
-        patches.append(
+        spec_patches.append(
             Patch(
                 cluster,
                 entry.namespace,
@@ -168,7 +175,10 @@ def diff(
                 target,
             )
         )
-    return tuple(patches)
+    weight_first = target.healthy and spec and HEALTH_CHECKS not in annotations
+    if weight_first:
+        return (*spec_patches, *status_patches)
+    return (*status_patches, *spec_patches)
 
 
 def _conditions(

@@ -77,6 +77,11 @@ def solve(policy: Policy, regions: tuple[str, ...], p: RowProblem) -> RowSolutio
     for i in avail:
         b = (policy.rollout if p.rollout[i] else policy.bounds)[src][regions[i]]
         cap = p.caps[i]
+        if cap is not None and p.prev is not None:
+            # A ramp holds back increases; it never takes back weight a cell
+            # already holds (when every target was ramping, the row had to
+            # go over the caps somewhere: pulling it back would flip-flop).
+            cap = max(cap, p.prev[i])
         hi[i] = b.hi if cap is None else min(b.hi, cap)
         lo[i] = min(b.lo, hi[i])
     if sum(hi[i] for i in avail) < total:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wle_fixtures import LOCALITIES, exit_, make_estate, table, wle
 
-from failover.desired import ZERO_WEIGHT, Desired, row_targets
+from failover.desired import ZERO_WEIGHT, Desired, Target, row_targets
 from failover.mesh_plan import diff, plan
 from failover.vip_index import Localities, Unidentified, VipIndex
 from failover.workload import WorkloadEntry
@@ -173,3 +173,56 @@ def test_blast_radius_counts_only_plans_that_take_wles_out() -> None:
     p.raise_if_unsafe(0.5, force=True)
     p.raise_if_unsafe(0.6)
     assert str(p).startswith("cluster dc1 (table generation")
+
+
+def _wle(weight: int, healthy: str | None, annotated: bool = True) -> WorkloadEntry:
+    annotations = {"proxy.istio.io/health-checks-enabled": "true"} if annotated else {}
+    conditions = (
+        []
+        if healthy is None
+        else [
+            {"type": "Healthy", "status": healthy, "reason": "unhealthy", "message": "Region Exit"}
+        ]
+    )
+    return WorkloadEntry.parse(
+        {
+            "metadata": {
+                "name": "pay-dc1",
+                "namespace": "gtm-mesh",
+                "resourceVersion": "7",
+                "annotations": annotations,
+            },
+            "spec": {"address": "127.0.1.5", "weight": weight},
+            "status": {"conditions": conditions},
+        }
+    )
+
+
+def test_coming_back_the_weight_is_written_before_the_entry_turns_healthy() -> None:
+    now = datetime.now(UTC)
+    patches = diff(
+        "dc3", _wle(10, "False"), Target(True, None, 2), epoch=1, now=now, ensure_annotation=True
+    )
+    assert [p.status for p in patches] == [False, True]  # weight 10 -> 2 first, then Healthy=True
+    going = diff(
+        "dc3",
+        _wle(2, "True"),
+        Target(False, "Region Exit", 3),
+        epoch=1,
+        now=now,
+        ensure_annotation=True,
+    )
+    assert [p.status for p in going] == [True, False]  # out: the condition first
+
+
+def test_true_is_written_before_the_annotation_makes_istio_read_it() -> None:
+    now = datetime.now(UTC)
+    patches = diff(
+        "dc3",
+        _wle(10, None, annotated=False),
+        Target(True, None, 2),
+        epoch=1,
+        now=now,
+        ensure_annotation=True,
+    )
+    assert [p.status for p in patches] == [True, False]

@@ -327,3 +327,17 @@ def test_table_round_trips_through_json() -> None:
     assert again == t
     with pytest.raises(ValueError, match="not a weight table"):
         WeightTable.from_dict({"generation": 1})
+
+
+def test_a_ramp_never_takes_back_weight_a_cell_holds() -> None:
+    """Every region back from a total outage, one a second after the others: when every
+    target ramps, the row must go over the caps somewhere; no cell may fall back later."""
+    est = estate(service("foo", policy(max_step=25, ramp=6.0)))
+    t = evaluate(est, Health(), [], None, T0).table
+    t = evaluate(est, down("foo/dc1", "foo/dc2", "foo/dc3"), [], t, T0 + 1).table
+    t = evaluate(est, down("foo/dc1"), [], t, T0 + 10).table
+    seen = []
+    for i in range(11, 22):
+        t = evaluate(est, Health(), [], t, T0 + i).table
+        seen.append(t.rows["foo"]["dc1"].cells["dc1"].weight)
+    assert seen == sorted(seen) and seen[-1] == 98, seen

@@ -121,7 +121,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Estate, list[tuple[Health, list[Override
     return estate, steps
 
 
-def _limits(policy: Policy, row, rollout_regions: set[str], now: float):  # type: ignore[no-untyped-def]
+def _limits(policy: Policy, row, rollout_regions: set[str], now: float, prev=None):  # type: ignore[no-untyped-def]
     lo, hi = {}, {}
     for t, cell in row.cells.items():
         if cell.out is not None:
@@ -130,7 +130,10 @@ def _limits(policy: Policy, row, rollout_regions: set[str], now: float):  # type
         cap = b.hi
         if cell.ramp_start is not None and cell.ramp:
             frac = max(0.0, now - cell.ramp_start) / cell.ramp
-            cap = min(cap, math.ceil(policy.split[row.source][t] * frac))
+            ramp_cap = math.ceil(policy.split[row.source][t] * frac)
+            if prev is not None and t in prev.cells:
+                ramp_cap = max(ramp_cap, prev.cells[t].weight)  # a ramp never takes weight back
+            cap = min(cap, ramp_cap)
         hi[t] = cap
         lo[t] = min(b.lo, cap)
     return lo, hi
@@ -160,15 +163,15 @@ def test_invariants_hold_over_any_sequence(scenario) -> None:  # type: ignore[no
                         assert cell.weight == 0, (svc.name, source, t, cell)
                     if t not in svc.vips:
                         assert cell.out == Out.NO_VIPS and cell.weight == 0
+                prev = None if table is None else table.row(svc.name, source)
                 if not row.fail_open:
                     svc_rollout = {
                         o.region for o in admitted if o.kind is Kind.ROLLOUT and o.covers(svc.name)
                     }
-                    lo, hi = _limits(p, row, svc_rollout, now)
+                    lo, hi = _limits(p, row, svc_rollout, now, prev)
                     if sum(hi.values()) >= p.total and sum(lo.values()) <= p.total:
                         for t in lo:
                             assert lo[t] <= w[t] <= hi[t], (svc.name, source, t, w, lo, hi)
-                prev = None if table is None else table.row(svc.name, source)
                 if (
                     prev is not None
                     and p.max_step is not None
@@ -182,7 +185,7 @@ def test_invariants_hold_over_any_sequence(scenario) -> None:  # type: ignore[no
                             for o in admitted
                             if o.kind is Kind.ROLLOUT and o.covers(svc.name)
                         }
-                        lo, hi = _limits(p, row, svc_rollout, now)
+                        lo, hi = _limits(p, row, svc_rollout, now, prev)
                         inside = all(lo[t] <= prev.cells[t].weight <= hi[t] for t in lo)
                         if inside and sum(hi.values()) >= p.total:
                             for t in row.cells:
