@@ -32,7 +32,7 @@ from gtm.config import Inventory
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector
 from gtm.service.backends import Stores
-from gtm.service.layers import LayerIntent, layer_intent
+from gtm.service.layers import FirstSeen, LayerIntent, layer_intent
 from policies import Decision, Evaluation, Health, Override, WeightTable, evaluate
 
 log = structlog.get_logger("gtm.controller")
@@ -76,6 +76,7 @@ class Controller:
         self.decisions: deque[Decision] = deque(maxlen=500)
         self.exporter_status: dict[str, Any] = {}
         self._export_wanted: WeightTable | None = None
+        self._seen = FirstSeen()
         self._export_wake = asyncio.Event()
 
     @property
@@ -140,7 +141,9 @@ class Controller:
             state = await self._stores.intent.update(lambda s: s.expire(now)[0], epoch)
             for o in expired:
                 log.info("override.expired", override=o.id, what=o.describe())
-        layers = layer_intent(state.active(now), now, self.hold())
+        layers = layer_intent(
+            state.active(now), now, self.hold(), self._seen.update(state.active(now), now)
+        )
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, prev_dns, now)
         mesh = evaluate(inventory.estate, health, layers.mesh, prev_mesh, now)
@@ -166,7 +169,9 @@ class Controller:
         the table it serves, without writing anything (status and `--wait` read it)."""
         inventory = self._inventory()
         now = self._clock()
-        layers = layer_intent(state.active(now), now, self.hold())
+        layers = layer_intent(
+            state.active(now), now, self.hold(), self._seen.update(state.active(now), now)
+        )
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, served, now)
         mesh = evaluate(inventory.estate, health, layers.mesh, served, now)

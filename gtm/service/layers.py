@@ -13,7 +13,7 @@ Outages are not ordered: a VIP that is down is down for both layers at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from policies import Kind, Override
@@ -29,26 +29,35 @@ class LayerIntent:
     mesh_pending: tuple[tuple[Override, float], ...]
 
 
-def layer_intent(active: Sequence[Override], now: float, hold: float) -> LayerIntent:
+def layer_intent(
+    active: Sequence[Override],
+    now: float,
+    hold: float,
+    seen: Mapping[str, float] | None = None,
+) -> LayerIntent:
     """The overrides each layer sees at `now`.
 
     `active` are the overrides in force (oldest first); `hold` is the DNS
-    TTL plus the margin.
+    TTL plus the margin. The hold runs from when this region first saw the
+    override (`seen`, by id; default its creation): a region that learns of
+    an exit late from its peers still lets its DNS lead its mesh by the hold.
     """
+    seen = seen or {}
     dns: list[Override] = []
     mesh: list[Override] = []
     pending: list[tuple[Override, float]] = []
     for o in active:
+        start = max(o.created, seen.get(o.id, o.created))
         if o.kind in _LEAVING:
             dns.append(o)
-            if now - o.created >= hold:
+            if now - start >= hold:
                 mesh.append(o)
             else:
-                pending.append((o, o.created + hold))
+                pending.append((o, start + hold))
         elif o.kind is Kind.ENTER:
             mesh.append(o)
             dns.append(o)
-            if now - o.created < hold:
+            if now - start < hold:
                 # The exit this enter closed still holds DNS: keep the region
                 # out of answers until the mesh has had the hold to take it.
                 dns.append(
@@ -56,8 +65,8 @@ def layer_intent(active: Sequence[Override], now: float, hold: float) -> LayerIn
                         o,
                         id=f"{o.id}/dns-hold",
                         kind=Kind.EXIT,
-                        created=o.created - hold,
-                        expires=o.created + hold,
+                        created=start - hold,
+                        expires=start + hold,
                         ramp=None,
                     )
                 )
@@ -66,3 +75,25 @@ def layer_intent(active: Sequence[Override], now: float, hold: float) -> LayerIn
             mesh.append(o)
     dns.sort(key=lambda o: (o.created, o.id))
     return LayerIntent(tuple(dns), tuple(mesh), tuple(pending))
+
+
+class FirstSeen:
+    """When this member first saw each override in force.
+
+    Seeded with the creation times of the overrides in force at its first
+    update (a restarted pair must not hold again what both layers already
+    have); an override that appears later was seen when it appeared.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] | None = None
+
+    def update(self, active: Sequence[Override], now: float) -> Mapping[str, float]:
+        if self._seen is None:
+            self._seen = {o.id: o.created for o in active}
+        ids = {o.id for o in active}
+        for oid in ids - self._seen.keys():
+            self._seen[oid] = now
+        for oid in self._seen.keys() - ids:
+            del self._seen[oid]
+        return self._seen

@@ -40,6 +40,7 @@ from policies import Health, Kind, Override, Refusal, WeightTable, admit, evalua
 log = structlog.get_logger("gtm.operations")
 
 MAX_ROWS_SHOWN = 200
+ENTER_PROPAGATION = 60.0  # seconds: many peer intent pulls (gtm.service.peers)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class Operations:
         force = leaving and getattr(action, "force", False)
 
         if leaving:
-            admission = admit(inventory.estate, health, after)
+            # the new override is judged after every one already in force
+            admission = admit(inventory.estate, health, [*before, override])
             for r in admission.refusals:
                 if r.override_id == override.id:
                     await self._refuse(override, r, now, dry_run)
@@ -146,7 +148,10 @@ class Operations:
     def _change(self, action: Action, who: str, now: float) -> Callable[[IntentState], IntentState]:
         """The intent change an action makes, applied again on a fresh state on conflict."""
         if isinstance(action, Enter):
-            hold = self._hold()
+            # The enter stays in force past its hold long enough for every peer
+            # region to pull it: one that only ever saw the exit end would lose
+            # the ramp and the mesh-first order.
+            hold = self._hold() + ENTER_PROPAGATION
             return lambda s: s.enter(
                 action.region,
                 action.services,

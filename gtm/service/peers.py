@@ -46,7 +46,7 @@ class _Region:
 @dataclass(frozen=True)
 class PeerSettings:
     interval: float = 1.0  # between observation pulls
-    intent_every: float = 5.0  # between intent pulls
+    intent_every: float = 2.0  # between intent pulls
     timeout: float = 3.0
     batch: int = 20_000
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gtm.service.layers import layer_intent
+from gtm.service.layers import FirstSeen, layer_intent
 from policies import Estate, Health, Kind, Override, Policy, Service, Vip, evaluate
 from policies.table import Out
 
@@ -56,3 +56,32 @@ def test_rollouts_and_outages_are_not_ordered() -> None:
     r = Override("r1", Kind.ROLLOUT, "dc3", "bob", "deploy", T0)
     li = layer_intent([r], T0 + 1, HOLD)
     assert li.dns == (r,) and li.mesh == (r,)
+
+
+def test_a_region_that_learns_of_an_exit_late_still_holds_its_mesh() -> None:
+    x = exit_(T0)
+    learned = T0 + 4.5  # pulled from a peer region
+    now = layer_intent([x], learned, HOLD, seen={x.id: learned})
+    assert now.dns == (x,) and now.mesh == ()
+    assert now.mesh_pending == ((x, learned + HOLD),)
+    assert layer_intent([x], learned + HOLD, HOLD, seen={x.id: learned}).mesh == (x,)
+
+
+def test_an_enter_learned_late_still_keeps_dns_out_for_the_hold() -> None:
+    e = enter(T0)
+    learned = T0 + 30.0
+    li = layer_intent([e], learned + 1, HOLD, seen={e.id: learned})
+    assert out_in(li.dns, learned + 1) == Out.EXIT
+    assert (
+        out_in(layer_intent([e], learned + HOLD, HOLD, seen={e.id: learned}).dns, learned + HOLD)
+        is None
+    )
+
+
+def test_first_seen_trusts_creation_at_start_and_the_clock_after() -> None:
+    seen = FirstSeen()
+    old = exit_(T0)
+    assert seen.update([old], T0 + 600) == {old.id: T0}  # a restart does not hold again
+    new = Override("x2", Kind.DRAIN, "dc3", "bob", "canary", T0 + 500, services=frozenset({"foo"}))
+    assert seen.update([old, new], T0 + 700) == {old.id: T0, new.id: T0 + 700}
+    assert seen.update([new], T0 + 701) == {new.id: T0 + 700}
