@@ -19,6 +19,7 @@ import asyncio
 import os
 import ssl
 import sys
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,10 @@ class ApiError(Exception):
         return EXIT_SERVER
 
 
+# A write that finds no leader (a takeover takes up to a lease duration) asks again this long.
+ELECTION_WAIT = 20.0
+
+
 class ApiClient:
     """One HTTP session to a member; writes follow a 503 "not the leader" once.
 
@@ -183,16 +188,25 @@ class ApiClient:
 
         Writes may wait for the store (a compare-and-swap with retries): up to WRITE_WAIT.
         """
-        try:
-            return await self.request(method, path, body=body, slow=True)
-        except ApiError as e:
-            address = e.details.get("address") if isinstance(e.details, dict) else None
-            if e.status != 503 or not address or address.rstrip("/") == self.base:
-                raise
-            leader = e.details.get("leader") or "the leader"
-            click.echo(f"{self.base} is not the leader: asking {leader} at {address}", err=True)
-            self.base = str(address).rstrip("/")
-            return await self.request(method, path, body=body, slow=True)
+        deadline = time.monotonic() + ELECTION_WAIT
+        while True:
+            try:
+                return await self.request(method, path, body=body, slow=True)
+            except ApiError as e:
+                if e.status != 503:
+                    raise
+                address = e.details.get("address") if isinstance(e.details, dict) else None
+                if not address and time.monotonic() < deadline:
+                    # no leader elected yet (members starting, or a takeover under way)
+                    click.echo(f"{self.base}: no leader yet; asking again", err=True)
+                    await asyncio.sleep(1.0)
+                    continue
+                if not address or address.rstrip("/") == self.base:
+                    raise
+                leader = e.details.get("leader") or "the leader"
+                click.echo(f"{self.base} is not the leader: asking {leader} at {address}", err=True)
+                self.base = str(address).rstrip("/")
+                return await self.request(method, path, body=body, slow=True)
 
     async def request(
         self,

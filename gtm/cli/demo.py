@@ -88,6 +88,7 @@ async def _demo(
             for name in estate.member_configs:
                 console.print(f"[red]{name}[/red]: " + estate.launcher.log_tail(name)[-2000:])
             raise click.ClickException("the gtm members did not get ready within 60 s") from None
+        await _until_led(estate)
         console.print(_where_to_look(estate, work_dir))
         deadline = None if duration is None else time.monotonic() + duration
         if live:
@@ -99,6 +100,25 @@ async def _demo(
                 ):
                     await stop.wait()
         console.print("\nstopping …")
+
+
+async def _until_led(estate: SimulatedEstate, within: float = 30.0) -> None:
+    """Until every region's pair has elected its leader: then the runbook works at once."""
+    regions = {r.name for r in estate.inventory.config.regions}
+    headers = {"Authorization": f"Bearer {estate.viewer_token}"}
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession(
+        headers=headers, timeout=aiohttp.ClientTimeout(total=2.0)
+    ) as s:
+        while time.monotonic() < deadline:
+            statuses = await asyncio.gather(
+                *(_get(s, url + "/v1/status") for url in estate.api_urls.values())
+            )
+            led = {d["region"] for d in statuses if d is not None and d.get("role") == "leader"}
+            if led >= regions:
+                return
+            await asyncio.sleep(0.5)
+    raise click.ClickException(f"no leader elected within {within:g}s in {sorted(regions - led)}")
 
 
 def _where_to_look(estate: SimulatedEstate, work_dir: str) -> Panel:

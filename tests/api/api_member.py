@@ -93,6 +93,7 @@ class FakeMember:
         self.estate = inventory.estate
         self._role: Role = role
         self.leader: dict[str, str | None] = {"identity": None, "address": None}
+        self.unelected = 0  # the next writes answer "no leader yet"
         self.hold = hold
         self.clock = clock
         self.source = source  # a standby pulls the leader's intent from it (anti-entropy)
@@ -215,6 +216,9 @@ class FakeMember:
 
     async def act(self, action: Action, *, who: str, dry_run: bool) -> ActionResult:
         self.asked.append((action, who, dry_run))
+        if self.unelected > 0:  # no leader yet: a standby that knows of none
+            self.unelected -= 1
+            raise NotLeader(f"{self.identity}: no leader elected yet", leader=None, address=None)
         if self._role != "leader":
             raise NotLeader(
                 f"{self.identity} is a standby; the leader is {self.leader['identity']}",

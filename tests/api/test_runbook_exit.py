@@ -84,6 +84,16 @@ def test_a_standby_sends_the_write_to_the_leader(
     assert len(pair.members["dc1-a"].state.overrides) == 1
 
 
+def test_a_write_before_any_leader_is_elected_asks_again(
+    gtm: Gtm, pair: Members, token_files: dict[str, Path]
+) -> None:
+    pair.members["dc1-a"].unelected = 2
+    r = gtm("region", "exit", "dc2", "--reason", "r", *as_operator(pair, token_files, "dc1-a"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("no leader yet; asking again") == 2
+    assert len(pair.members["dc1-a"].state.overrides) == 1
+
+
 def test_bad_input_and_credentials_exit_2_server_trouble_1(
     gtm: Gtm, pair: Members, token_files: dict[str, Path]
 ) -> None:

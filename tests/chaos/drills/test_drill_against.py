@@ -94,16 +94,18 @@ async def test_practice_run_exits_and_reenters(deployment: SimulatedEstate, tmp_
         f"""name: practice
 title: exit, split, re-enter
 estate: {{path: {FAST}, members_per_region: 1}}
-duration: 30s
+duration: 36s
 timeline:
   - {{id: exit, at: 2s, do: region_exit, region: dc3}}
   - {{id: split, at: 7s, do: measure_split, queries: 50, services: [foo]}}
   - {{id: enter, at: 20s, do: region_enter, region: dc3}}
   - {{id: noise, at: 21s, do: vip_fault, vips: [foo/dc1], mode: refuse}}
+# every region holds its mesh for TTL + margin (3s) from when it pulled the
+# intent (every 2s): the exit converges within about 6s, the enter (3s ramp) 9s
 assertions:
-  - {{check: converged, step: exit, within: 6s}}
+  - {{check: converged, step: exit, within: 10s}}
   - {{check: reflects, step: exit, dns_within: 6s}}
-  - {{check: converged, step: enter, within: 9s}}
+  - {{check: converged, step: enter, within: 13s}}
 """
     )
     cfg = load_against(config(deployment, tmp_path))
