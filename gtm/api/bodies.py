@@ -17,8 +17,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from gtm.api.errors import HttpProblem
 from gtm.config.values import parse_duration
+from gtm.plan import parse_spec, what_if_overrides
 from gtm.service.actions import Drain, Enter, Exit, Remove, Rollout
-from policies import Kind, Override
+from policies import Override
 
 
 def _not_blank(value: str) -> str:
@@ -122,23 +123,6 @@ class RemoveBody(Body):
         return Remove(override_id=override_id, reason=self.reason)
 
 
-def parse_spec(spec: str) -> tuple[Kind, str, frozenset[str] | None]:
-    """`exit=dc2`, `exit=dc2:foo,bar`, `drain=dc1:foo`, `rollout=dc3`, `enter=dc2`."""
-    kind_s, eq, rest = spec.partition("=")
-    try:
-        kind = Kind(kind_s.strip().lower())
-    except ValueError:
-        kinds = ", ".join(k.value for k in Kind)
-        raise ValueError(f"{spec!r}: the kind must be one of {kinds}") from None
-    region, _, names = rest.partition(":")
-    if not eq or not region.strip():
-        raise ValueError(f"{spec!r}: expected KIND=REGION[:SERVICE,…]")
-    services = frozenset(s.strip() for s in names.split(",") if s.strip()) or None
-    if kind is Kind.DRAIN and services is None:
-        raise ValueError(f"{spec!r}: a drain names its services (drain=REGION:SERVICE,…)")
-    return kind, region.strip(), services
-
-
 def _spec(value: str) -> str:
     parse_spec(value)
     return value
@@ -150,23 +134,9 @@ class PlanBody(Body):
 
     def what_if(self, who: str, now: float) -> list[Override]:
         """The overrides as the engine takes them: created just before `now`, in order."""
-        out = []
-        n = len(self.overrides)
-        for i, spec in enumerate(self.overrides):
-            kind, region, services = parse_spec(spec)
-            out.append(
-                Override(
-                    id=f"what-if-{i}",
-                    kind=kind,
-                    region=region,
-                    who=who,
-                    why="what-if (POST /v1/plan)",
-                    created=now - 1e-6 * (n - i),
-                    services=services,
-                    force=self.force,
-                )
-            )
-        return out
+        return what_if_overrides(
+            self.overrides, who=who, why="what-if (POST /v1/plan)", force=self.force, now=now
+        )
 
 
 class Query(BaseModel):

@@ -12,7 +12,8 @@ import click
 
 from gtm.config import ConfigError, Inventory, load
 from gtm.health_snapshot import load_health
-from policies import Health, Kind, Override
+from gtm.plan import what_if_overrides
+from policies import Health, Override
 
 OVERRIDE_HELP = (
     "What-if intent, repeatable: exit=REGION[:SVC,…], drain=REGION:SVC[,…], "
@@ -65,39 +66,12 @@ def health_or_exit(path: str | None, inventory: Inventory) -> Health:
 
 def parse_overrides(specs: Sequence[str], *, force: bool, now: float) -> list[Override]:
     """`exit=dc2`, `exit=dc2:foo,bar`, `drain=dc1:foo`, `rollout=dc3`, `enter=dc2`."""
-    who = getpass.getuser()
-    out = []
-    for i, spec in enumerate(specs):
-        kind_s, eq, rest = spec.partition("=")
-        try:
-            kind = Kind(kind_s.strip().lower())
-        except ValueError:
-            raise click.BadParameter(
-                f"{spec!r}: kind must be one of {', '.join(k.value for k in Kind)}",
-                param_hint="--override",
-            ) from None
-        region, _, svcs = rest.partition(":")
-        if not eq or not region:
-            raise click.BadParameter(
-                f"{spec!r}: expected KIND=REGION[:SERVICES]", param_hint="--override"
-            )
-        services = frozenset(s for s in svcs.split(",") if s) or None
-        try:
-            out.append(
-                Override(
-                    id=f"what-if-{i}",
-                    kind=kind,
-                    region=region,
-                    who=who,
-                    why="what-if (gtm plan)",
-                    created=now - 1e-6 * (len(specs) - i),
-                    services=services,
-                    force=force,
-                )
-            )
-        except ValueError as e:
-            raise click.BadParameter(f"{spec!r}: {e}", param_hint="--override") from None
-    return out
+    try:
+        return what_if_overrides(
+            specs, who=getpass.getuser(), why="what-if (gtm plan)", force=force, now=now
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--override") from None
 
 
 def now() -> float:

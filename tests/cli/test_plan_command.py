@@ -66,6 +66,9 @@ def test_plan_with_a_health_snapshot(tmp_path: Path) -> None:
 def test_bad_inputs_are_named(tmp_path: Path) -> None:
     bad_override = gtm("plan", "-c", ESTATE, "-o", "vanish=dc2")
     assert bad_override.returncode == 2 and "kind must be one of" in bad_override.stderr
+    drain_of_nothing = gtm("plan", "-c", ESTATE, "-o", "drain=dc2")
+    assert drain_of_nothing.returncode == 2
+    assert "a drain names its services" in drain_of_nothing.stderr
     snap = tmp_path / "health.yaml"
     snap.write_text("regions:\n  nope/dc1: down\n  foo/dc1: sideways\n")
     bad_health = gtm("plan", "-c", ESTATE, "--health", str(snap))
