@@ -15,6 +15,7 @@ import base64
 import binascii
 import gzip
 import zlib
+from collections.abc import Mapping
 from dataclasses import replace
 
 import structlog
@@ -80,8 +81,14 @@ class ConfigMapPublishedStore:
             return None
         return await asyncio.to_thread(self._decode, head, current)
 
-    async def save(self, table: WeightTable, epoch: int, now: float) -> Published:
-        encoded, packed = await asyncio.to_thread(_encode, table, epoch, now)
+    async def save(
+        self,
+        table: WeightTable,
+        epoch: int,
+        now: float,
+        seen: Mapping[str, float] | None = None,
+    ) -> Published:
+        encoded, packed = await asyncio.to_thread(_encode, table, epoch, now, seen)
         kept: list[PublishedHead] = []
 
         def change(current: ConfigMapData) -> ConfigMapData | None:
@@ -136,6 +143,8 @@ class ConfigMapPublishedStore:
         return decode_table(self._cas.where, head, body)
 
 
-def _encode(table: WeightTable, epoch: int, now: float) -> tuple[Encoded, str]:
-    encoded = Encoded.of(table, epoch, now)
+def _encode(
+    table: WeightTable, epoch: int, now: float, seen: Mapping[str, float] | None
+) -> tuple[Encoded, str]:
+    encoded = Encoded.of(table, epoch, now, seen)
     return encoded, compress(encoded.body)

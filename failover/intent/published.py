@@ -10,7 +10,9 @@ are not. A higher epoch may save any generation (and must save at least once
 to fence the old leader off).
 
 The stored form is a small header (`PublishedHead`: epoch, generation, time,
-SHA-256 and size of the table's JSON) and the table's JSON. `head()` reads
+SHA-256 and size of the table's JSON, and when the leader first saw each
+override in force, so that its standby holds the mesh from the same moment)
+and the table's JSON. `head()` reads
 only the header, so a standby polling for a new generation decodes the table
 only when there is one. Backends: `FilePublishedStore` (header line + table
 line, replaced atomically) and, in `configmap_published`, a ConfigMap
@@ -22,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,6 +50,8 @@ class PublishedHead:
     published_at: float
     sha256: str  # of the table's JSON
     size: int  # bytes of the table's JSON
+    # override id -> when the leader first saw it in force (its DNS hold starts there)
+    seen: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,6 +62,7 @@ class PublishedHead:
                 "published_at": self.published_at,
                 "sha256": self.sha256,
                 "size": self.size,
+                "seen": dict(self.seen),
             },
             separators=(",", ":"),
         )
@@ -73,6 +79,7 @@ class PublishedHead:
                 published_at=float(d["published_at"]),
                 sha256=str(d["sha256"]),
                 size=int(d["size"]),
+                seen={str(k): float(v) for k, v in d.get("seen", {}).items()},
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not a published-table header: {e!r}") from e
@@ -97,7 +104,13 @@ class PublishedStore(Protocol):
 
     async def load(self) -> Published | None: ...
 
-    async def save(self, table: WeightTable, epoch: int, now: float) -> Published: ...
+    async def save(
+        self,
+        table: WeightTable,
+        epoch: int,
+        now: float,
+        seen: Mapping[str, float] | None = None,
+    ) -> Published: ...
 
 
 @dataclass(frozen=True)
@@ -108,10 +121,13 @@ class Encoded:
     body: bytes
 
     @classmethod
-    def of(cls, table: WeightTable, epoch: int, now: float) -> Encoded:
+    def of(
+        cls, table: WeightTable, epoch: int, now: float, seen: Mapping[str, float] | None = None
+    ) -> Encoded:
         body = json.dumps(table.to_dict(), separators=(",", ":")).encode()
         digest = hashlib.sha256(body).hexdigest()
-        return cls(PublishedHead(epoch, table.generation, now, digest, len(body)), body)
+        head = PublishedHead(epoch, table.generation, now, digest, len(body), dict(seen or {}))
+        return cls(head, body)
 
 
 def must_write(where: str, stored: PublishedHead | None, new: PublishedHead) -> bool:
@@ -170,9 +186,15 @@ class FilePublishedStore:
     async def load(self) -> Published | None:
         return await asyncio.to_thread(self._load)
 
-    async def save(self, table: WeightTable, epoch: int, now: float) -> Published:
+    async def save(
+        self,
+        table: WeightTable,
+        epoch: int,
+        now: float,
+        seen: Mapping[str, float] | None = None,
+    ) -> Published:
         try:
-            published, wrote = await asyncio.to_thread(self._save, table, epoch, now)
+            published, wrote = await asyncio.to_thread(self._save, table, epoch, now, seen)
         except Exception as error:
             self.metrics.failed(self.LABEL, error)
             raise
@@ -181,8 +203,10 @@ class FilePublishedStore:
             log.info("published.saved", store=self.LABEL, generation=table.generation, epoch=epoch)
         return published
 
-    def _save(self, table: WeightTable, epoch: int, now: float) -> tuple[Published, bool]:
-        encoded = Encoded.of(table, epoch, now)
+    def _save(
+        self, table: WeightTable, epoch: int, now: float, seen: Mapping[str, float] | None
+    ) -> tuple[Published, bool]:
+        encoded = Encoded.of(table, epoch, now, seen)
         with locked(self.path, self.lock_timeout):
             stored = self._head()
             if not must_write(str(self.path), stored, encoded.head):

@@ -1,17 +1,21 @@
-"""`FileLease`: the lease as a small JSON file, for two members on one host.
+"""`FileLease`: the lease as small JSON files, for two members on one host.
 
-    {"holder": "dc1-a", "address": "http://127.0.0.1:8081", "acquireTime": "…Z",
-     "renewTime": "…Z", "durationSeconds": 15.0, "transitions": 3, "version": 41}
+    dc1.lease.0000000041   {"holder": "dc1-a", "address": "http://127.0.0.1:8081",
+    dc1.lease.0000000042    "acquireTime": "…Z", "renewTime": "…Z",
+                            "durationSeconds": 15.0, "transitions": 3, "version": 42}
 
-Reads take no lock: the file is only ever replaced whole (written to a
-temporary file, fsynced, renamed over it, the directory fsynced), so a
-reader sees one version or the next. Writes are compare-and-swap on
-`version` under an exclusive `fcntl.flock` on a sibling `<file>.lock`, held
-for the read-modify-write only — never while leading — so a paused leader
-cannot block the takeover. The lock is tried without blocking until
-`lock_timeout`; the work runs in a thread so the event loop never waits on
-the disk, and a write whose caller timed out gives up instead of landing
-later. Timestamps are wall-clock (both processes read the same clock);
+The lease is its newest version file; the two before it are kept for a look
+back. A write is compare-and-swap without a lock: read the newest version N
+(it must be the one the caller saw), write N+1 to a temporary file, fsync it,
+and hard-link it to `<name>.<N+1>`: the link fails when the name exists, so of
+two members racing for N+1 exactly one wins. A member paused anywhere in
+between (SIGSTOP, a frozen VM) holds nothing the other needs: the standby
+takes over while it sleeps, and when it wakes its late link is either refused
+(the name exists) or, if the others moved past N+1 and pruned it, found
+behind a newer version and withdrawn. Reads take no lock either: a version
+file is complete before it has its name. The work runs in a thread so the
+event loop never waits on the disk, and a write whose caller gave up does
+not link. Timestamps are wall-clock (both processes read the same clock);
 each process keeps its own renew deadline on its monotonic clock.
 """
 
@@ -19,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import tempfile
@@ -33,17 +35,20 @@ from typing import Any
 from gtm.ha.microtime import format_micro_time, optional_micro_time
 from gtm.ha.record import LeaseConflict, LeaseRecord, LeaseUnavailable
 
-LOCK_POLL = 0.005  # seconds between attempts to take the write lock
+KEEP = 3  # version files kept: the lease and the two before it
+STALE_TEMP = 60.0  # seconds after which a temporary file is a crashed writer's leftover
+READ_ATTEMPTS = 5  # the newest version may be pruned between listing and reading
 
 
 class FileLease:
-    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 1.0) -> None:
-        self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self.lock_timeout = lock_timeout
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)  # the lease's name; its versions are `<path>.<version>`
 
     def __repr__(self) -> str:
         return f"FileLease({str(self.path)!r})"
+
+    def version_path(self, version: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{version:010d}")
 
     async def get(self) -> LeaseRecord | None:
         return await asyncio.to_thread(self._read)
@@ -57,8 +62,8 @@ class FileLease:
     async def _write_in_thread(
         self, record: LeaseRecord, expected_version: str | None
     ) -> LeaseRecord:
-        """The write, in a thread that gives up (stops waiting for the lock, writes nothing)
-        once the caller stopped waiting — a timed-out write must not land later."""
+        """The write, in a thread that gives up (does not link) once the caller stopped
+        waiting: a timed-out write must not land later."""
         abandoned = threading.Event()
         try:
             return await asyncio.to_thread(self._write, record, expected_version, abandoned)
@@ -68,72 +73,103 @@ class FileLease:
 
     # -- in a worker thread ---------------------------------------------------------
 
-    def _read(self) -> LeaseRecord | None:
+    def _versions(self) -> list[int]:
+        prefix = self.path.name + "."
         try:
-            text = self.path.read_text(encoding="utf-8")
+            names = os.listdir(self.path.parent)
         except FileNotFoundError:
-            return None
+            return []
         except OSError as error:
-            raise LeaseUnavailable(f"cannot read {self.path}: {error}") from error
-        try:
-            return decode(json.loads(text))
-        except (ValueError, KeyError, TypeError) as error:
-            raise LeaseUnavailable(f"unreadable lease file {self.path}: {error}") from error
+            raise LeaseUnavailable(f"cannot list {self.path.parent}: {error}") from error
+        return sorted(
+            int(n[len(prefix) :])
+            for n in names
+            if n.startswith(prefix) and n[len(prefix) :].isdigit()
+        )
+
+    def _read(self) -> LeaseRecord | None:
+        for _ in range(READ_ATTEMPTS):
+            versions = self._versions()
+            if not versions:
+                return None
+            path = self.version_path(versions[-1])
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                continue  # pruned by a newer write since the listing: look again
+            except OSError as error:
+                raise LeaseUnavailable(f"cannot read {path}: {error}") from error
+            try:
+                return replace(decode(json.loads(text)), version=str(versions[-1]))
+            except (ValueError, KeyError, TypeError) as error:
+                raise LeaseUnavailable(f"unreadable lease file {path}: {error}") from error
+        raise LeaseUnavailable(f"{self.path} changed {READ_ATTEMPTS} times while being read")
 
     def _write(
         self, record: LeaseRecord, expected_version: str | None, abandoned: threading.Event
     ) -> LeaseRecord:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            self._lock(fd, abandoned)
-            current = self._read()
-            if expected_version is None and current is not None:
-                raise LeaseConflict(f"{self.path} exists (version {current.version})")
-            if expected_version is not None and (
-                current is None or current.version != expected_version
-            ):
-                found = current.version if current is not None else "none"
-                raise LeaseConflict(f"{self.path} is at version {found}, not {expected_version}")
-            version = (int(current.version) if current is not None else 0) + 1
-            stored = replace(record, version=str(version))
-            self._replace(json.dumps(encode(stored), indent=1) + "\n")
-            return stored
-        finally:
-            os.close(fd)  # drops the lock
-
-    def _lock(self, fd: int, abandoned: threading.Event) -> None:
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            if abandoned.is_set():
-                raise LeaseUnavailable("the caller gave up waiting")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
-                    raise LeaseUnavailable(f"cannot lock {self.lock_path}: {error}") from error
-            if time.monotonic() >= deadline:
-                raise LeaseUnavailable(f"{self.lock_path} stayed locked for {self.lock_timeout}s")
-            time.sleep(LOCK_POLL)
-
-    def _replace(self, text: str) -> None:
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LeaseUnavailable(f"cannot create {self.path.parent}: {error}") from error
+        versions = self._versions()
+        newest = versions[-1] if versions else None
+        if expected_version is None and newest is not None:
+            raise LeaseConflict(f"{self.path} exists (version {newest})")
+        if expected_version is not None and str(newest) != expected_version:
+            found = newest if newest is not None else "none"
+            raise LeaseConflict(f"{self.path} is at version {found}, not {expected_version}")
+        version = (newest or 0) + 1
+        stored = replace(record, version=str(version))
+        target = self.version_path(version)
+        self._link(json.dumps(encode(stored), indent=1) + "\n", target, abandoned)
+        # Paused between the listing and the link, this member may have linked a
+        # version the others moved past (and pruned): theirs is the lease, not ours.
+        if max(self._versions(), default=version) != version:
             with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        directory = os.open(self.path.parent, os.O_RDONLY)
+                os.unlink(target)
+            raise LeaseConflict(f"{self.path} moved past version {version} while it was written")
+        self._prune(version)
+        return stored
+
+    def _link(self, text: str, target: Path, abandoned: threading.Event) -> None:
+        """`text` under the name `target`, complete and durable, or LeaseConflict if taken."""
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+            fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(text)
+                    out.flush()
+                    os.fsync(out.fileno())
+                if abandoned.is_set():
+                    raise LeaseUnavailable("the caller gave up waiting")
+                os.link(temp, target)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except FileExistsError:
+            raise LeaseConflict(f"{target.name} was written by the other member first") from None
+        except OSError as error:
+            raise LeaseUnavailable(f"cannot write {target}: {error}") from error
+
+    def _prune(self, newest: int) -> None:
+        """Versions older than the KEEP newest, and temporary files a crashed writer left."""
+        for version in self._versions():
+            if version <= newest - KEEP:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.version_path(version))
+        leftover = f".{self.path.name}."
+        now = time.time()
+        for entry in os.scandir(self.path.parent):
+            if entry.name.startswith(leftover):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > STALE_TEMP:
+                        os.unlink(entry.path)
 
 
 def encode(record: LeaseRecord) -> dict[str, Any]:

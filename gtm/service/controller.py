@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,7 +151,7 @@ class Controller:
         await self._audit_refusals(dns, layers.dns, now)
         if dns.changed or prev_dns is None:
             self._elector.require_leader()
-            await self._stores.dns_table.save(dns.table, epoch, now)
+            await self._stores.dns_table.save(dns.table, epoch, now, seen=self._seen.times())
             await self._serve(dns.table)
             self._log_change("dns", dns)
             if self._exporter is not None:
@@ -164,14 +164,25 @@ class Controller:
             self._log_change("mesh", mesh)
         return dns.table, mesh.table, mesh_changed
 
-    def observe(self, state: IntentState, served: WeightTable | None) -> None:
+    def observe(
+        self,
+        state: IntentState,
+        served: WeightTable | None,
+        leader_seen: Mapping[str, float] | None = None,
+    ) -> None:
         """The standby's view: what both layers admit now, from the intent it reads and
-        the table it serves, without writing anything (status and `--wait` read it)."""
+        the table it serves, without writing anything (status and `--wait` read it).
+
+        `leader_seen`: when the leader first saw each override (from the table it
+        published), so this member holds the mesh from then, as the leader does, and
+        continues the hold rather than starting it again when it takes over.
+        """
         inventory = self._inventory()
         now = self._clock()
-        layers = layer_intent(
-            state.active(now), now, self.hold(), self._seen.update(state.active(now), now)
-        )
+        seen = self._seen.update(state.active(now), now)
+        if leader_seen:
+            seen = self._seen.adopt(leader_seen)
+        layers = layer_intent(state.active(now), now, self.hold(), seen)
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, served, now)
         mesh = evaluate(inventory.estate, health, layers.mesh, served, now)

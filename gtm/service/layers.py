@@ -97,3 +97,16 @@ class FirstSeen:
         for oid in self._seen.keys() - ids:
             del self._seen[oid]
         return self._seen
+
+    def adopt(self, theirs: Mapping[str, float]) -> Mapping[str, float]:
+        """Take another member's earlier sightings of overrides this member tracks."""
+        if self._seen is None:
+            return {}
+        for oid, at in theirs.items():
+            mine = self._seen.get(oid)
+            if mine is not None and at < mine:
+                self._seen[oid] = at
+        return self._seen
+
+    def times(self) -> Mapping[str, float]:
+        return dict(self._seen or {})

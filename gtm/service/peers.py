@@ -6,11 +6,15 @@ fed to the health tracker as that region's vantage, so quorum sees every
 vantage; and its intent state, merged into ours (anti-entropy: a region that
 missed an override catches up by version). Pull only: a member that is down
 or partitioned simply stops being heard, and its vantage's data goes stale.
+A member that has just become leader calls `catch_up` to pull every peer's
+intent at once rather than at the next tick.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +67,7 @@ class PeerExchange:
     on_intent: Callable[[IntentState, str], Any]  # may be async; called with (state, region)
     settings: PeerSettings = field(default_factory=PeerSettings)
     _regions: dict[str, _Region] = field(default_factory=dict, init=False)
+    _catch_up: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
         self._regions = self._group(self.peers)
@@ -96,20 +101,29 @@ class PeerExchange:
             for r in self._regions.values()
         }
 
+    def catch_up(self) -> None:
+        """Pull every peer's intent now, not at the next tick (a new leader's first look)."""
+        self._catch_up.set()
+
     async def run(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
-            last_intent = 0.0
+            last_intent = -math.inf  # the first round pulls intent too
             while True:
                 started = time.monotonic()
-                pull_intent = started - last_intent >= self.settings.intent_every
+                pull_intent = (
+                    self._catch_up.is_set() or started - last_intent >= self.settings.intent_every
+                )
                 if pull_intent:
                     last_intent = started
+                    self._catch_up.clear()
                 await asyncio.gather(
                     *(self._pull(session, r, pull_intent) for r in list(self._regions.values()))
                 )
-                await asyncio.sleep(max(0.0, self.settings.interval - (time.monotonic() - started)))
+                pause = max(0.0, self.settings.interval - (time.monotonic() - started))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._catch_up.wait(), pause)
 
     async def _pull(self, session: aiohttp.ClientSession, r: _Region, pull_intent: bool) -> None:
         try:

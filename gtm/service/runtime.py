@@ -342,6 +342,8 @@ class MemberRuntime:
             self._restart_term.clear()
             try:
                 async with elector.leading(), AsyncExitStack() as stack:
+                    if self._peers is not None:
+                        self._peers.catch_up()  # intent the old leader had not merged yet
                     self._reconcilers = await open_reconcilers(
                         self._inventory, self.region, self.registry
                     )
@@ -383,8 +385,15 @@ class MemberRuntime:
                         if published is not None:
                             await self._serve(published.table)
                             last = (published.head.epoch, published.head.generation)
+                    # The leader's DNS served an override from when it saw it; this
+                    # member's, once it read that table: up to FOLLOW_EVERY later.
+                    leader_seen = (
+                        {oid: at + FOLLOW_EVERY for oid, at in head.seen.items()}
+                        if head is not None
+                        else None
+                    )
                     if self._controller is not None:
-                        self._controller.observe(self._intent, self._served)
+                        self._controller.observe(self._intent, self._served, leader_seen)
             except Exception as e:  # a store that cannot be read now is read again next time
                 log.warning("standby.read_failed", error=f"{type(e).__name__}: {e}")
             await asyncio.sleep(FOLLOW_EVERY)

@@ -72,6 +72,23 @@ async def test_file_store_round_trip_and_restart(tmp_path: Path) -> None:
     assert loaded is not None and loaded.table == table(9)
 
 
+async def test_the_leader_s_sightings_of_overrides_travel_with_the_table(tmp_path: Path) -> None:
+    seen = {"exit-dc2": 1000.5, "drain-foo": 990.0}
+    async with kube() as (_, api):
+        for store in (
+            FilePublishedStore(tmp_path / "published-table.json"),
+            ConfigMapPublishedStore(api, name="published", retry=FAST),
+        ):
+            await store.save(table(3), epoch=1, now=1001.0, seen=seen)
+            head = await store.head()
+            assert head is not None and head.seen == seen
+            loaded = await store.load()
+            assert loaded is not None and loaded.head.seen == seen
+            await store.save(table(4), epoch=1, now=1002.0)  # no sightings: none stored
+            head = await store.head()
+            assert head is not None and head.generation == 4 and head.seen == {}
+
+
 async def test_the_standby_serves_what_the_leader_published_and_continues_from_it() -> None:
     big = big_table(services=4000, generation=41)
     async with kube() as (sim, leader_api), another_client(sim) as standby_api:

@@ -8,7 +8,7 @@ epoch only rises.
 from __future__ import annotations
 
 import asyncio
-import fcntl
+import errno
 import os
 import time
 from collections.abc import AsyncIterator
@@ -91,7 +91,7 @@ async def test_a_released_lease_is_taken_over_at_once(backends: Backends) -> Non
 async def test_a_leader_whose_api_fails_stops_by_the_renew_deadline_before_takeover(
     backends: Backends,
 ) -> None:
-    """500s on every write (kube) or a writer stuck holding the lock (file)."""
+    """500s on every write (kube) or a disk that fails every write (file)."""
     settings = backends.settings("x")
     async with await pair(backends) as members:
         leader = await members.wait_leader(2)
@@ -123,12 +123,18 @@ async def broken_writes(backends: Backends) -> AsyncIterator[None]:
         finally:
             backends.sim.faults.clear()
         return
-    fd = os.open(backends.path.with_name(backends.path.name + ".lock"), os.O_RDWR)
+    real_link = os.link
+
+    def failing_disk(src: str, dst: str) -> None:
+        if os.path.basename(dst).startswith(backends.path.name):
+            raise OSError(errno.EIO, "Input/output error")
+        real_link(src, dst)
+
+    os.link = failing_disk  # type: ignore[assignment]
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        os.link = real_link
 
 
 async def test_a_leader_whose_api_hangs_stops_by_the_renew_deadline(sim_backends: Backends) -> None:

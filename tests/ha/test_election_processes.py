@@ -8,17 +8,16 @@ for overlap.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import json
 import multiprocessing
 import os
 import signal
 import time
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import election_member
 from election_harness import Entry, assert_one_writer_at_a_time, eventually
+
+from gtm.ha import FileLease
 
 TIMINGS = {"duration": 0.6, "renew_deadline": 0.4, "retry_period": 0.1}
 SLACK = 0.3
@@ -34,25 +33,10 @@ def journal(path: Path) -> list[Entry]:
     return entries
 
 
-def lock_is_free(lock_path: Path) -> bool:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
-async def stop_outside_a_write(process: BaseProcess, lock_path: Path) -> None:
-    """SIGSTOP, but not in the millisecond the member holds the write lock (see FileLease)."""
-    while True:
-        os.kill(process.pid or 0, signal.SIGSTOP)
-        if lock_is_free(lock_path):
-            return
-        os.kill(process.pid or 0, signal.SIGCONT)
-        await asyncio.sleep(0.003)
+async def stored(lease: Path) -> dict[str, object]:
+    record = await FileLease(lease).get()
+    assert record is not None
+    return {"holder": record.holder, "transitions": record.transitions}
 
 
 async def test_two_processes_on_one_lease_file(tmp_path: Path) -> None:
@@ -77,7 +61,8 @@ async def test_two_processes_on_one_lease_file(tmp_path: Path) -> None:
         await asyncio.sleep(TIMINGS["duration"])  # the standby is up and following
 
         # the leader freezes (SIGSTOP): the standby takes over once the lease expired
-        await stop_outside_a_write(processes[first], Path(f"{lease}.lock"))
+        # at any instant, even inside a write: FileLease holds no lock a pause could keep
+        os.kill(processes[first].pid or 0, signal.SIGSTOP)
         stopped = time.monotonic()
         await eventually(lambda: bool(journal(journals[second])), 2 * TIMINGS["duration"] + SLACK)
         assert time.monotonic() - stopped < TIMINGS["duration"] + TIMINGS["retry_period"] + SLACK
@@ -87,7 +72,7 @@ async def test_two_processes_on_one_lease_file(tmp_path: Path) -> None:
         await asyncio.sleep(0.3)
         taken_over = min(e.at for e in journal(journals[second]))
         assert all(e.at < taken_over for e in journal(journals[first]))
-        assert json.loads(lease.read_text())["holder"] == second
+        assert (await stored(lease))["holder"] == second
 
         # the new leader dies (SIGKILL): the first one takes the lease back, a newer epoch
         epoch = max(e.epoch for e in journal(journals[second]))
@@ -103,9 +88,9 @@ async def test_two_processes_on_one_lease_file(tmp_path: Path) -> None:
         processes[first].terminate()
         await asyncio.to_thread(processes[first].join, 5)
         assert processes[first].exitcode == 0
-        stored = json.loads(lease.read_text())
-        assert stored["holder"] is None
-        assert stored["transitions"] == max(e.epoch for e in journal(journals[first]))
+        released = await stored(lease)
+        assert released["holder"] is None
+        assert released["transitions"] == max(e.epoch for e in journal(journals[first]))
     finally:
         for process in processes.values():
             if process.is_alive():

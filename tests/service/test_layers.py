@@ -85,3 +85,17 @@ def test_first_seen_trusts_creation_at_start_and_the_clock_after() -> None:
     new = Override("x2", Kind.DRAIN, "dc3", "bob", "canary", T0 + 500, services=frozenset({"foo"}))
     assert seen.update([old, new], T0 + 700) == {old.id: T0, new.id: T0 + 700}
     assert seen.update([new], T0 + 701) == {new.id: T0 + 700}
+
+
+def test_a_standby_adopts_the_leader_s_earlier_sightings_only() -> None:
+    seen = FirstSeen()
+    assert seen.adopt({"x1": T0}) == {}  # nothing tracked yet: nothing to adopt into
+    x = exit_(T0)
+    seen.update([], T0)  # seeded empty: the exit appears later
+    assert seen.update([x], T0 + 40) == {x.id: T0 + 40}  # this member saw it late
+    assert seen.adopt({x.id: T0 + 5, "gone": T0}) == {x.id: T0 + 5}  # the leader saw it first
+    assert seen.adopt({x.id: T0 + 30}) == {x.id: T0 + 5}  # a later sighting changes nothing
+    assert seen.times() == {x.id: T0 + 5}
+    # the mesh hold runs from the leader's sighting, so it ends when the leader's does
+    layers = layer_intent([x], T0 + 5 + HOLD, HOLD, seen.times())
+    assert layers.mesh == (x,)
