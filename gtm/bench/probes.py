@@ -26,8 +26,9 @@ from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import click
@@ -296,10 +297,23 @@ def _child(target: object, *args: object) -> _Figures:
     parent, child = context.Pipe()
     process = context.Process(target=target, args=(child, *args), daemon=True)  # type: ignore[arg-type]
     process.start()
+    child.close()  # the child's end is the child's: if it dies, recv() ends instead of waiting
     try:
-        return _Figures(**parent.recv())
+        return _Figures(**_receive(parent, process))
     finally:
         process.join(timeout=10)
+
+
+def _receive(conn: Connection, process: BaseProcess) -> Any:
+    """What the child process sends, or a clear error when it died without sending."""
+    try:
+        return conn.recv()
+    except EOFError:
+        process.join(timeout=10)
+        raise click.ClickException(
+            f"the bench's {process.name} process ended (exit code {process.exitcode}) "
+            "without sending its figures; its traceback is above"
+        ) from None
 
 
 def _blackbox(binary: str, config: _Config, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -435,6 +449,7 @@ def command(
     parent, child = context.Pipe()
     server = context.Process(target=_serve, args=(child, count, uvloop), daemon=True)
     server.start()
+    child.close()
     try:
         config = _Config(
             targets,
@@ -444,7 +459,7 @@ def command(
             warmup,
             concurrency,
             uvloop,
-            tuple(parent.recv()),
+            tuple(_receive(parent, server)),
         )
         results = [_child(_gtm, config)]
         if blackbox:
