@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from gtm.bench.probes import command
+from gtm.bench.probes import _child, command
 
 BLACKBOX = shutil.which("prometheus-blackbox-exporter")
 
@@ -34,3 +35,12 @@ def test_bench_probes_smoke(peer: str) -> None:
     for f in figures:
         assert f["probes"] > 0 and f["failed"] == 0
         assert f["cpu_ms_per_probe"] > 0
+
+
+def die_at_once(conn: object) -> None:
+    raise SystemExit(3)
+
+
+def test_a_bench_process_that_dies_is_an_error_not_a_hang() -> None:
+    with pytest.raises(click.ClickException, match=r"ended \(exit code 3\) without sending"):
+        _child(die_at_once)
