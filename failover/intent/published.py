@@ -15,7 +15,7 @@ override in force, so that its standby holds the mesh from the same moment)
 and the table's JSON. `head()` reads
 only the header, so a standby polling for a new generation decodes the table
 only when there is one. Backends: `FilePublishedStore` (header line + table
-line, replaced atomically) and, in `configmap_published`, a ConfigMap
+line, in numbered files written by compare-and-swap) and, in `configmap_published`, a ConfigMap
 (gzip + base64 in `binaryData`).
 """
 
@@ -32,10 +32,10 @@ from typing import Any, Protocol
 import structlog
 from prometheus_client import CollectorRegistry
 
-from failover.intent.atomic_file import locked, read_bytes, write_atomic
-from failover.intent.errors import CorruptState, StaleGeneration
+from failover.intent.errors import CorruptState, StaleGeneration, StoreUnavailable
 from failover.intent.metrics import StoreMetrics
 from failover.intent.store import check_epoch
+from failover.intent.versioned import Version, VersionedFiles, VersionTaken
 from policies.table import WeightTable
 
 log = structlog.get_logger(__name__)
@@ -165,19 +165,17 @@ def decode_table(where: str, head: PublishedHead, body: bytes) -> Published:
 
 
 class FilePublishedStore:
-    """The embedded default: `<state dir>/published-table.json`, header line then table."""
+    """The embedded default: `<state dir>/table-dns.json.<n>`, header line then table.
+
+    Compare-and-swap on numbered files without a lock (`failover.intent.versioned`),
+    so a leader paused in the middle of a save cannot stall its successor's."""
 
     LABEL = "file/published"
+    ATTEMPTS = 5  # saves that lose a race re-read, re-check the fencing and try again
 
-    def __init__(
-        self,
-        path: Path | str,
-        *,
-        lock_timeout: float = 10.0,
-        metrics: StoreMetrics | None = None,
-    ) -> None:
+    def __init__(self, path: Path | str, *, metrics: StoreMetrics | None = None) -> None:
         self.path = Path(path)
-        self.lock_timeout = lock_timeout
+        self._files = VersionedFiles(self.path)
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
 
     async def head(self) -> PublishedHead | None:
@@ -207,27 +205,37 @@ class FilePublishedStore:
         self, table: WeightTable, epoch: int, now: float, seen: Mapping[str, float] | None
     ) -> tuple[Published, bool]:
         encoded = Encoded.of(table, epoch, now, seen)
-        with locked(self.path, self.lock_timeout):
-            stored = self._head()
+        data = encoded.head.to_json().encode() + b"\n" + encoded.body
+        for _ in range(self.ATTEMPTS):
+            newest = self._newest(first_line_only=True)
+            stored = None if newest is None else self._parse_head(newest.data)
             if not must_write(str(self.path), stored, encoded.head):
                 assert stored is not None
                 return Published(table, stored), False
-            write_atomic(self.path, encoded.head.to_json().encode() + b"\n" + encoded.body)
-        return Published(table, encoded.head), True
+            try:
+                self._files.write(1 if newest is None else newest.version + 1, data)
+            except VersionTaken:
+                continue  # another member saved first: judge against what it saved
+            except OSError as error:
+                raise StoreUnavailable(f"{self.path}: cannot write: {error}") from error
+            return Published(table, encoded.head), True
+        raise StoreUnavailable(f"{self.path}: lost {self.ATTEMPTS} races in a row to save")
+
+    def _newest(self, *, first_line_only: bool = False) -> Version | None:
+        try:
+            return self._files.newest(first_line_only=first_line_only)
+        except OSError as error:
+            raise StoreUnavailable(f"{self.path}: cannot read: {error}") from error
 
     def _head(self) -> PublishedHead | None:
-        try:
-            with self.path.open("rb") as f:
-                line = f.readline()
-        except FileNotFoundError:
-            return None
-        return self._parse_head(line)
+        newest = self._newest(first_line_only=True)
+        return None if newest is None else self._parse_head(newest.data)
 
     def _load(self) -> Published | None:
-        raw = read_bytes(self.path)
-        if raw is None:
+        newest = self._newest()
+        if newest is None:
             return None
-        line, _, body = raw.partition(b"\n")
+        line, _, body = newest.data.partition(b"\n")
         return decode_table(str(self.path), self._parse_head(line), body)
 
     def _parse_head(self, line: bytes) -> PublishedHead:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,45 @@ async def test_saves_from_two_members_at_once_keep_the_newest_generation() -> No
 
 def _error(result: object) -> BaseException | None:
     return result if isinstance(result, BaseException) else None
+
+
+async def test_file_saves_from_two_members_at_once_keep_the_newest_generation(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "table-dns.json"
+    a, b = FilePublishedStore(path), FilePublishedStore(path)
+    results = await asyncio.gather(
+        *(store.save(table(g), epoch=1, now=float(g)) for g, store in ((1, a), (2, b), (3, a))),
+        return_exceptions=True,
+    )
+    head = await a.head()
+    assert head is not None and head.generation == 3
+    assert all(r is None or isinstance(r, StaleGeneration) for r in map(_error, results))
+
+
+def test_a_leader_paused_mid_save_neither_stalls_its_successor_nor_lands_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old leader (epoch 1) is paused between reading the newest table and linking
+    its own; meanwhile its successor (epoch 2) saves four tables and prunes. When the old
+    one wakes, its late file is found behind epoch 2's, withdrawn, and the save refused."""
+    path = tmp_path / "table-dns.json"
+    old = FilePublishedStore(path)
+    asyncio.run(old.save(table(5), epoch=1, now=5.0))
+    real_link = os.link
+
+    def paused_link(src: str, dst: str) -> None:
+        monkeypatch.setattr(os, "link", real_link)  # the successor's writes link for real
+        successor = FilePublishedStore(path)
+        for g in range(6, 10):
+            asyncio.run(successor.save(table(g), epoch=2, now=float(g)))
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", paused_link)
+    with pytest.raises(StaleEpoch):
+        asyncio.run(old.save(table(6, other_rows(6)), epoch=1, now=6.0))
+    loaded = asyncio.run(FilePublishedStore(path).load())
+    assert loaded is not None and (loaded.epoch, loaded.generation) == (2, 9)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"table-dns.json.{v:010d}" for v in (3, 4, 5)
+    ]
