@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from failover.intent.atomic_file import append_lines, locked, read_bytes
+from failover.intent.atomic_file import append_lines, read_bytes
 from failover.intent.codec import override_from_dict, override_to_dict
 from failover.intent.state import Ending, IntentState, Tombstone
 from policies.guardrails import Refusal
@@ -175,9 +175,8 @@ class FileAudit:
     """JSON Lines in one local file. It only grows: rotate it with the state directory's
     backups (a real deployment also ships the `intent.*` log events)."""
 
-    def __init__(self, path: Path | str, *, lock_timeout: float = 10.0) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.lock_timeout = lock_timeout
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
@@ -187,8 +186,7 @@ class FileAudit:
         return newest_first(await asyncio.to_thread(self._read), limit, since)
 
     def _append(self, lines: list[bytes]) -> None:
-        with locked(self.path, self.lock_timeout):
-            append_lines(self.path, lines)
+        append_lines(self.path, lines)  # one O_APPEND write: appenders do not interleave
 
     def _read(self) -> list[AuditEntry]:
         raw = read_bytes(self.path) or b""

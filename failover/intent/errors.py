@@ -54,4 +54,4 @@ class TooLarge(IntentError):
 
 
 class StoreUnavailable(IntentError):
-    """The store could not be read or written within the retry budget (or the lock timeout)."""
+    """The store could not be read or written within its retry budget."""

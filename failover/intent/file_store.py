@@ -1,10 +1,15 @@
-"""The embedded default intent store: one JSON file in the local state directory.
+"""The embedded default intent store: local files in the state directory.
 
-Every update holds an exclusive `flock` around its read-modify-write, so
-the members of a pair on one host (two processes) never interleave; the
-file is replaced atomically (temporary file, fsync, rename, fsync of the
-directory), so a crash leaves the old state or the new one. The blocking
-work runs in a worker thread.
+The state is kept as numbered files (`intent.json.<n>`, the newest is the
+state) written by compare-and-swap without a lock (`failover.intent.versioned`):
+an update reads the newest, applies its pure function, and links the result
+as the next number; when the other member of the pair linked that number
+first, it reads again and applies the function again, so neither change is
+lost. A member paused in the middle of an update (SIGSTOP, a frozen VM) holds
+nothing the other needs, and its late write is refused when it wakes. A
+version file is complete and fsynced before it has its name, so a crash
+leaves the old state or the new one. The blocking work runs in a worker
+thread.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from pathlib import Path
 import structlog
 from prometheus_client import CollectorRegistry
 
-from failover.intent.atomic_file import locked, read_bytes, write_atomic
 from failover.intent.audit import AuditLog
-from failover.intent.errors import CorruptState
+from failover.intent.errors import CorruptState, StoreUnavailable
 from failover.intent.metrics import StoreMetrics
 from failover.intent.state import EMPTY, IntentState
 from failover.intent.store import Update, next_state, record
+from failover.intent.versioned import VersionedFiles
 
 log = structlog.get_logger(__name__)
 
@@ -33,17 +38,20 @@ class FileIntentStore:
         path: Path | str,
         *,
         audit: AuditLog | None = None,
-        lock_timeout: float = 10.0,
+        race_timeout: float = 10.0,
         metrics: StoreMetrics | None = None,
     ) -> None:
         self.path = Path(path)
         self.audit = audit
-        self.lock_timeout = lock_timeout
+        self.race_timeout = race_timeout
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
+        self._files = VersionedFiles(self.path)
+
+    def version_path(self, version: int) -> Path:
+        return self._files.version_path(version)
 
     async def load(self) -> IntentState:
-        # The file is only ever replaced whole, so a read needs no lock.
-        return await asyncio.to_thread(self._read)
+        return (await asyncio.to_thread(self._read))[1]
 
     async def update(self, fn: Update, epoch: int) -> IntentState:
         try:
@@ -66,21 +74,30 @@ class FileIntentStore:
         return after
 
     def _update(self, fn: Update, epoch: int) -> tuple[IntentState, IntentState]:
-        with locked(self.path, self.lock_timeout):
-            before = self._read()
+        def attempt() -> tuple[IntentState, IntentState]:
+            number, before = self._read()
             after = next_state(before, fn, epoch, str(self.path))
             if after is not before:
-                write_atomic(self.path, after.to_json().encode())
+                self._files.write(number + 1, after.to_json().encode())
             return before, after
 
-    def _read(self) -> IntentState:
-        raw = read_bytes(self.path)
-        if raw is None:
-            return EMPTY
         try:
-            return IntentState.from_json(raw)
+            return self._files.retry(attempt, self.race_timeout)
+        except OSError as error:
+            raise StoreUnavailable(f"{self.path}: cannot write: {error}") from error
+
+    def _read(self) -> tuple[int, IntentState]:
+        """The newest file's number (0: none yet) and the state in it."""
+        try:
+            newest = self._files.newest()
+        except OSError as error:
+            raise StoreUnavailable(f"{self.path}: cannot read: {error}") from error
+        if newest is None:
+            return 0, EMPTY
+        try:
+            return newest.version, IntentState.from_json(newest.data)
         except ValueError as e:  # json.JSONDecodeError is a ValueError
             raise CorruptState(
-                f"{self.path}: not a readable intent state ({e}); "
-                "restore it from a backup or a peer, it will not be overwritten"
+                f"{self._files.version_path(newest.version)}: not a readable intent state "
+                f"({e}); restore it from a backup or a peer, it will not be overwritten"
             ) from e

@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry
 from failover.intent.errors import CorruptState, StaleGeneration, StoreUnavailable
 from failover.intent.metrics import StoreMetrics
 from failover.intent.store import check_epoch
-from failover.intent.versioned import Version, VersionedFiles, VersionTaken
+from failover.intent.versioned import Version, VersionedFiles
 from policies.table import WeightTable
 
 log = structlog.get_logger(__name__)
@@ -171,10 +171,16 @@ class FilePublishedStore:
     so a leader paused in the middle of a save cannot stall its successor's."""
 
     LABEL = "file/published"
-    ATTEMPTS = 5  # saves that lose a race re-read, re-check the fencing and try again
 
-    def __init__(self, path: Path | str, *, metrics: StoreMetrics | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        race_timeout: float = 10.0,
+        metrics: StoreMetrics | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.race_timeout = race_timeout
         self._files = VersionedFiles(self.path)
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
 
@@ -206,20 +212,20 @@ class FilePublishedStore:
     ) -> tuple[Published, bool]:
         encoded = Encoded.of(table, epoch, now, seen)
         data = encoded.head.to_json().encode() + b"\n" + encoded.body
-        for _ in range(self.ATTEMPTS):
+
+        def attempt() -> tuple[Published, bool]:
             newest = self._newest(first_line_only=True)
             stored = None if newest is None else self._parse_head(newest.data)
             if not must_write(str(self.path), stored, encoded.head):
                 assert stored is not None
                 return Published(table, stored), False
-            try:
-                self._files.write(1 if newest is None else newest.version + 1, data)
-            except VersionTaken:
-                continue  # another member saved first: judge against what it saved
-            except OSError as error:
-                raise StoreUnavailable(f"{self.path}: cannot write: {error}") from error
+            self._files.write(1 if newest is None else newest.version + 1, data)
             return Published(table, encoded.head), True
-        raise StoreUnavailable(f"{self.path}: lost {self.ATTEMPTS} races in a row to save")
+
+        try:
+            return self._files.retry(attempt, self.race_timeout)
+        except OSError as error:
+            raise StoreUnavailable(f"{self.path}: cannot write: {error}") from error
 
     def _newest(self, *, first_line_only: bool = False) -> Version | None:
         try:

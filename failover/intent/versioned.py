@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 KEEP = 3  # files kept: the value and the two before it
 STALE_TEMP = 60.0  # seconds after which a temporary file is a crashed writer's leftover
 READ_ATTEMPTS = 5  # the newest may be pruned between listing and reading
+
+T = TypeVar("T")
 
 
 class VersionTaken(Exception):
@@ -72,6 +75,20 @@ class VersionedFiles:
                 continue  # pruned by a newer write since the listing: look again
             return Version(versions[-1], data)
         raise OSError(f"{self.path} changed {READ_ATTEMPTS} times while being read")
+
+    def retry(self, attempt: Callable[[], T], timeout: float) -> T:
+        """Run `attempt` (read the newest, decide, write the next) again, after a short
+        random pause, each time it loses a race (VersionTaken); TimeoutError once
+        `timeout` seconds have passed. A loss means the other writer won, so this
+        ends unless a writer keeps winning for that long."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return attempt()
+            except VersionTaken:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{self.path}: lost every race for {timeout:g}s") from None
+                time.sleep(random.uniform(0.001, 0.01))
 
     def write(
         self, version: int, data: bytes, abandoned: Callable[[], bool] = lambda: False

@@ -156,13 +156,13 @@ def add_many(path: str, prefix: str, count: int, start: Barrier) -> None:
     asyncio.run(run())
 
 
-def crash_before_rename(path: str) -> None:
-    """Write a new state and die between the temporary file's fsync and the rename."""
+def crash_before_link(path: str) -> None:
+    """Write a new state and die between the temporary file's fsync and its link."""
 
     def die(src: object, dst: object) -> None:
         os._exit(17)
 
-    os.replace = die  # this process only; it never returns from the update
+    os.link = die  # this process only; it never returns from the update
     store = FileIntentStore(Path(path))
     asyncio.run(
         store.update(lambda s: s.add(exit_("from-the-crash", why="lost in the crash")), epoch=1)

@@ -1,4 +1,4 @@
-"""The embedded default intent store: one local file, atomic, locked, fenced by epoch."""
+"""The embedded default intent store: numbered local files, compare-and-swap, fenced by epoch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from intent_fixtures import T0, add_many, crash_before_rename, exit_
+from intent_fixtures import T0, add_many, crash_before_link, exit_
 from prometheus_client import CollectorRegistry
 
 from failover.intent import (
@@ -22,13 +22,17 @@ from failover.intent import (
     StoreMetrics,
     StoreUnavailable,
 )
-from failover.intent.atomic_file import locked
 
 SPAWN = multiprocessing.get_context("spawn")
 
 
 def temp_files(path: Path) -> list[str]:
-    return sorted(p.name for p in path.parent.iterdir() if ".tmp." in p.name)
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}."))
+
+
+def files(path: Path) -> dict[str, bytes]:
+    """Every file of the store, with its content: what 'changes nothing' compares."""
+    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir())}
 
 
 async def test_accepted_intent_survives_a_restart(tmp_path: Path) -> None:
@@ -47,10 +51,10 @@ async def test_applying_twice_changes_nothing(tmp_path: Path) -> None:
     metrics = StoreMetrics(CollectorRegistry())
     store = FileIntentStore(path, metrics=metrics)
     one = await store.update(lambda s: s.add(exit_("x1")), epoch=1)
-    inode = path.stat().st_ino
+    before = files(path)
     two = await store.update(lambda s: s.add(exit_("x1")), epoch=1)
     assert two == one and two.version == 1
-    assert path.stat().st_ino == inode  # not even rewritten
+    assert files(path) == before  # not even rewritten
     assert metrics.writes.labels("file/intent", "unchanged")._value.get() == 1
 
 
@@ -58,49 +62,50 @@ async def test_a_stale_epoch_is_refused_and_changes_nothing(tmp_path: Path) -> N
     path = tmp_path / "intent.json"
     store = FileIntentStore(path)
     await store.update(lambda s: s.add(exit_("x1")), epoch=3)
-    before = path.read_bytes()
+    before = files(path)
     with pytest.raises(StaleEpoch) as caught:
         await store.update(lambda s: s.add(exit_("x2", why="late")), epoch=2)
     assert (caught.value.epoch, caught.value.stored) == (2, 3)
-    assert path.read_bytes() == before
+    assert files(path) == before
     # a new leader's first write fences the old one off even when it adds nothing
     assert (await store.update(lambda s: s, epoch=4)).epoch == 4
     with pytest.raises(StaleEpoch):
         await store.update(lambda s: s, epoch=3)
 
 
-async def test_a_failed_rename_leaves_the_old_file(
+async def test_a_failed_write_leaves_the_old_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "intent.json"
     store = FileIntentStore(path)
     await store.update(lambda s: s.add(exit_("x1")), epoch=1)
-    before = path.read_bytes()
+    before = files(path)
 
     def fail(src: object, dst: object) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="Input/output"):
+    monkeypatch.setattr(os, "link", fail)
+    with pytest.raises(StoreUnavailable, match=r"cannot write: .*Input/output"):
         await store.update(lambda s: s.add(exit_("x2", why="lost")), epoch=1)
     monkeypatch.undo()
-    assert path.read_bytes() == before
-    assert temp_files(path) == []
+    assert files(path) == before
     assert list((await FileIntentStore(path).load()).overrides) == ["x1"]
 
 
-async def test_a_crash_between_write_and_rename_leaves_the_old_file(tmp_path: Path) -> None:
+async def test_a_crash_before_the_link_leaves_the_old_state(tmp_path: Path) -> None:
     path = tmp_path / "intent.json"
     store = FileIntentStore(path)
     await store.update(lambda s: s.add(exit_("x1")), epoch=1)
-    before = path.read_bytes()
-    child = SPAWN.Process(target=crash_before_rename, args=(str(path),))
+    before = path.with_name("intent.json.0000000001").read_bytes()
+    child = SPAWN.Process(target=crash_before_link, args=(str(path),))
     child.start()
     await asyncio.to_thread(child.join, 30)
-    assert child.exitcode == 17  # it died inside the update, lock held, temp file written
-    assert path.read_bytes() == before
-    assert len(temp_files(path)) == 1
-    # the next writer takes the (released) lock and sweeps the leftover
+    assert child.exitcode == 17  # it died inside the update, its temporary file written
+    assert list((await store.load()).overrides) == ["x1"]
+    assert path.with_name("intent.json.0000000001").read_bytes() == before
+    (leftover,) = temp_files(path)
+    # the next writer is not held up, and sweeps a leftover once it is surely a crash's
+    os.utime(path.parent / leftover, (T0, T0))
     after = await store.update(lambda s: s.add(exit_("x2", why="next")), epoch=1)
     assert set(after.overrides) == {"x1", "x2"} and temp_files(path) == []
 
@@ -158,13 +163,13 @@ async def test_expiry_and_every_change_go_to_the_audit(tmp_path: Path) -> None:
 
 async def test_a_corrupt_file_is_reported_and_never_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "intent.json"
-    path.write_bytes(b'{"format": 1, "overr')
     store = FileIntentStore(path)
+    store.version_path(1).write_bytes(b'{"format": 1, "overr')
     with pytest.raises(CorruptState, match="not a readable intent state"):
         await store.load()
     with pytest.raises(CorruptState):
         await store.update(lambda s: s.add(exit_("x1")), epoch=1)
-    assert path.read_bytes() == b'{"format": 1, "overr'
+    assert files(path) == {"intent.json.0000000001": b'{"format": 1, "overr'}
 
 
 async def test_an_update_may_not_drop_intent(tmp_path: Path) -> None:
@@ -177,10 +182,28 @@ async def test_an_update_may_not_drop_intent(tmp_path: Path) -> None:
     assert list((await store.load()).overrides) == ["x1"]
 
 
-async def test_a_held_lock_times_out_with_a_clear_error(tmp_path: Path) -> None:
+def test_a_member_paused_mid_update_neither_blocks_the_other_nor_lands_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old leader (epoch 1) is paused between reading the state and linking its
+    update; the new leader (epoch 2) writes four updates meanwhile and prunes. When the
+    old one wakes, its late file is withdrawn and its update refused by the epoch."""
     path = tmp_path / "intent.json"
-    store = FileIntentStore(path, lock_timeout=0.1)
-    with locked(path, 1.0):
-        with pytest.raises(StoreUnavailable, match="still locked"):
-            await store.update(lambda s: s.add(exit_("x1")), epoch=1)
-    assert (await store.update(lambda s: s.add(exit_("x1")), epoch=1)).version == 1
+    asyncio.run(FileIntentStore(path).update(lambda s: s.add(exit_("x1")), epoch=1))
+    real_link = os.link
+
+    def paused_link(src: str, dst: str) -> None:
+        monkeypatch.setattr(os, "link", real_link)  # the new leader's writes link for real
+        new_leader = FileIntentStore(path)
+        for i in range(4):
+            change = exit_(f"n{i}", services=frozenset({f"svc{i}"}))
+            asyncio.run(new_leader.update(lambda s, c=change: s.add(c), epoch=2))
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", paused_link)
+    with pytest.raises(StaleEpoch):
+        asyncio.run(
+            FileIntentStore(path).update(lambda s: s.add(exit_("late", why="old")), epoch=1)
+        )
+    state = asyncio.run(FileIntentStore(path).load())
+    assert set(state.overrides) == {"x1", "n0", "n1", "n2", "n3"} and state.epoch == 2
