@@ -3,8 +3,8 @@
 `load()` returns the stored state (empty when nothing is stored yet).
 `update(fn, epoch)` is a compare-and-swap loop: read, apply the pure `fn`,
 write under a precondition (the next file number still free, a
-resourceVersion); when another writer got in first, read again and apply `fn` again, so neither change is
-lost. `fn` may run several times and must be pure; the state's operations
+resourceVersion); when another writer got in first, read again and apply
+`fn` again, so neither change is lost. `fn` may run several times and must be pure; the state's operations
 are idempotent, so `fn` may also find its change already there (a retried
 request), and then nothing is written.
 
