@@ -103,23 +103,20 @@ class RuleScanner:
         now = {str(c): c for c in found}
         for text, c in now.items():
             if text not in self._current:
-                self._log.warning(
-                    "mesh.distribute_conflict",
-                    rule=c.rule,
-                    host=c.host,
-                    service=c.service,
-                    where=c.where or "top level",
-                    conflict=text,
-                )
+                self._log.warning("mesh.distribute_conflict", **_log_fields(c))
         for text, c in self._current.items():
             if text not in now:
-                self._log.info(
-                    "mesh.distribute_conflict_cleared",
-                    rule=c.rule,
-                    host=c.host,
-                    service=c.service,
-                    where=c.where or "top level",
-                    conflict=text,
-                )
+                self._log.info("mesh.distribute_conflict_cleared", **_log_fields(c))
         self._current = now
         self._metrics.conflicts(len(now))
+
+
+def _log_fields(c: DistributeConflict) -> dict[str, str]:
+    where = c.where or "top level"
+    return {
+        "rule": c.rule,
+        "host": c.host,
+        "service": c.service,
+        "where": where,
+        "conflict": str(c),
+    }

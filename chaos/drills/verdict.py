@@ -38,7 +38,7 @@ class Verdict:
 
 
 def passed(check: str, kind: str, measured: str, bound: str = "", **values: float) -> Verdict:
-    return Verdict(check, kind, "passed", measured, bound, (), values)
+    return judged(True, check, kind, measured, bound, **values)
 
 
 def failed(
@@ -49,7 +49,7 @@ def failed(
     details: Sequence[str] = (),
     **values: float,
 ) -> Verdict:
-    return Verdict(check, kind, "failed", measured, bound, tuple(details[:20]), values)
+    return judged(False, check, kind, measured, bound, details, **values)
 
 
 def judged(

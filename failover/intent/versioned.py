@@ -51,11 +51,16 @@ class VersionedFiles:
         return self.path.with_name(f"{self.path.name}.{version:010d}")
 
     def versions(self) -> list[int]:
-        prefix = self.path.name + "."
+        return self._versions_in(self._names())
+
+    def _names(self) -> list[str]:
         try:
-            names = os.listdir(self.path.parent)
+            return os.listdir(self.path.parent)
         except FileNotFoundError:
             return []
+
+    def _versions_in(self, names: list[str]) -> list[int]:
+        prefix = self.path.name + "."
         return sorted(
             int(n[len(prefix) :])
             for n in names
@@ -119,22 +124,24 @@ class VersionedFiles:
             os.close(directory)
         # Paused between reading and linking, this writer may have linked a version
         # the others moved past (and pruned): theirs is the value, not ours.
-        if max(self.versions(), default=version) != version:
+        names = self._names()
+        if max(self._versions_in(names), default=version) != version:
             with contextlib.suppress(OSError):
                 os.unlink(target)
             raise VersionTaken(f"{self.path} moved past version {version} while it was written")
-        self._prune(version)
+        self._prune(version, names)
 
-    def _prune(self, newest: int) -> None:
+    def _prune(self, newest: int, names: list[str]) -> None:
         """Versions older than the KEEP newest, and temporary files a crashed writer left."""
-        for version in self.versions():
+        for version in self._versions_in(names):
             if version <= newest - KEEP:
                 with contextlib.suppress(OSError):
                     os.unlink(self.version_path(version))
         leftover = f".{self.path.name}."
         now = time.time()
-        for entry in os.scandir(self.path.parent):
-            if entry.name.startswith(leftover):
+        for name in names:
+            if name.startswith(leftover):
+                path = self.path.parent / name
                 with contextlib.suppress(OSError):
-                    if now - entry.stat().st_mtime > STALE_TEMP:
-                        os.unlink(entry.path)
+                    if now - path.stat().st_mtime > STALE_TEMP:
+                        path.unlink()
