@@ -154,7 +154,6 @@ class SafetyConfig(Model):
     max_traffic_share: float = Field(default=0.4, gt=0, le=1)
     # `gtm publish`: share of the PowerDNS records gtm owns that one publish may change
     max_row_change_share: float = Field(default=0.3, gt=0, le=1)
-    changes_per_minute: int = Field(default=6000, ge=1)  # pacing of bulk changes
 
 
 class PowerDnsConfig(Model):
