@@ -256,7 +256,7 @@ class Sampler:
             if before is not None and after is not None and before.generation == after.generation:
                 break
         out = []
-        for (service, region), counts in zip(jobs, got, strict=True):
+        for (service, region), (counts, unanswered) in zip(jobs, got, strict=True):
             row = None if before is None else before.rows.get(service, {}).get(region)
             out.append(
                 SplitCount(
@@ -270,18 +270,27 @@ class Sampler:
                     total=0 if row is None else row.total,
                     generation_before=None if before is None else before.generation,
                     generation_after=None if after is None else after.generation,
+                    unanswered=unanswered,
                 )
             )
         return out
 
-    async def _burst(self, m: MemberEndpoint, service: str, region: str, n: int) -> dict[str, int]:
+    async def _burst(
+        self, m: MemberEndpoint, service: str, region: str, n: int
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """(answered region -> count, why unanswered -> count) of n queries at once."""
         answers = await asyncio.gather(*(self.ask(m, service, region) for _ in range(n)))
         regions = self.facts.services[service].vips
         counts: dict[str, int] = {}
+        unanswered: dict[str, int] = {}
         for a in answers:
+            if a.startswith("error:"):  # no reply: a timeout, or a socket error
+                why = a.removeprefix("error:")
+                unanswered[why] = unanswered.get(why, 0) + 1
+                continue
             where = regions.get(a, "?")
             counts[where] = counts.get(where, 0) + 1
-        return counts
+        return counts, unanswered
 
     # -- WorkloadEntries ---------------------------------------------------------------------
 

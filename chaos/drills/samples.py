@@ -201,12 +201,18 @@ class SplitCount:
     member: str
     service: str
     source: str  # the client region asked as
-    n: int
-    counts: Mapping[str, int]  # answered region -> count ("?" for anything else)
+    n: int  # queries sent
+    counts: Mapping[str, int]  # answered region -> count ("?": an answer outside the VIPs)
     expected: Mapping[str, int]  # the served row's weights when the burst started
     total: int
     generation_before: int | None
     generation_after: int | None
+    unanswered: Mapping[str, int] = field(default_factory=dict)  # why -> count ("timeout", …)
+
+    @property
+    def answered(self) -> int:
+        """Queries that got a reply (the binomial test's n)."""
+        return self.n - sum(self.unanswered.values())
 
 
 @dataclass(frozen=True)

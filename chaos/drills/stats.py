@@ -8,7 +8,9 @@ p = the cell's weight / the row's total. A cell passes when
 
 so z = 4 (the default) wrongly fails a correct cell with probability about
 6e-5; a cell of weight 0 must get no answer, a cell holding the whole row
-every answer, and no answer may fall outside the service's VIPs (`?`). With
+every answer, no answer may fall outside the service's VIPs (`?`), and every
+query must be answered: a query with no reply (a timeout) is reported as
+such, apart from the answers, and the binomial test counts the replies. With
 `expected: table` p comes from the row the member served when the burst
 began, and the burst must not straddle a new table generation.
 """
@@ -40,15 +42,20 @@ def burst_problems(
     worst = 0.0
     problems = []
     where = f"{count.member} {count.service} clients in {count.source}"
+    for why, k in sorted(count.unanswered.items()):
+        problems.append(f"{where}: {k}/{count.n} queries unanswered ({why})")
+    n = count.answered
     stray = count.counts.get("?", 0)
     if stray:
-        problems.append(f"{where}: {stray}/{count.n} answers outside the service's VIPs")
+        problems.append(f"{where}: {stray}/{n} answers outside the service's VIPs")
+    if n == 0:
+        return worst, problems
     for target, weight in expected.items():
         k = count.counts.get(target, 0)
-        score = cell_z(k, count.n, weight / total if total else 0.0)
+        score = cell_z(k, n, weight / total if total else 0.0)
         worst = max(worst, score)
         if score > z:
-            share = f"{k}/{count.n} = {k / count.n:.1%}"
+            share = f"{k}/{n} = {k / n:.1%}"
             problems.append(
                 f"{where} -> {target}: {share}, expected {weight}/{total} (|z| {score:.1f})"
             )

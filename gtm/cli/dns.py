@@ -63,7 +63,7 @@ def _listen(value: str) -> tuple[str, int]:
     "--workers",
     "-w",
     type=click.IntRange(1, 64),
-    help="Processes sharing the port with SO_REUSEPORT (default: dns.workers of the config).",
+    help="Answer processes sharing the listening sockets (default: dns.workers of the config).",
 )
 @click.option("--uvloop/--no-uvloop", "use_uvloop", default=True, help="Use uvloop when installed.")
 def serve(

@@ -3,14 +3,15 @@
 answers = Answers.build(inventory, table)      # every answer of one generation
 async with DnsServer(inventory.config.dns, answers, listen=("127.0.0.1", 0)) as server:
     server.swap(Answers.build(inventory, new_table))
-pool = DnsWorkers(4, "estate.yaml", table, listen=("0.0.0.0", 53))   # SO_REUSEPORT processes
+async with DnsWorkers(2, inventory, table, ("0.0.0.0", 53)) as pool:  # answer processes
+    await pool.publish(new_table)
 """
 
 from gtm.dns.answers import Answers, Resolution
 from gtm.dns.metrics import DnsCollector, DnsMetrics, Snapshot
 from gtm.dns.server import DnsServer
 from gtm.dns.topology import Match, Topology
-from gtm.dns.workers import DnsWorkers
+from gtm.dns.workers import DnsWorkers, WorkerFailed, WorkersCollector
 
 __all__ = [
     "Answers",
@@ -22,4 +23,6 @@ __all__ = [
     "Resolution",
     "Snapshot",
     "Topology",
+    "WorkerFailed",
+    "WorkersCollector",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 
 from gtm.config import Inventory, ServiceConfig, VipConfig, split_listen
@@ -76,6 +76,22 @@ class Answers:
     ) -> Answers:
         """Precompute every answer for `table`; `ns_addresses` are the glue of in-zone NS names
         (default: the configured listen address unless it is a wildcard)."""
+        steps = cls.building(inventory, table, ns_addresses=ns_addresses)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    @classmethod
+    def building(
+        cls, inventory: Inventory, table: WeightTable, *, ns_addresses: Sequence[str] | None = None
+    ) -> Generator[None, None, Answers]:
+        """`build` in steps: the generator yields after each service and returns the answers.
+
+        An answer process builds a new generation between the queries it
+        answers, a few services at a time, so no build holds its loop.
+        """
         return _Builder(inventory, table, ns_addresses).build()
 
     def resolve(self, qname: bytes, qtype: int) -> Resolution:
@@ -127,18 +143,22 @@ class _Builder:
         self.nodes: set[bytes] = set()
         self.nodata: dict[tuple[bytes, int], tuple[Pick, ...]] = {}
 
-    def build(self) -> Answers:
+    def build(self) -> Generator[None, None, Answers]:
         for zone in self.zones.values():
             self._apex(zone)
         for service in self.inventory.estate.services:
             self._service(service, self.inventory.services[service.name])
+            yield
         # Every name between a node and its zone's apex exists (empty non-terminals, RFC 8020).
         for node in list(self.nodes):
             for suffix in suffixes(node):
                 if suffix in self.zones:
                     break
                 self.nodes.add(suffix)
-        for node in self.nodes:
+        yield
+        for i, node in enumerate(self.nodes):
+            if i % 256 == 255:
+                yield
             owner = self._zone_of(node)
             if owner is None:
                 continue

@@ -24,6 +24,7 @@ import structlog
 from gtm.config import DnsConfig, split_listen
 from gtm.dns.answers import Answers
 from gtm.dns.metrics import DnsMetrics
+from gtm.dns.sockets import Listening, bind
 from gtm.dns.wire import Respond, responder, too_long
 
 log = structlog.get_logger("gtm.dns")
@@ -38,8 +39,9 @@ class DnsServer:
     """Authoritative DNS for one generation of `Answers` at a time, on UDP and TCP.
 
     `listen` defaults to `config.listen`; port 0 picks a free port (the same
-    for UDP and TCP), readable as `port` once started. `reuse_port` lets
-    several processes share the port (see `DnsWorkers`). TCP: at most
+    for UDP and TCP), readable as `port` once started. `sockets` are bound
+    sockets to answer on instead (an answer process of `DnsWorkers` gets its
+    parent's); the server closes its copies when it stops. TCP: at most
     `tcp_clients` connections, each closed after `tcp_idle` seconds without
     a query; `stop()` waits up to `drain_timeout` for clients to finish the
     queries they started. Use as `async with DnsServer(...) as server:`.
@@ -51,7 +53,7 @@ class DnsServer:
         answers: Answers,
         listen: tuple[str, int] | None = None,
         *,
-        reuse_port: bool = False,
+        sockets: Listening | None = None,
         tcp_clients: int = 256,
         tcp_idle: float = 10.0,
         drain_timeout: float = 2.0,
@@ -59,7 +61,7 @@ class DnsServer:
     ) -> None:
         self.config = config
         self.listen = listen if listen is not None else split_listen(config.listen)
-        self.reuse_port = reuse_port
+        self._sockets = sockets
         self.tcp_clients = tcp_clients
         self.tcp_idle = tcp_idle
         self.drain_timeout = drain_timeout
@@ -105,47 +107,22 @@ class DnsServer:
 
     async def start(self) -> None:
         host, port = self.listen
-        # Port 0: the kernel picks a UDP port; try again if TCP has that one taken.
-        for attempt in range(1 if port else 20):
-            try:
-                udp, self._tcp = await self._bind(host, port)
-                break
-            except OSError:
-                if port or attempt == 19:
-                    raise
-        self._udp = udp
+        sockets = self._sockets or bind(host, port, reuse_port=False)
         loop = asyncio.get_running_loop()
-        loop.add_reader(udp.fileno(), self._on_udp)
+        try:
+            self._tcp = await loop.create_server(
+                lambda: _TcpConnection(self), sock=sockets.tcp, backlog=1024
+            )
+        except BaseException:
+            sockets.close()
+            raise
+        self._udp = sockets.udp
+        self._port = sockets.port
+        loop.add_reader(self._udp.fileno(), self._on_udp)
         self._reaper = asyncio.create_task(self._reap(), name=f"dns-tcp-reaper-{self._port}")
         log.info(
             "dns.start", host=host, port=self._port, generation=self.generation, pid=os.getpid()
         )
-
-    async def _bind(self, host: str, port: int) -> tuple[socket.socket, asyncio.Server]:
-        """UDP and TCP sockets on one port; on "::" both take IPv4 too (v4-mapped)."""
-        loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        udp = socket.socket(family, socket.SOCK_DGRAM)
-        tcp = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            for s in (udp, tcp):
-                if self.reuse_port:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                if family == socket.AF_INET6:
-                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-                s.setblocking(False)
-            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            udp.bind((host, port))
-            self._port = udp.getsockname()[1]
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            tcp.bind((host, self._port))
-            tcp.listen(1024)
-            server = await loop.create_server(lambda: _TcpConnection(self), sock=tcp)
-        except BaseException:
-            udp.close()
-            tcp.close()
-            raise
-        return udp, server
 
     async def stop(self) -> None:
         """Stop reading; let TCP clients get the replies to queries already sent; close."""

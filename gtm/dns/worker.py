@@ -1,95 +1,144 @@
-"""One worker process of `DnsWorkers`: `python -m gtm.dns.worker ADDR:PORT INDEX [--no-uvloop]`.
+"""One answer process of `DnsWorkers`: `python -m gtm.dns.worker UDP_FD TCP_FD INDEX [--no-uvloop]`.
 
-It reads the config and the first table from its stdin, serves them with a
-`DnsServer` bound with SO_REUSEPORT, and then follows the parent's commands
-(see gtm.dns.workers for the protocol). Its stdout carries only protocol
-lines; logs go to stderr. When stdin closes — the parent is gone — it stops.
+It answers on the sockets its parent bound and passed down (the same kernel
+queues as its siblings'), with the inventory and the table rows the parent
+sends on stdin (see `gtm.dns.channel` for the frames). A new generation is
+built a few services at a time between the queries it answers (`SLICE`), so
+no build holds the loop, and swapped in whole. stdout carries only frames;
+logs go to stderr. When stdin closes — the parent is gone — it stops, and
+with PR_SET_PDEATHSIG it dies with its parent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
+import socket
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
-from gtm.config import load, loads, split_listen
+from gtm.config import Inventory
 from gtm.dns.answers import Answers
-from gtm.dns.records import glue_addresses
+from gtm.dns.channel import Frames, read_frame
 from gtm.dns.server import DnsServer
-from gtm.dns.workers import LINE_LIMIT
-from policies import WeightTable
+from gtm.dns.sockets import Listening
+from policies import Row, WeightTable
 
 STATS_INTERVAL = 1.0  # seconds between pushed counter snapshots
+SLICE = 0.002  # seconds of building before the loop answers queries again
+_PR_SET_PDEATHSIG = 1
+
+log = structlog.get_logger("gtm.dns")
 
 
-async def _serve(listen: str, index: int) -> None:
+class _Worker:
+    """The worker's state: the inventory, the rows received, the server once built."""
+
+    def __init__(self, listening: Listening, index: int, out: Frames) -> None:
+        self.listening = listening
+        self.index = index
+        self.out = out
+        self.inventory: Inventory | None = None
+        self.glue: tuple[str, ...] = ()
+        self.rows: dict[str, Mapping[str, Row]] = {}
+        self.server: DnsServer | None = None
+
+    async def build(self, generation: int, computed_at: float) -> Answers:
+        """The answers for the rows received so far, built in slices between queries."""
+        assert self.inventory is not None
+        table = WeightTable(generation, computed_at, dict(self.rows))
+        steps = Answers.building(self.inventory, table, ns_addresses=self.glue)
+        deadline = time.perf_counter() + SLICE
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if time.perf_counter() >= deadline:
+                await asyncio.sleep(0)  # answer what has arrived meanwhile
+                deadline = time.perf_counter() + SLICE
+
+    async def commit(self, generation: int, computed_at: float, stack: Any) -> None:
+        answers = await self.build(generation, computed_at)
+        if self.server is None:
+            assert self.inventory is not None
+            self.server = DnsServer(self.inventory.config.dns, answers, sockets=self.listening)
+            await stack.enter_async_context(self.server)
+            self.out.send(("ready", os.getpid(), self.server.port, generation))
+        else:
+            self.server.swap(answers)
+            self.out.send(("serving", generation))
+
+    def stats(self, pushed: bool) -> None:
+        if self.server is not None:
+            snapshot = self.server.metrics.snapshot().to_dict()
+            self.out.send(("stats", snapshot, pushed))
+
+
+async def _serve(listening: Listening, index: int) -> None:
     loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader(limit=LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    out = sys.stdout
-
-    def emit(event: Mapping[str, Any]) -> None:
-        out.write(json.dumps(event) + "\n")
-        out.flush()
-
-    line = await stdin.readline()
-    if not line:
-        return
-    init = json.loads(line)
-    spec = init["config"]
-    inventory = (
-        load(spec["path"]) if "path" in spec else loads(spec["text"], spec.get("name", "<config>"))
-    )
-    host, port = split_listen(listen)
-    glue = glue_addresses(host)
-    answers = Answers.build(inventory, WeightTable.from_dict(init["table"]), ns_addresses=glue)
-    server = DnsServer(inventory.config.dns, answers, (host, port), reuse_port=True)
-
-    def stats(pushed: bool = False) -> None:
-        emit({"event": "stats", "pushed": pushed, **server.metrics.snapshot().to_dict()})
+    stdin = asyncio.StreamReader(limit=1 << 16)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin.buffer)
+    worker = _Worker(listening, index, Frames(sys.stdout.buffer))
 
     async def push() -> None:
         while True:
             await asyncio.sleep(STATS_INTERVAL)
-            stats(pushed=True)
+            worker.stats(pushed=True)
 
-    async with server, asyncio.TaskGroup() as tasks:
-        emit(
-            {
-                "event": "ready",
-                "port": server.port,
-                "generation": server.generation,
-                "pid": os.getpid(),
-            }
-        )
+    async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tasks:
         pusher = tasks.create_task(push())
-        while line := await stdin.readline():
-            msg = json.loads(line)
-            op = msg.get("op")
-            if op == "table":
-                table = WeightTable.from_dict(msg["table"])
-                built = await asyncio.to_thread(Answers.build, inventory, table, ns_addresses=glue)
-                server.swap(built)
-                emit({"event": "serving", "generation": server.generation})
+        while (frame := await read_frame(stdin)) is not None:
+            op = frame[0]
+            if op == "init":
+                _, worker.inventory, worker.glue = frame
+            elif op == "rows":
+                for service, rows in frame[1].items():
+                    if rows is None:
+                        worker.rows.pop(service, None)
+                    else:
+                        worker.rows[service] = rows
+            elif op == "commit":
+                await worker.commit(frame[1], frame[2], stack)
             elif op == "stats":
-                stats()
+                worker.stats(pushed=False)
             elif op == "stop":
                 break
         pusher.cancel()
-    stats()
-    emit({"event": "stopped", "index": index})
+    # the server has stopped (TCP clients got their replies): the last counters
+    worker.stats(pushed=False)
+    worker.out.send(("stopped", index))
+
+
+def _die_with_parent() -> None:
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def main(argv: list[str]) -> None:
-    listen, index = argv[0], int(argv[1])
+    udp_fd, tcp_fd, index = int(argv[0]), int(argv[1]), int(argv[2])
+    _die_with_parent()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # so does SIGTERM: the parent says when
+    udp = socket.socket(fileno=udp_fd)
+    tcp = socket.socket(fileno=tcp_fd)
+    udp.setblocking(False)
+    tcp.setblocking(False)
+    listening = Listening(udp, tcp)
     run = asyncio.run
     if "--no-uvloop" not in argv:
         try:
@@ -98,7 +147,7 @@ def main(argv: list[str]) -> None:
             pass
         else:
             run = uvloop.run
-    run(_serve(listen, index))
+    run(_serve(listening, index))
 
 
 if __name__ == "__main__":

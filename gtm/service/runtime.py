@@ -30,12 +30,13 @@ from failover.intent import EMPTY as EMPTY_INTENT
 from failover.intent import AuditEntry, IntentState
 from gtm.api import TokenBook, make_app, serve_api
 from gtm.config import ConfigError, Inventory, load, split_listen
-from gtm.dns import Answers, DnsCollector, DnsServer
+from gtm.dns import DnsCollector, DnsWorkers, WorkerFailed, WorkersCollector
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector, LeadershipLost
 from gtm.service.actions import Action, ActionResult, NotLeader
 from gtm.service.backends import Stores, open_elector, open_reconcilers, open_stores
 from gtm.service.controller import Controller
+from gtm.service.loop_lag import LoopLag
 from gtm.service.member import Role
 from gtm.service.observation_log import ObservationLog
 from gtm.service.operations import Leadership, Operations
@@ -56,6 +57,7 @@ from probes import (
 log = structlog.get_logger("gtm.member")
 
 FOLLOW_EVERY = 1.0  # the standby checks the stored table this often
+READY_BEHIND = 5.0  # seconds DNS may lag the member's table before /readyz says not ready
 
 
 class MemberRuntime:
@@ -82,11 +84,10 @@ class MemberRuntime:
         self._started = time.time()
         self._served: WeightTable | None = None
         self._served_at: float | None = None
-        self._answers: Answers | None = None
         self._serving = asyncio.Lock()
         self._intent: IntentState = EMPTY_INTENT
         self._reconcilers: list[Reconciler] = []
-        self._dns: DnsServer | None = None
+        self._dns: DnsWorkers | None = None
         self._elector: Elector | None = None
         self._stores: Stores | None = None
         self._controller: Controller | None = None
@@ -99,6 +100,7 @@ class MemberRuntime:
         self._probe_metrics = metrics
         self._scheduler: Scheduler | None = None
         self._restart_term = asyncio.Event()
+        self._loop_lag = LoopLag(self.registry)
 
     # -- Member (read side) ------------------------------------------------------------
 
@@ -112,7 +114,10 @@ class MemberRuntime:
         return "leader" if self._elector.is_leader() else "standby"
 
     def ready(self) -> bool:
-        return self._served is not None and self._dns is not None
+        """Serving: DNS answers the table this member holds (or has been behind < READY_BEHIND)."""
+        return (
+            self._served is not None and self._dns is not None and self._dns.behind() < READY_BEHIND
+        )
 
     def table(self) -> WeightTable | None:
         return self._served
@@ -169,7 +174,7 @@ class MemberRuntime:
         return self._peers
 
     @property
-    def dns(self) -> DnsServer | None:
+    def dns(self) -> DnsWorkers | None:
         return self._dns
 
     @property
@@ -219,11 +224,18 @@ class MemberRuntime:
             self._monitor.update(targets)
             self._scheduler.update(targets)
             await self._serve_initial(stores)
-            assert self._served is not None and self._answers is not None
-            self._dns = await stack.enter_async_context(DnsServer(config.dns, self._answers))
-            self.registry.register(
-                DnsCollector(lambda: {self.identity: self._dns.metrics.snapshot()})
+            assert self._served is not None
+            # DNS is answered by processes of its own: nothing on this loop can delay a query.
+            dns = self._dns = await stack.enter_async_context(
+                DnsWorkers(
+                    config.dns.workers,
+                    self._inventory,
+                    self._served,
+                    split_listen(config.dns.listen),
+                )
             )
+            self.registry.register(DnsCollector(dns.snapshots))
+            self.registry.register(WorkersCollector(dns))
             exporter = None
             if config.dns.powerdns is not None:
                 exporter = await stack.enter_async_context(
@@ -280,6 +292,7 @@ class MemberRuntime:
                     tasks.create_task(self._lead_when_elected(elector), name="lead"),
                     tasks.create_task(self._watch_health(), name="health"),
                     tasks.create_task(self._reloads(reload), name="reload"),
+                    tasks.create_task(self._loop_lag.run(), name="loop-lag"),
                 ]
                 await stop.wait()
                 log.info("member.stopping", member=self.identity, leader=elector.is_leader())
@@ -308,18 +321,19 @@ class MemberRuntime:
         await self._serve(first.table)
 
     async def _serve(self, table: WeightTable) -> None:
-        """Serve `table`: its answers are built off the event loop (a second for
-        thousands of services), then swapped in at once."""
+        """Serve `table`: the DNS answer processes build it and swap it in whole.
+
+        Returns once they serve it, or after their delivery bound (they keep
+        serving the previous generation meanwhile, and `ready()` says so).
+        """
         async with self._serving:
             served = self._served
             if served is not None and table.generation == served.generation and table == served:
                 return
-            answers = await asyncio.to_thread(Answers.build, self._inventory, table)
-            self._answers = answers
             self._served = table
             self._served_at = time.time()
             if self._dns is not None:
-                self._dns.swap(answers)
+                await self._dns.publish(table)
 
     def _observed(self, obs: Observation) -> None:
         self._monitor.observe(obs)
@@ -457,9 +471,12 @@ class MemberRuntime:
             self._scheduler.update(targets)
         if self._peers is not None:
             self._peers.update(new.api.peers)
-        if self._served is not None and self._dns is not None:
-            # the new names and addresses, the same table
-            self._dns.swap(await asyncio.to_thread(Answers.build, fresh, self._served))
+        if self._dns is not None:
+            # the new names and addresses: fresh answer processes, the same table
+            try:
+                await self._dns.reconfigure(fresh)
+            except (WorkerFailed, TimeoutError, OSError) as e:
+                log.error("config.dns_not_applied", file=self.config_path, error=str(e))
         # The reconcilers hold the estate and the clusters: the leader starts them afresh.
         self._restart_term.set()
         if self._controller is not None:

@@ -1,24 +1,30 @@
-"""`--workers N`: processes sharing one port answer, and all serve the published generation."""
+"""Answer processes: they share the parent's sockets, follow its tables and configs, and
+answer while the parent's own loop is busy."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import os
+import signal
+import socket
+import struct
+import threading
+import time
 
 import dns.asyncquery
 import dns.message
-from dns_estate import planned, reshaped
+import dns.query
+import pytest
+from dns_estate import ESTATE, planned, reshaped
 
-from gtm.config import Inventory
-from gtm.dns import DnsWorkers
+from gtm.config import Inventory, loads
+from gtm.dns import Answers, DnsWorkers
+from gtm.dns.sockets import bind, drops
+from policies import WeightTable
 
 
 async def soa_serials(port: int, n: int) -> list[int]:
-    """SOA serials (= generations) seen by n queries, each from a fresh source port.
-
-    SO_REUSEPORT spreads sources by their address and port, so n fresh
-    sockets reach every worker with overwhelming probability.
-    """
+    """SOA serials (= generations) seen by n queries, each from a fresh source port."""
 
     async def one() -> int:
         q = dns.message.make_query("example.com", "SOA")
@@ -28,46 +34,169 @@ async def soa_serials(port: int, n: int) -> list[int]:
     return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
-async def test_workers_share_the_port_and_the_generation(
-    estate_file: Path, inventory: Inventory
-) -> None:
-    table = planned(inventory)
-    pool = DnsWorkers(2, estate_file, table, listen=("127.0.0.1", 0), use_uvloop=False)
-    async with pool:
-        assert pool.port > 0 and len(set(pool.pids)) == 2
-        assert pool.generation == table.generation
-        assert set(await soa_serials(pool.port, 40)) == {table.generation}
-        r = await dns.asyncquery.udp(
-            dns.message.make_query("local.example.com", "A"),
-            "127.0.0.1",
-            port=pool.port,
-            source="127.0.3.4",
-            timeout=3,
-        )
-        assert r.answer[0][0].address == "127.0.3.10"
+async def local_answer(port: int, source: str = "127.0.3.4") -> str:
+    r = await dns.asyncquery.udp(
+        dns.message.make_query("local.example.com", "A"),
+        "127.0.0.1",
+        port=port,
+        source=source,
+        timeout=3,
+    )
+    return str(r.answer[0][0].address)
 
-        # Publish generation 7 with local's dc3 IPv4 VIP down: every worker serves it.
-        newer = reshaped(table, 7, lambda vip, s: 0 if vip == "local/dc3/127.0.3.10:443" else s)
-        await pool.publish(newer)
-        assert pool.generation == 7
+
+def without_dc3(table: WeightTable, generation: int) -> WeightTable:
+    return reshaped(table, generation, lambda vip, s: 0 if vip == "local/dc3/127.0.3.10:443" else s)
+
+
+async def test_workers_share_the_sockets_and_serve_every_generation(inventory: Inventory) -> None:
+    table = planned(inventory)
+    async with DnsWorkers(2, inventory, table, ("127.0.0.1", 0), use_uvloop=False) as pool:
+        assert pool.port > 0 and len(set(pool.pids)) == 2
+        assert pool.generation == table.generation and pool.current()
+        assert set(await soa_serials(pool.port, 40)) == {table.generation}
+        assert await local_answer(pool.port) == "127.0.3.10"
+
+        # Generation 7 with local's dc3 IPv4 VIP down: every worker serves it.
+        assert await pool.publish(without_dc3(table, 7))
+        assert pool.generation == 7 and pool.behind() == 0.0
         assert set(await soa_serials(pool.port, 40)) == {7}
         for _ in range(5):
-            r = await dns.asyncquery.udp(
-                dns.message.make_query("local.example.com", "A"),
-                "127.0.0.1",
-                port=pool.port,
-                source="127.0.3.4",
-                timeout=3,
-            )
-            assert r.answer[0][0].address != "127.0.3.10"
+            assert await local_answer(pool.port) != "127.0.3.10"
 
         stats = await pool.stats()
         assert set(stats) == {"worker-0", "worker-1"}
-        assert all(s.generation == 7 and s.total > 0 for s in stats.values())
-    assert pool.returncodes == [0, 0]
+        assert sum(s.total for s in stats.values()) == 40 + 1 + 40 + 5
+        assert all(s.generation == 7 for s in stats.values())
+        pids = pool.pids
+    for pid in pids:  # every worker has exited
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
-async def test_workers_take_an_inventory_object(inventory: Inventory) -> None:
+def blocking_answers(port: int, n: int, out: list[float]) -> None:
+    """n queries from a thread with a blocking socket; each latency goes to `out`."""
+    q = dns.message.make_query("foo.example.com", "A")
+    for _ in range(n):
+        t = time.perf_counter()
+        dns.query.udp(q, "127.0.0.1", port=port, timeout=2)
+        out.append(time.perf_counter() - t)
+
+
+async def test_answers_do_not_wait_for_a_busy_parent(inventory: Inventory) -> None:
+    """The parent's loop held for 1.5 s (an evaluation, a reload): queries are answered anyway."""
+    async with DnsWorkers(1, inventory, planned(inventory), ("127.0.0.1", 0)) as pool:
+        latencies: list[float] = []
+        asker = threading.Thread(target=blocking_answers, args=(pool.port, 50, latencies))
+        asker.start()
+        time.sleep(1.5)  # noqa: ASYNC251 - the point: the parent's loop does nothing else
+        asker.join(10)
+        assert len(latencies) == 50
+        assert max(latencies) < 1.0  # a query waiting on the parent would take 1.5 s
+
+
+async def test_a_new_config_is_served_by_fresh_workers_without_a_gap(
+    inventory: Inventory,
+) -> None:
     table = planned(inventory)
-    async with DnsWorkers(1, inventory, table, listen=("127.0.0.1", 0)) as pool:
-        assert set(await soa_serials(pool.port, 5)) == {table.generation}
+    more = loads(
+        ESTATE.replace("BIG_IPS", '"fd00:1::1"').replace(
+            "  - name: deep\n",
+            "  - name: new\n    fqdn: new.example.com\n    vips:\n"
+            "      dc1: [{address: 127.0.1.77}]\n  - name: deep\n",
+        ),
+        "estate-v2.yaml",
+    )
+    async with DnsWorkers(1, inventory, table, ("127.0.0.1", 0)) as pool:
+        old = pool.pids
+        lost: list[int] = []
+        stop = threading.Event()
+
+        def ask() -> None:
+            q = dns.message.make_query("foo.example.com", "A")
+            while not stop.is_set():
+                try:
+                    dns.query.udp(q, "127.0.0.1", port=pool.port, timeout=1)
+                except dns.exception.Timeout:
+                    lost.append(1)
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        try:
+            await pool.reconfigure(more)
+            await pool.publish(planned(more))
+        finally:
+            stop.set()
+            await asyncio.to_thread(asker.join, 5)
+        assert pool.pids != old and not lost
+        r = await dns.asyncquery.udp(
+            dns.message.make_query("new.example.com", "A"), "127.0.0.1", port=pool.port, timeout=3
+        )
+        assert r.answer[0][0].address == "127.0.1.77"
+
+
+async def test_a_worker_that_dies_is_restarted_with_the_newest_table(
+    inventory: Inventory,
+) -> None:
+    table = planned(inventory)
+    async with DnsWorkers(1, inventory, table, ("127.0.0.1", 0)) as pool:
+        [pid] = pool.pids
+        assert await pool.publish(without_dc3(table, 5))
+        os.kill(pid, signal.SIGKILL)
+        async with asyncio.timeout(30):
+            while pool.pids == [pid]:  # noqa: ASYNC110 - the pool has no event for "replaced"
+                await asyncio.sleep(0.05)
+            await pool.wait_current()
+        assert pool.restarts == 1 and pool.generation == 5
+        assert set(await soa_serials(pool.port, 10)) == {5}
+        assert await local_answer(pool.port) != "127.0.3.10"
+
+
+async def test_a_worker_that_cannot_keep_up_is_reported_behind(inventory: Inventory) -> None:
+    """A paused worker keeps its generation; `publish` gives up after its bound and says so."""
+    table = planned(inventory)
+    async with DnsWorkers(1, inventory, table, ("127.0.0.1", 0), deliver_within=0.3) as pool:
+        [pid] = pool.pids
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert not await pool.publish(without_dc3(table, 9))
+            assert pool.generation == table.generation and pool.behind() > 0.2
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        async with asyncio.timeout(10):
+            await pool.wait_current()
+        assert pool.generation == 9 and pool.behind() == 0.0
+
+
+def test_building_in_steps_gives_the_same_answers(inventory: Inventory) -> None:
+    table = planned(inventory)
+    steps = Answers.building(inventory, table)
+    n = 0
+    while True:
+        try:
+            next(steps)
+            n += 1
+        except StopIteration as done:
+            stepped: Answers = done.value
+            break
+    whole = Answers.build(inventory, table)
+    assert n > len(inventory.estate.services)  # a step per service, and more
+    assert stepped.entries.keys() == whole.entries.keys()
+    assert stepped.nodes == whole.nodes and stepped.generation == whole.generation
+
+
+def test_the_receive_buffer_is_sized_and_its_drops_are_counted() -> None:
+    listening = bind("127.0.0.1", 0, receive_buffer=1 << 20)
+    try:
+        assert listening.receive_buffer >= 1 << 20
+        assert listening.drops() == 0
+    finally:
+        listening.close()
+    # A tiny buffer nobody reads: the kernel drops, and the counter says how many.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as full:
+        full.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        full.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(500):
+                sender.sendto(struct.pack("!H", 0) + b"x" * 40, full.getsockname())
+        assert drops(full) > 400

@@ -266,19 +266,25 @@ def test_answers_every_query_of_a_running_member() -> None:
 
 
 def split_count(
-    counts: dict[str, int], source: str = "dc1", before: int = 1, after: int = 1
+    counts: dict[str, int],
+    source: str = "dc1",
+    before: int = 1,
+    after: int = 1,
+    unanswered: dict[str, int] | None = None,
 ) -> SplitCount:
+    lost = unanswered or {}
     return SplitCount(
         "split",
         "dc1-a",
         "foo",
         source,
-        sum(counts.values()),
+        sum(counts.values()) + sum(lost.values()),
         counts,
         BASE[source],
         100,
         before,
         after,
+        lost,
     )
 
 
@@ -303,6 +309,19 @@ def test_split_binomial_per_cell() -> None:
         timeline, [{"check": "split", "step": "split", "expected": {"dc1": {"dc1": 50, "dc3": 50}}}]
     )
     assert verdict(evaluate(explicit, fine), "split").state == "failed"
+
+
+def test_split_reports_unanswered_queries_apart_from_wrong_answers() -> None:
+    """A timeout is a timeout: it fails the burst as such, not as an answer outside the VIPs,
+    and the binomial test counts the replies (19 lost queries do not read as |z| 13)."""
+    timeline = [{"id": "split", "at": "1s", "do": "measure_split"}]
+    d = drill(timeline, [{"check": "split", "step": "split"}])
+    steps = [step("split", "measure_split", 1.0)]
+    lossy = split_count({"dc1": 177, "dc2": 2, "dc3": 2}, unanswered={"timeout": 19})
+    v = verdict(evaluate(d, record([sample(0.0)], steps, splits=[lossy])), "split")
+    assert v.state == "failed"
+    assert v.details == ("dc1-a foo clients in dc1: 19/200 queries unanswered (timeout)",)
+    assert v.values["worst_z"] < 4
 
 
 # --- nothing lost and the steps ---------------------------------------------------------------
