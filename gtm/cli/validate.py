@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 import click
 
-from gtm.config import ConfigError, load
+from gtm.api.tokens import TokenBook
+from gtm.config import ConfigError, Inventory, Problem, load
+from gtm.config.readiness import serving
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate(files: tuple[str, ...]) -> None:
-    """Check estate config FILES; exit non-zero with every problem when one is bad."""
+@click.option(
+    "--no-files",
+    is_flag=True,
+    help="Do not read the files a config names (tokens, TLS, kubeconfig): "
+    "for a check away from where gtm serve runs.",
+)
+def validate(files: tuple[str, ...], no_files: bool) -> None:
+    """Check estate config FILES as gtm serve would; exit non-zero with every problem when one is bad."""
     bad = 0
     for f in files:
         try:
-            inv = load(f)
+            inv = load(f, rules=partial(serving, files=not no_files))
+            problems = [] if no_files else _token_problems(inv)
         except ConfigError as e:
+            problems = list(e.problems)
+        if problems:
             bad += 1
-            for p in e.problems:
+            for p in problems:
                 click.echo(str(p), err=True)
-            click.echo(f"{f}: {len(e.problems)} problem(s)", err=True)
+            click.echo(f"{f}: {len(problems)} problem(s)", err=True)
             continue
         c = inv.config
         vips = sum(len(v) for s in c.services for v in s.vips.values())
@@ -30,3 +42,14 @@ def validate(files: tuple[str, ...]) -> None:
             f"{vips} VIPs, {len(c.policies)} policies, {len(c.kubernetes.clusters)} clusters)"
         )
     sys.exit(1 if bad else 0)
+
+
+def _token_problems(inv: Inventory) -> list[Problem]:
+    """The API's token file, read as gtm serve reads it."""
+    if inv.config.api.tokens_file is None:
+        return []
+    try:
+        TokenBook.from_file(inv.config.api.tokens_file)
+    except ConfigError as e:
+        return list(e.problems)
+    return []

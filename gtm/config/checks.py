@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from gtm.config.errors import Path
 from gtm.config.model import BoundsConfig, Config, PolicyConfig
@@ -17,14 +18,37 @@ from probes import HealthSettings, ProbeConfigError, parse_probe_spec
 Found = Iterator[tuple[Path, str]]
 
 
-def check(config: Config) -> list[tuple[Path, str]]:
+@dataclass(frozen=True)
+class Names:
+    """The regions, policies and clusters a file defines, as references resolve them.
+
+    Usually those of the config; for a file with shape errors, also those of
+    the entries that failed them, so a reference to a misspelt region's name
+    is not reported a second time as unknown.
+    """
+
+    regions: tuple[str, ...]
+    policies: tuple[str, ...]
+    clusters: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: Config) -> Names:
+        return cls(
+            tuple(dict.fromkeys(r.name for r in config.regions)),
+            tuple(dict.fromkeys(p.name for p in config.policies)),
+            tuple(dict.fromkeys(c.name for c in config.kubernetes.clusters)),
+        )
+
+
+def check(config: Config, names: Names | None = None) -> list[tuple[Path, str]]:
+    known = Names.of(config) if names is None else names
     return [
         *_regions(config),
-        *_policies(config),
-        *_services(config),
-        *_dns(config),
-        *_kubernetes(config),
-        *_ha(config),
+        *_policies(config, known),
+        *_services(config, known),
+        *_dns(config, known),
+        *_kubernetes(config, known),
+        *_ha(config, known),
         *_probes(config),
     ]
 
@@ -56,6 +80,14 @@ def _dupes(values: list[str]) -> set[str]:
     return {v for v, n in Counter(values).items() if n > 1}
 
 
+def _first(values: list[str]) -> dict[str, int]:
+    """Each value -> the index of its first occurrence."""
+    first: dict[str, int] = {}
+    for i, v in enumerate(values):
+        first.setdefault(v, i)
+    return first
+
+
 def _regions(config: Config) -> Found:
     if not config.regions:
         yield ("regions",), "at least one region is needed"
@@ -77,8 +109,8 @@ def _regions(config: Config) -> Found:
             owner.setdefault(cidr, r.name)
 
 
-def _policies(config: Config) -> Found:
-    regions = [r.name for r in config.regions]
+def _policies(config: Config, known: Names) -> Found:
+    regions = list(known.regions)
     names = [p.name for p in config.policies]
     for i, p in enumerate(config.policies):
         at: Path = ("policies", i)
@@ -155,27 +187,32 @@ def _split(p: PolicyConfig, regions: list[str], at: Path) -> Found:
             yield (*at, "matrix"), f"no row for region {r!r}"
 
 
-def _services(config: Config) -> Found:
-    regions = [r.name for r in config.regions]
+def _services(config: Config, known: Names) -> Found:
+    regions = set(known.regions)
+    listed = ", ".join(known.regions)
     policies = {p.name: p for p in config.policies}
     names = [s.name for s in config.services]
-    fqdns = [s.fqdn for s in config.services]
+    first_name = _first(names)
+    first_fqdn = _first([s.fqdn for s in config.services])
     if not config.services:
         yield ("services",), "at least one service is needed"
     for i, s in enumerate(config.services):
         at: Path = ("services", i)
-        if names.index(s.name) != i:
+        if first_name[s.name] != i:
             yield (*at, "name"), f"{s.name!r} is defined twice"
-        if fqdns.index(s.fqdn) != i:
-            yield (*at, "fqdn"), f"{s.fqdn!r} is already the FQDN of {names[fqdns.index(s.fqdn)]!r}"
+        if first_fqdn[s.fqdn] != i:
+            yield (*at, "fqdn"), f"{s.fqdn!r} is already the FQDN of {names[first_fqdn[s.fqdn]]!r}"
         policy = policies.get(s.policy)
-        if policy is None:
-            yield (*at, "policy"), f"unknown policy {s.policy!r} (policies: {', '.join(policies)})"
+        if s.policy not in known.policies:
+            yield (
+                (*at, "policy"),
+                f"unknown policy {s.policy!r} (policies: {', '.join(known.policies)})",
+            )
         for region, vips in s.vips.items():
             if region not in regions:
                 yield (
                     (*at, "vips", region),
-                    f"unknown region {region!r} (regions: {', '.join(regions)})",
+                    f"unknown region {region!r} (regions: {listed})",
                 )
             if not vips:
                 yield (*at, "vips", region), "no VIPs listed"
@@ -203,8 +240,8 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def _dns(config: Config) -> Found:
-    regions = [r.name for r in config.regions]
+def _dns(config: Config, known: Names) -> Found:
+    regions = known.regions
     d = config.dns
     if d.default_region is not None and d.default_region not in regions:
         yield ("dns", "default_region"), f"unknown region {d.default_region!r}"
@@ -219,9 +256,9 @@ def _dns(config: Config) -> Found:
             yield ("api", "peers", i, "region"), f"unknown region {p.region!r}"
 
 
-def _ha(config: Config) -> Found:
-    regions = [r.name for r in config.regions]
-    clusters = [c.name for c in config.kubernetes.clusters]
+def _ha(config: Config, known: Names) -> Found:
+    regions = known.regions
+    clusters = known.clusters
     lease = config.ha.lease
     if lease.renew_deadline >= lease.duration:
         yield (
@@ -244,8 +281,8 @@ def _ha(config: Config) -> Found:
         yield ("instance", "region"), f"unknown region {config.instance.region!r}"
 
 
-def _kubernetes(config: Config) -> Found:
-    regions = [r.name for r in config.regions]
+def _kubernetes(config: Config, known: Names) -> Found:
+    regions = known.regions
     names = [c.name for c in config.kubernetes.clusters]
     for i, c in enumerate(config.kubernetes.clusters):
         at: Path = ("kubernetes", "clusters", i)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path as FsPath
 from typing import Any
 
 from pydantic import ValidationError
 
-from gtm.config.checks import check, split_of
-from gtm.config.errors import ConfigError, Problem
+from gtm.config.checks import Names, check, split_of
+from gtm.config.errors import ConfigError, Path, Problem
 from gtm.config.model import BoundsConfig, Config, PolicyConfig, RegionConfig, ServiceConfig
 from gtm.config.source import Source, parse, read
 from policies import Bounds, Estate, Guardrails, Policy, Redistribute, Service, Vip
@@ -37,24 +38,40 @@ class Inventory:
         return sorted({s.fqdn.split(".", 1)[1] for s in self.config.services})
 
 
-def load(path: str | FsPath) -> Inventory:
-    return _build(read(path))
+# More rules to apply to a config, as `checks.check` does (`readiness.serving`).
+Rules = Callable[[Config], Iterable[tuple[Path, str]]]
 
 
-def loads(text: str, name: str = "<config>") -> Inventory:
-    return _build(parse(text, name))
+def load(path: str | FsPath, *, rules: Rules | None = None) -> Inventory:
+    return _build(read(path, lenient=True), rules)
 
 
-def _build(src: Source) -> Inventory:
+def loads(text: str, name: str = "<config>", *, rules: Rules | None = None) -> Inventory:
+    return _build(parse(text, name, lenient=True), rules)
+
+
+def _check(
+    config: Config, rules: Rules | None, names: Names | None = None
+) -> list[tuple[Path, str]]:
+    return [*check(config, names), *(rules(config) if rules is not None else ())]
+
+
+def _build(src: Source, rules: Rules | None) -> Inventory:
+    """The inventory, or every problem of the file: its YAML's, its shapes' and its rules'."""
     if not isinstance(src.data, dict):
         raise ConfigError(
-            [src.problem((), "the file must hold a mapping (regions:, services:, …)")]
+            [
+                *src.problems,
+                src.problem((), "the file must hold a mapping (regions:, services:, …)"),
+            ]
         )
     try:
         config = Config.model_validate(src.data)
     except ValidationError as e:
-        raise ConfigError([_problem(src, err) for err in e.errors()]) from None
-    problems = [src.problem(path, msg) for path, msg in check(config)]
+        found = {p.path for p in src.problems}  # the YAML's own problem says it first
+        shapes = [p for p in map(partial(_problem, src), e.errors()) if p.path not in found]
+        raise ConfigError([*src.problems, *shapes, *_rules_despite(src, shapes, rules)]) from None
+    problems = [*src.problems, *(src.problem(path, msg) for path, msg in _check(config, rules))]
     if problems:
         raise ConfigError(problems)
     return Inventory(
@@ -66,9 +83,145 @@ def _build(src: Source) -> Inventory:
     )
 
 
-def _problem(src: Source, err: Any) -> Problem:
+# The lists whose entries are dropped whole when one of their fields is bad.
+_ENTRIES: tuple[Path, ...] = (
+    ("regions",),
+    ("policies",),
+    ("services",),
+    ("kubernetes", "clusters"),
+    ("api", "peers"),
+)
+_ROUNDS = 4  # re-validations after taking out what was bad
+
+
+def _rules_despite(src: Source, shapes: list[Problem], rules: Rules | None) -> list[Problem]:
+    """The cross-section rules' problems of a file that failed its shape checks.
+
+    What was bad is taken out (a bad entry of a list whole, a bad setting of
+    a section back to its default) and the rest checked as usual, with the
+    names of the entries taken out still known. A rule's problem at a place
+    next to a shape problem, or about a list that lost entries, is dropped:
+    it is likely that one's echo.
+    """
+    data = src.data
+    kept: dict[Path, list[int]] = {}  # list -> original index of each entry kept
+    bad = [p.path for p in shapes]
+    config = None
+    for _ in range(_ROUNDS):
+        data = _without(data, bad, kept)
+        try:
+            config = Config.model_validate(data)
+            break
+        except ValidationError as e:
+            bad = [_location(err) for err in e.errors()]
+    if config is None:
+        return []
+    names = Names(
+        tuple(dict.fromkeys(_names(src.data, ("regions",)) + [r.name for r in config.regions])),
+        tuple(dict.fromkeys(_names(src.data, ("policies",)) + [p.name for p in config.policies])),
+        tuple(
+            dict.fromkeys(
+                _names(src.data, ("kubernetes", "clusters"))
+                + [c.name for c in config.kubernetes.clusters]
+            )
+        ),
+    )
+    near = {p.path[:2] for p in shapes}
+    out = []
+    for path, message in _check(config, rules, names):
+        where = _original(path, kept)
+        if where[:2] not in near and where not in kept:  # not "no region" when one was bad
+            out.append(src.problem(where, message))
+    return out
+
+
+def _without(data: dict[str, Any], bad: list[Path], kept: dict[Path, list[int]]) -> dict[str, Any]:
+    """A copy of `data` without what `bad` points at; `kept` maps entries back to the file's."""
+    drop: dict[Path, set[int]] = {}
+    unset: list[Path] = []
+    for path in bad:
+        at = next((e for e in _ENTRIES if path[: len(e)] == e and len(path) > len(e)), None)
+        if at is not None and isinstance(path[len(at)], int):
+            drop.setdefault(at, set()).add(path[len(at)])
+        else:
+            unset.append(path)
+    out = _copy_spine(data, [*drop, *unset])
+    for at, indexes in drop.items():
+        parent = _get(out, at[:-1])
+        items = parent.get(at[-1]) if isinstance(parent, dict) else None
+        if not isinstance(items, list):
+            continue
+        before = kept.get(at, list(range(len(items))))
+        parent[at[-1]] = [x for n, x in enumerate(items) if n not in indexes]
+        kept[at] = [orig for n, orig in enumerate(before) if n not in indexes]
+    for path in unset:
+        # the setting itself, or for a missing or misshapen field the section holding it
+        keys = [k for k in path if isinstance(k, str)]
+        target = tuple(keys[:1]) if len(keys) <= 1 else tuple(path[: path.index(keys[-1]) + 1])
+        parent = _get(out, target[:-1])
+        if isinstance(parent, dict) and target and target[-1] in parent:
+            del parent[target[-1]]
+        elif len(target) == 1 and target[0] in ("regions", "services"):
+            out[target[0]] = []
+        elif len(target) > 1:
+            grand = _get(out, target[:-2])
+            if isinstance(grand, dict):
+                grand.pop(target[-2], None)
+    return out
+
+
+def _copy_spine(data: Any, paths: list[Path]) -> Any:
+    """`data` with every dict and list along `paths` copied, the rest shared."""
+    out = dict(data)
+    for path in paths:
+        node = out
+        for key in path[:-1]:
+            child = node.get(key) if isinstance(node, dict) else None
+            if isinstance(child, dict):
+                child = dict(child)
+            elif isinstance(child, list):
+                child = list(child)
+            else:
+                break
+            node[key] = child
+            node = child
+    return out
+
+
+def _get(data: Any, path: Path) -> Any:
+    for key in path:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+def _names(data: Any, at: Path) -> list[str]:
+    items = _get(data, at)
+    if not isinstance(items, list):
+        return []
+    return [x["name"] for x in items if isinstance(x, dict) and isinstance(x.get("name"), str)]
+
+
+def _original(path: Path, kept: dict[Path, list[int]]) -> Path:
+    """A path into the config checked -> the same place in the file."""
+    for at, indexes in kept.items():
+        n = len(at)
+        if path[:n] == at and len(path) > n and isinstance(path[n], int) and path[n] < len(indexes):
+            return (*at, indexes[path[n]], *path[n + 1 :])
+    return path
+
+
+def _location(err: Any) -> Path:
     # Drop pydantic's union/type tags from the location: ('client_cidrs', 0, 'IPv4Network').
-    path = tuple(p for p in err["loc"] if isinstance(p, int) or not p[:1].isupper())
+    return tuple(p for p in err["loc"] if isinstance(p, int) or not p[:1].isupper())
+
+
+def _problem(src: Source, err: Any) -> Problem:
+    path = _location(err)
     kind = err["type"]
     if kind == "missing":
         message = "required field is missing"
@@ -78,7 +231,7 @@ def _problem(src: Source, err: Any) -> Problem:
         message = str(err["ctx"]["error"])
     else:
         value = err.get("input")
-        shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+        shown = _shown(value) if not isinstance(value, dict | list) else type(value).__name__
         message = f"{shown}: {err['msg']}"
     return src.problem(path, message)
 
@@ -146,3 +299,8 @@ def _policy(p: PolicyConfig, regions: tuple[str, ...]) -> Policy:
         priority=tuple(p.priority) or regions,
         guardrails=Guardrails(p.guardrails.min_active_regions, p.guardrails.max_concurrent_exits),
     )
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -26,7 +26,8 @@ _SPECS: dict[str, type] = {
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are no setting of gtm, and JSON cannot carry them to its peers
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RegionConfig(Model):

@@ -1,14 +1,43 @@
-"""Read a YAML file and remember the line of every node, for errors people can act on."""
+"""Read a YAML file and remember the line of every node, for errors people can act on.
+
+One pass over the parser's events (libyaml's, through PyYAML's C parser,
+where it is installed) builds the data and the line of every path together.
+Whatever the text holds, reading it ends in a `Source` or a `ConfigError`
+naming the file and line — never another exception:
+
+- an alias of its own anchor (`x: &a [*a]`) and nesting deeper than
+  `MAX_DEPTH` are refused;
+- aliases may not expand to more than `MAX_ALIAS_NODES` nodes (or as many as
+  the file holds itself, if more): an alias bomb is refused at the alias that
+  crosses the bound;
+- a key given twice in one mapping, a string holding a control character or
+  a lone surrogate, a non-scalar key and a tag other than YAML's own scalars
+  are problems of the file, each with its line and path.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
 import yaml
 
 from gtm.config.errors import ConfigError, Path, Problem
+
+MAX_DEPTH = 64  # nested mappings and sequences; an estate config needs about eight
+MAX_ALIAS_NODES = 1_000_000  # nodes reached through aliases, at least
+
+try:
+    _Parser: Any = yaml.CSafeLoader
+except AttributeError:  # PyYAML built without libyaml
+    _Parser = yaml.SafeLoader
+
+_TAG = "tag:yaml.org,2002:"
+_SCALARS = {f"{_TAG}{t}" for t in ("null", "bool", "int", "float", "str", "timestamp", "binary")}
+_MERGE = f"{_TAG}merge"
 
 
 @dataclass(frozen=True)
@@ -18,6 +47,7 @@ class Source:
     file: str
     data: Any
     lines: dict[Path, int]
+    problems: tuple[Problem, ...] = field(default=(), repr=False)
 
     def line(self, path: Path) -> int | None:
         """The line of `path`, or of its nearest ancestor that exists."""
@@ -31,38 +61,239 @@ class Source:
         return Problem(self.file, self.line(path), path, message)
 
 
-def read(path: str | FsPath) -> Source:
+def read(path: str | FsPath, *, lenient: bool = False) -> Source:
+    """The file's document; `ConfigError` if it cannot be read or has problems.
+
+    With `lenient`, problems that leave usable data (a duplicate key, a
+    control character) are kept in `Source.problems` for the caller to report
+    with its own; the text is still refused when it cannot be read at all.
+    """
     name = str(path)
     try:
         text = FsPath(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError([Problem(name, None, (), f"cannot read: {e.strerror or e}")]) from e
-    return parse(text, name)
+    except UnicodeDecodeError as e:
+        raise ConfigError([Problem(name, None, (), f"not UTF-8 text (byte {e.start})")]) from e
+    return parse(text, name, lenient=lenient)
 
 
-def parse(text: str, name: str = "<config>") -> Source:
+def parse(text: str, name: str = "<config>", *, lenient: bool = False) -> Source:
+    """`text` as a `Source` (see `read`)."""
+    builder = _Builder(name)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        for event in yaml.parse(text, Loader=_Parser):
+            builder.feed(event)
+    except UnicodeError as e:
+        raise ConfigError([Problem(name, None, (), f"not valid text: {e.reason}")]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         what = getattr(e, "problem", None) or str(e)
-        raise ConfigError([Problem(name, line, (), f"not valid YAML: {what}")]) from e
-    lines: dict[Path, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
-    return Source(name, data if data is not None else {}, lines)
+        raise ConfigError([Problem(name, line, (), f"not valid YAML: {what}")]) from None
+    src = Source(
+        name, {} if builder.data is None else builder.data, builder.lines, tuple(builder.problems)
+    )
+    if src.problems and not lenient:
+        raise ConfigError(src.problems)
+    return src
 
 
-def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
-            lines[(*path, k)] = key.start_mark.line + 1
-            _walk(value, (*path, k), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[(*path, i)] = item.start_mark.line + 1
-            _walk(item, (*path, i), lines)
+@dataclass
+class _Open:
+    """A mapping or sequence being built."""
+
+    path: Path
+    value: dict[Any, Any] | list[Any]
+    anchor: str | None
+    nodes: int = 1  # nodes below and including this one, aliases expanded
+    key: Any = None  # a mapping's pending key (`_NO_KEY` while the next scalar is a key)
+    key_line: int = 0
+    key_lines: dict[Any, int] = field(default_factory=dict)
+    merges: list[dict[Any, Any]] = field(default_factory=list)
+
+
+_NO_KEY = object()
+_MERGE_KEY = object()
+
+
+class _Builder:
+    """Events in, data and lines out: a composer and a constructor in one."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.data: Any = None
+        self.lines: dict[Path, int] = {}
+        self.problems: list[Problem] = []
+        self.stack: list[_Open] = []
+        self.anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, nodes)
+        self.own = 0  # nodes written in the file
+        self.aliased = 0  # nodes reached through aliases
+        self.documents = 0
+        self.resolver = yaml.resolver.Resolver()
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def feed(self, event: yaml.Event) -> None:
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.ScalarEvent):
+            self._scalar(event, line)
+        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            self._start(event, line)
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            self._end()
+        elif isinstance(event, yaml.AliasEvent):
+            self._alias(event, line)
+        elif isinstance(event, yaml.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                self._fatal(line, "not valid YAML: expected a single document, found another")
+
+    def _fatal(self, line: int, message: str, path: Path = ()) -> None:
+        raise ConfigError([Problem(self.name, line, path, message)])
+
+    def _path(self) -> Path | None:
+        """The path of the node that starts now, or None when it is a mapping's key."""
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            return (*top.path, len(top.value))
+        if top.key is _NO_KEY:
+            return None
+        return top.path if top.key is _MERGE_KEY else (*top.path, top.key)
+
+    def _scalar(self, event: yaml.ScalarEvent, line: int) -> None:
+        path = self._path()
+        is_key = path is None
+        where = self.stack[-1].path if path is None else path
+        value = self._construct(event, line, where, is_key)
+        self.own += 1
+        if path is None:
+            self._key(value, event, line)
+            return
+        if event.anchor is not None:
+            self.anchors[event.anchor] = (value, 1)
+        self._place(value, 1, path, line)
+
+    def _start(self, event: yaml.CollectionStartEvent, line: int) -> None:
+        path = self._path()
+        if path is None:
+            where = self.stack[-1].path
+            self._fatal(line, "a key must be a plain value, not a mapping or a list", where)
+        if len(self.stack) >= MAX_DEPTH:
+            self._fatal(line, f"nested deeper than {MAX_DEPTH} levels", path[:2])
+        kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
+        if event.tag not in (None, "!", f"{_TAG}{kind}"):
+            self.problems.append(Problem(self.name, line, path, f"unsupported tag {event.tag}"))
+        self.own += 1
+        self.lines.setdefault(path, line)
+        value: dict[Any, Any] | list[Any] = {} if kind == "map" else []
+        self.stack.append(_Open(path, value, event.anchor, key=_NO_KEY))
+
+    def _end(self) -> None:
+        done = self.stack.pop()
+        if isinstance(done.value, dict):
+            for merged in done.merges:  # keys given in the mapping win, then earlier merges
+                for k, v in merged.items():
+                    done.value.setdefault(k, v)
+        if done.anchor is not None:
+            self.anchors[done.anchor] = (done.value, done.nodes)
+        if not self.stack:
+            self.data = done.value
+            return
+        self._attach(done.value, done.nodes)
+
+    def _alias(self, event: yaml.AliasEvent, line: int) -> None:
+        path = self._path()
+        if path is None:
+            self._fatal(line, f"an alias (*{event.anchor}) cannot be a key", self.stack[-1].path)
+        if any(o.anchor == event.anchor for o in self.stack):
+            self._fatal(line, f"alias *{event.anchor} refers to the node that holds it", path)
+        if event.anchor not in self.anchors:
+            self._fatal(line, f"alias *{event.anchor} has no anchor before it", path)
+        value, nodes = self.anchors[event.anchor]
+        self.aliased += nodes
+        bound = max(MAX_ALIAS_NODES, self.own)
+        if self.aliased > bound:
+            self._fatal(line, f"aliases expand to more than {bound:,} nodes (an alias bomb?)", path)
+        self._place(value, nodes, path, line)
+
+    def _place(self, value: Any, nodes: int, path: Path, line: int) -> None:
+        self.lines.setdefault(path, line)
+        if not self.stack:
+            self.data = value
+        else:
+            self._attach(value, nodes)
+
+    def _attach(self, value: Any, nodes: int) -> None:
+        top = self.stack[-1]
+        top.nodes += nodes
+        if isinstance(top.value, list):
+            top.value.append(value)
+            return
+        if top.key is _MERGE_KEY:
+            merged = value if isinstance(value, list) else [value]
+            if all(isinstance(m, dict) for m in merged):
+                top.merges.extend(merged)
+            else:
+                message = "<< must merge a mapping or a list of mappings"
+                self.problems.append(Problem(self.name, top.key_line, top.path, message))
+        elif top.key not in top.value:  # a duplicate key is reported; the first value stays
+            top.value[top.key] = value
+        top.key = _NO_KEY
+
+    def _key(self, key: Any, event: yaml.ScalarEvent, line: int) -> None:
+        top = self.stack[-1]
+        top.key_line = line
+        if key is _MERGE_KEY:
+            top.key = _MERGE_KEY
+            return
+        if not isinstance(key, str | int | bool | float | None):
+            key = event.value
+        first = top.key_lines.setdefault(key, line)
+        if first != line or key in top.value:
+            message = f"duplicate key {_short(str(key))} (first at line {first})"
+            self.problems.append(Problem(self.name, line, (*top.path, key), message))
+        self.lines.setdefault((*top.path, key), line)
+        top.key = key
+
+    def _construct(self, event: yaml.ScalarEvent, line: int, path: Path, is_key: bool) -> Any:
+        text = event.value
+        bad = _BAD_CHARACTER.search(text)
+        if bad is not None:
+            self.problems.append(Problem(self.name, line, path, _bad_character(bad.group())))
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolver.resolve(
+                yaml.ScalarNode, text, (tag is None and event.implicit[0], False)
+            )
+        if tag == f"{_TAG}str":
+            return text
+        if tag == _MERGE:
+            return _MERGE_KEY if is_key else text
+        if tag not in _SCALARS:
+            self.problems.append(Problem(self.name, line, path, f"unsupported tag {tag}"))
+            return text
+        node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark)
+        try:
+            return self.constructor.yaml_constructors[tag](self.constructor, node)
+        except (yaml.YAMLError, ValueError, OverflowError) as e:
+            # Python refuses an int of more than 4,300 digits (sys.get_int_max_str_digits)
+            why = f"a number of {len(text):,} characters" if len(text) > 100 else str(e)
+            self.problems.append(Problem(self.name, line, path, f"{_short(text)}: {why}"))
+            return text
+
+
+# C0 and C1 controls but tab and newline, DEL, and UTF-16 surrogates (never text)
+_BAD_CHARACTER = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _bad_character(ch: str) -> str:
+    if ch >= "\ud800":
+        return f"a lone surrogate U+{ord(ch):04X} in the text"
+    name = unicodedata.name(ch, "")
+    return f"a control character U+{ord(ch):04X}{f' ({name})' if name else ''} in the text"
+
+
+def _short(text: str) -> str:
+    return ascii(text if len(text) <= 40 else text[:37] + "...")
