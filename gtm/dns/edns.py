@@ -51,17 +51,23 @@ def limit(payload: int) -> int:
 def of(msg: dns.message.Message, topology: Topology) -> Edns:
     """The reply's EDNS for a parsed query that has an OPT record of version 0.
 
-    Raises ValueError for an ECS option that cannot be used (RFC 7871 §7.1.1
-    and §6 leave FORMERR as the answer; dnspython has already rejected bad
-    families, prefix lengths, and non-zero padding bits).
+    Raises ValueError for an ECS option that cannot be used: more than one,
+    or a non-zero scope prefix length (RFC 7871 §7.1.1 and §6 leave FORMERR
+    as the answer; dnspython has already rejected bad families, prefix
+    lengths, and non-zero padding bits).
     """
     do = bool(msg.ednsflags & DO)
-    ecs = next((o for o in msg.options if o.otype == dns.edns.OptionType.ECS), None)
-    if ecs is None:
+    found = [o for o in msg.options if o.otype == dns.edns.OptionType.ECS]
+    if not found:
         opt = opt_rr(do=do)
         return Edns(BY_SOURCE, opt, opt, limit(msg.payload))
+    if len(found) > 1:  # RFC 7871 §7.1.1: one ECS option per message
+        raise ValueError("more than one client subnet option")
+    [ecs] = found
     if not isinstance(ecs, dns.edns.ECSOption):
         raise ValueError("malformed client subnet option")
+    if ecs.scopelen != 0:  # RFC 7871 §6: SCOPE PREFIX-LENGTH MUST be 0 in queries
+        raise ValueError("client subnet option with a scope in a query")
     ip = ipaddress.ip_address(ecs.address)
     match = topology.row_for_subnet(ip.version, int(ip), ecs.srclen)
     return Edns(

@@ -37,16 +37,20 @@ Respond = Callable[[bytes, str, bool], bytes | None]
 _Known = tuple[tuple[Pick, ...], bytes, int, bytes, bytes, int, int]
 
 ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT < 256
-EDNS_CACHE_LIMIT = 4096
-SEEN_LIMIT = 16384  # distinct queries remembered (e.g. 0x20 case variants) before starting over
+# The caches of queries seen (e.g. 0x20 case variants) and of OPT records are
+# bounded by the bytes of their keys: past the budget they start over, so no
+# mix of queries (64 KB TCP queries with large options, varied in flags and
+# case) grows a worker past it.
+CACHE_BYTES = 32 << 20
 _AA = 0x04
 _TC = 0x02
 # Reply flags of a NOERROR answer, indexed by the query's RD bit | CD bit (0x10).
 _FLAGS = [bytes((0x80 | _AA | (i & 0x01), i & 0x10)) for i in range(0x12)]
+_ENTRY_OVERHEAD = 200  # bytes a cache entry costs beyond its key (dict slot, tuple, objects)
 _REFUSED_TYPES = {251, 252, 253, 254}  # IXFR, AXFR, MAILB, MAILA: no zone transfers here
 
 
-def responder(answers: Answers) -> Respond:
+def responder(answers: Answers, cache_bytes: int = CACHE_BYTES) -> Respond:
     """The reply function for one generation; swapping answers means swapping this function.
 
     Three levels, cheapest first: `seen` maps a query's bytes after the ID
@@ -60,8 +64,9 @@ def responder(answers: Answers) -> Respond:
     row_for = answers.topology.row_for_address
     hits = answers.tally.hits
     # the query's OPT record -> (row, reply OPT, reply OPT with ECS scope 0, UDP limit)
-    opts: dict[bytes, tuple[int, bytes, bytes, int]] = {}
+    opts = _Cache(cache_bytes // 8)
     seen: dict[bytes, _Known] = {}
+    seen_bytes = 0
     flags = _FLAGS
     join = b"".join
 
@@ -90,6 +95,7 @@ def responder(answers: Answers) -> Respond:
         return reply
 
     def learn(data: bytes, ip: str, udp: bool) -> bytes | None:
+        nonlocal seen_bytes
         try:
             if data[2] & 0xF8 or data[4:11] != ONE_QUESTION:
                 return slow(data, ip, udp)
@@ -113,8 +119,10 @@ def responder(answers: Answers) -> Respond:
                 counts = 0
         except IndexError:
             return slow(data, ip, udp)
-        if len(seen) >= SEEN_LIMIT:
+        seen_bytes += len(data) + _ENTRY_OVERHEAD
+        if seen_bytes > cache_bytes:
             seen.clear()
+            seen_bytes = len(data) + _ENTRY_OVERHEAD
         head = flags[(data[2] & 1) | (data[3] & 0x10)]
         seen[data[2:]] = (picks, head, counts, question, opt, limit, row)
         return respond(data, ip, udp)
@@ -128,26 +136,26 @@ def header(data: bytes, rcode: int, *, aa: bool = False, tc: bool = False) -> by
     return data[:2] + bytes((b2, (data[3] & 0x10) | (rcode & 0x0F)))
 
 
-def too_long(data: bytes) -> bytes | None:
-    """The reply to a UDP query longer than we read: TC, so the client asks over TCP.
+class _Cache(dict[bytes, tuple[int, bytes, bytes, int]]):
+    """The OPT records seen: query OPT bytes -> (row, reply OPT, reply OPT scope 0, UDP limit)."""
 
-    The server reads UDP queries into a small buffer (legitimate queries are
-    far shorter); a datagram that fills it may have been cut, so instead of
-    parsing half a query the reply tells the client to retry over TCP.
-    """
-    if len(data) < 12 or data[2] & 0x80:
-        return None
-    i, n = 12, len(data)
-    while i < n and 0 < data[i] < 64:
-        i += data[i] + 1
-    if i + 5 > n or data[i]:  # no readable question in what we have
-        return header(data, FORMERR) + b"\x00" * 8
-    return header(data, NOERROR, tc=True) + counts(0, 0, 0)[0] + data[12 : i + 5]
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
+        self.used = 0
+
+    def put(self, k: bytes, v: tuple[int, bytes, bytes, int]) -> None:
+        size = len(k) + len(v[1]) + len(v[2]) + _ENTRY_OVERHEAD
+        if self.used + size > self.budget:
+            self.clear()
+            self.used = 0
+        self[k] = v
+        self.used += size
 
 
 def _slow(
     answers: Answers,
-    opts: dict[bytes, tuple[int, bytes, bytes, int]],
+    opts: _Cache,
     data: bytes,
     ip: str,
     udp: bool,
@@ -199,9 +207,7 @@ def _slow(
     else:
         tally.count(qtype, res.rcode)
     if e is not None and _fast_shaped(data, question):
-        if len(opts) >= EDNS_CACHE_LIMIT:
-            opts.clear()
-        opts[data[12 + len(question) :]] = (e.row, e.opt, e.opt_global, e.limit)
+        opts.put(data[12 + len(question) :], (e.row, e.opt, e.opt_global, e.limit))
     cnt = v[1] if e is not None else v[0]
     tail = b"" if e is None else e.opt_global if uniform(res.picks) else e.opt
     reply = header(data, res.rcode, aa=res.authoritative) + cnt + question + v[2] + tail
