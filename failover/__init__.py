@@ -31,7 +31,8 @@ Public API:
     `progress() -> Progress`, `await until_converged(generation=None) -> Progress` (raises
     `UnsafePlan` when the table was refused, `WriteStopped` when writing stopped)
 - `MeshPlan` (printable; `.patches`, `.skipped`, `.fenced`, `.raise_if_unsafe()`),
-  `Patch`, `UnsafePlan` — the plan and its blast-radius refusal.
+  `Patch`, and `UnsafePlan` (`policies.UnsafePlan`, shared with the DNS plans) — the
+  plan and its blast-radius refusal.
 - `Progress`, `ApplyResult` — what was achieved, as observed.
 - `distribute_conflicts(rules, services, localities)` -> `DistributeConflict`s: the
   DestinationRules whose locality `distribute` overrides the WLE weights (pure; the
@@ -49,10 +50,11 @@ Ambient mode ignores WorkloadEntry health: there, only `spec.weight` acts.
 from failover.distribute import DistributeConflict, distribute_conflicts
 from failover.fencing import Fenced, NotLeader, WriteStopped
 from failover.kube import Conflict, KubeError, PermanentError, TemporaryError
-from failover.mesh_plan import MeshPlan, Patch, Skipped, UnsafePlan
+from failover.mesh_plan import MeshPlan, Patch, Skipped
 from failover.progress import ApplyResult, Progress
 from failover.reconciler import Reconciler
 from failover.settings import ClusterSettings, RetrySettings
+from policies import UnsafePlan
 
 __all__ = [
     "ApplyResult",

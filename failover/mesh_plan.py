@@ -33,19 +33,7 @@ from failover.workload import (
     WorkloadEntry,
     timestamp,
 )
-
-
-class UnsafePlan(Exception):
-    """A plan would mark too much of a cluster unhealthy; apply it only when forced."""
-
-    def __init__(self, cluster: str, unhealthy: int, managed: int, limit: float) -> None:
-        self.cluster, self.unhealthy, self.managed, self.limit = cluster, unhealthy, managed, limit
-        share = unhealthy / managed if managed else 0.0
-        super().__init__(
-            f"cluster {cluster}: the plan leaves {unhealthy} of {managed} managed WorkloadEntries"
-            f" unhealthy ({share:.1%}), more than max_unhealthy_share {limit:.0%};"
-            " force it to apply"
-        )
+from policies import Check, UnsafePlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,13 +227,32 @@ class MeshPlan:
     def empty(self) -> bool:
         return not self.patches
 
+    def check(self, max_unhealthy_share: float) -> Check:
+        """The blast-radius check: fails when the plan takes WLEs out and leaves too many
+        of the cluster's managed WLEs unhealthy."""
+        share = self.unhealthy_after / self.managed if self.managed else 0.0
+        passed = not self.newly_unhealthy or not self.managed or share <= max_unhealthy_share
+        message = (
+            f"cluster {self.cluster}: the plan leaves {self.unhealthy_after} of {self.managed}"
+            f" managed WorkloadEntries unhealthy ({share:.1%}), "
+            + ("within" if passed else "more than")
+            + f" max_unhealthy_share {max_unhealthy_share:.0%}"
+            + ("" if passed else "; force it to apply")
+        )
+        return Check(
+            "max_unhealthy_share",
+            passed,
+            message,
+            changed=self.unhealthy_after,
+            total=self.managed,
+            limit=max_unhealthy_share,
+            where=self.cluster,
+        )
+
     def unsafe(self, max_unhealthy_share: float) -> UnsafePlan | None:
-        """The refusal when the plan takes WLEs out and leaves too many unhealthy."""
-        if not self.newly_unhealthy or not self.managed:
-            return None
-        if self.unhealthy_after / self.managed <= max_unhealthy_share:
-            return None
-        return UnsafePlan(self.cluster, self.unhealthy_after, self.managed, max_unhealthy_share)
+        """The refusal when the check fails, else None."""
+        check = self.check(max_unhealthy_share)
+        return None if check.passed else UnsafePlan([check])
 
     def raise_if_unsafe(self, max_unhealthy_share: float, *, force: bool = False) -> None:
         refusal = self.unsafe(max_unhealthy_share)

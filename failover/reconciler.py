@@ -33,7 +33,7 @@ from failover.cache import EntryCache
 from failover.desired import Desired, Target
 from failover.fencing import Leadership, WriteStopped
 from failover.kube import KubeClient, KubeError
-from failover.mesh_plan import MeshPlan, UnsafePlan, healthy_condition_ok, in_sync, plan
+from failover.mesh_plan import MeshPlan, healthy_condition_ok, in_sync, plan
 from failover.metrics import Metrics
 from failover.progress import ApplyResult, Progress
 from failover.rate_limit import Sleep
@@ -42,7 +42,7 @@ from failover.settings import ClusterSettings
 from failover.vip_index import VipIndex
 from failover.workload import Key, WorkloadEntry
 from failover.writer import EntryWriter
-from policies import Estate, WeightTable
+from policies import Estate, UnsafePlan, WeightTable
 
 log = structlog.get_logger(__name__)
 

@@ -8,6 +8,7 @@ from policies.guardrails import Admission, Refusal, admit
 from policies.health import Health, State, TargetHealth
 from policies.model import Bounds, Estate, Guardrails, Policy, Redistribute, Service, Vip
 from policies.overrides import Kind, Override, active
+from policies.safety import Check, UnsafePlan
 from policies.table import EMPTY, Cell, Out, Row, WeightTable
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Admission",
     "Bounds",
     "Cell",
+    "Check",
     "Decision",
     "Estate",
     "Evaluation",
@@ -30,6 +32,7 @@ __all__ = [
     "Service",
     "State",
     "TargetHealth",
+    "UnsafePlan",
     "Vip",
     "WeightTable",
     "active",

@@ -10,7 +10,7 @@ zone, and the changes from what a server holds. Imports `policies` and
 """
 
 from gtm.exporters.client import PowerDnsClient, RetryPolicy, parse_zone
-from gtm.exporters.errors import ExportError, PowerDnsError, RenderError, UnsafePlan
+from gtm.exporters.errors import ExportError, PowerDnsError, RenderError
 from gtm.exporters.lua import MARKER, is_managed
 from gtm.exporters.plan import Action, Change, Plan, Safety, ZonePlan, make_plan, plan_zone
 from gtm.exporters.powerdns import PowerDnsExporter, Published
@@ -23,6 +23,7 @@ from gtm.exporters.records import (
     service_records,
 )
 from gtm.exporters.weights import Pick, row_pick
+from policies import UnsafePlan
 
 __all__ = [
     "MARKER",

@@ -1,8 +1,9 @@
 """What can go wrong when a weight table is published to an external DNS.
 
 Each error says what a person needs to act on: the services and VIPs that
-cannot be rendered, the numbers of a refused plan, or the HTTP status and
-the server's own error text.
+cannot be rendered, or the HTTP status and the server's own error text. A
+plan over the blast-radius limit raises `policies.UnsafePlan`, the error every
+layer's plans share.
 """
 
 from __future__ import annotations
@@ -20,20 +21,6 @@ class RenderError(ExportError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(self.problems))
-
-
-class UnsafePlan(ExportError):
-    """A plan changes more of the existing records than the blast-radius limit allows."""
-
-    def __init__(self, changed: int, existing: int, limit: float) -> None:
-        self.changed = changed
-        self.existing = existing
-        self.limit = limit
-        super().__init__(
-            f"plan changes {changed} of {existing} existing gtm records "
-            f"({changed / existing:.0%}), more than safety.max_row_change_share "
-            f"{limit:.0%}; refused unless forced"
-        )
 
 
 class PowerDnsError(ExportError):

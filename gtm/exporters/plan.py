@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gtm.exporters.errors import UnsafePlan
 from gtm.exporters.lua import is_managed
 from gtm.exporters.records import RRset, ZoneRecords, ZoneState
+from policies import Check, UnsafePlan
 
 OWNED_TYPES = frozenset({"LUA", "A", "AAAA", "CNAME"})
 
@@ -118,6 +118,24 @@ class Safety:
     def unsafe(self) -> bool:
         return self.existing > 0 and self.share > self.limit
 
+    def check(self) -> Check:
+        message = (
+            f"plan changes {self.changed} of {self.existing} existing gtm records "
+            f"({self.share:.0%}), more than safety.max_row_change_share "
+            f"{self.limit:.0%}; refused unless forced"
+            if self.unsafe
+            else f"plan changes {self.changed} of {self.existing} existing gtm records "
+            f"({self.share:.0%}), within safety.max_row_change_share {self.limit:.0%}"
+        )
+        return Check(
+            "max_row_change_share",
+            not self.unsafe,
+            message,
+            changed=self.changed,
+            total=self.existing,
+            limit=self.limit,
+        )
+
     def __str__(self) -> str:
         verdict = "REFUSED unless forced" if self.unsafe else "within the limit"
         return (
@@ -149,7 +167,7 @@ class Plan:
 
     def raise_if_unsafe(self, *, force: bool = False) -> None:
         if self.safety.unsafe and not force:
-            raise UnsafePlan(self.safety.changed, self.safety.existing, self.safety.limit)
+            raise UnsafePlan([self.safety.check()])
 
     def lines(self) -> list[str]:
         was = "nothing" if self.published is None else f"generation {self.published}"

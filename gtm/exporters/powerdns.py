@@ -31,11 +31,11 @@ import structlog
 from gtm.config import Inventory
 from gtm.config.model import PowerDnsConfig
 from gtm.exporters.client import PowerDnsClient, RetryPolicy
-from gtm.exporters.errors import ExportError, PowerDnsError, UnsafePlan
+from gtm.exporters.errors import ExportError, PowerDnsError
 from gtm.exporters.metrics import GENERATION, PUBLISH_SECONDS, PUBLISHES, RRSETS_CHANGED
 from gtm.exporters.plan import Action, Plan, ZonePlan, make_plan
 from gtm.exporters.records import desired
-from policies import WeightTable
+from policies import UnsafePlan, WeightTable
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +143,7 @@ class PowerDnsExporter:
                 server=self.client.url,
                 generation=plan.generation,
                 changed=e.changed,
-                existing=e.existing,
+                existing=e.total,
                 share=round(plan.safety.share, 4),
                 limit=e.limit,
             )

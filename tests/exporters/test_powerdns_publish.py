@@ -193,7 +193,7 @@ async def test_a_plan_over_the_blast_radius_is_refused_unless_forced(
     proxy.seen.clear()
     with capture_logs() as logs, pytest.raises(UnsafePlan) as caught:
         await via_proxy.publish(inventory, exited)
-    assert (caught.value.changed, caught.value.existing, caught.value.limit) == (5, 5, 0.3)
+    assert (caught.value.changed, caught.value.total, caught.value.limit) == (5, 5, 0.3)
     assert "changes 5 of 5 existing gtm records (100%)" in str(caught.value)
     assert proxy.methods() == ["GET"]  # read, then nothing written
     assert [e["event"] for e in logs] == ["powerdns.publish.refused"]

@@ -51,7 +51,7 @@ async def test_a_plan_marking_too_much_unhealthy_is_refused_unless_forced(sim: K
         plan = await r.plan(both, epoch=1)
         with pytest.raises(UnsafePlan) as refused:
             await r.apply(plan, epoch=1, may_write=held)
-        assert (refused.value.unhealthy, refused.value.managed) == (8, 12)
+        assert (refused.value.changed, refused.value.total) == (8, 12)
         assert "8 of 12" in str(refused.value) and "66.7%" in str(refused.value)
         assert sim.stats()["by_verb"].get("patch", 0) == 0
 
