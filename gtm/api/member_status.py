@@ -46,6 +46,7 @@ class _Part(BaseModel):
 class LeaderRef(_Part):
     identity: str | None = None
     address: str | None = None
+    epoch: int | None = None
 
 
 class DnsRef(_Part):

@@ -2,8 +2,10 @@
 
 Shapes (the runbook CLI reads them):
 
-- action result: `{accepted, dry_run, override_ids, dns: [row…], mesh: {cluster: [line…]},
-  moved_share, refusals: [{override_id, rule, message, services}], message, intent_version}`
+- action result: `{accepted, dry_run, override_ids, dns: [{service, source, old, new}],
+  rows_changed, mesh: {cluster: [line…]}, moved_share, checks: [check…], refusals: [check…],
+  message, intent_version}`, a check being `{rule, passed, message, changed, total, limit,
+  where}` (`refusals`: the checks that failed; forced ones answer 200 and show here)
 - plan: `{generation, base_generation, changed, rows: [{service, source, old, new}],
   decisions: [{service, source, target, rule, input, old, new}], refusals, admitted, forced}`
   where `old`/`new` are rows as `WeightTable.to_dict` writes them (`old` null when new).
@@ -21,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from gtm.service.actions import ActionResult
-from policies import Decision, Evaluation, Refusal, WeightTable
+from policies import Check, Decision, Evaluation, Refusal, WeightTable
 
 
 def _default(value: object) -> Any:
@@ -53,38 +55,36 @@ async def json_built_aside(build: Callable[[], object]) -> web.Response:
     return web.Response(text=text, content_type="application/json")
 
 
-def refusal_json(r: Refusal | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(r, Refusal):
-        d = asdict(r)
-        d["services"] = list(r.services)
-        return d
-    return dict(r)
+def refusal_json(r: Refusal) -> dict[str, Any]:
+    d = asdict(r)
+    d["services"] = list(r.services)
+    return d
 
 
 def decision_json(d: Decision) -> dict[str, Any]:
     return d._asdict()
 
 
+def check_json(c: Check) -> dict[str, Any]:
+    return asdict(c)
+
+
 def result_json(r: ActionResult) -> dict[str, Any]:
+    """An action's result: its plan, flat, with the checks that refuse it as `refusals`."""
+    p = r.plan
     return {
         "accepted": r.accepted,
         "dry_run": r.dry_run,
-        "override_ids": list(r.override_ids),
-        "dns": [dict(row) for row in r.dns],
-        "mesh": {cluster: list(lines) for cluster, lines in r.mesh.items()},
-        "moved_share": r.moved_share,
-        "refusals": [refusal_json(x) for x in r.refusals],
-        "message": r.message,
+        "override_ids": list(p.override_ids),
+        "dns": [asdict(row) for row in p.dns],
+        "rows_changed": p.rows_changed,
+        "mesh": {cluster: plan.lines() for cluster, plan in p.mesh.items()},
+        "moved_share": p.moved_share,
+        "checks": [check_json(c) for c in p.checks],
+        "refusals": [check_json(c) for c in p.checks if not c.passed],
+        "message": p.action,
         "intent_version": r.intent_version,
     }
-
-
-def refused_reason(r: ActionResult) -> str:
-    """One line for the error: the member's message, else the guardrails' own words."""
-    if r.message:
-        return r.message
-    messages = [str(refusal_json(x).get("message", "")) for x in r.refusals]
-    return "; ".join(m for m in messages if m) or "refused"
 
 
 def plan_json(ev: Evaluation, base: WeightTable | None) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Each validates its body into an action and hands it to the member, which
 plans it and — unless it is a dry run — stores it (the leader only). The
-answer is the plan (`views.result_json`). A refused action answers 409 with
-the refusals and changed nothing; a standby answers 503 with the leader's
+answer is the plan (`views.result_json`), 200 for a dry run that would pass. A
+refused action, dry run or not, answers 409 with the refusals (each check's
+rule and numbers) and the plan, and changed nothing; a standby answers 503 with the leader's
 identity and address, so the client can ask there.
 """
 
@@ -26,8 +27,8 @@ from gtm.api.bodies import (
 )
 from gtm.api.errors import HttpProblem
 from gtm.api.reads import MEMBER
-from gtm.api.views import json_response, refused_reason, result_json
-from gtm.service.actions import Action, BadAction, Remove
+from gtm.api.views import json_response, result_json
+from gtm.service.actions import Action, ActionResult, BadAction, Refused, Remove
 
 log = structlog.get_logger("gtm.api")
 
@@ -41,26 +42,30 @@ _BODIES: dict[str, type[ExitBody | EnterBody | DrainBody | RolloutBody]] = {
 
 async def _act(request: web.Request, action: Action, dry_run: bool) -> web.Response:
     who = grant_of(request).name
-    kind = type(action).__name__.lower()
     try:
         result = await request.app[MEMBER].act(action, who=who, dry_run=dry_run)
     except BadAction as e:
         if isinstance(action, Remove):
             raise HttpProblem(404, str(e), e.details or None) from None
         raise
-    doc = result_json(result)
+    except Refused as e:
+        _logged(action, who, e.result)
+        doc = result_json(e.result)
+        raise HttpProblem(409, str(e), {"refusals": doc["refusals"], "plan": doc}) from None
+    _logged(action, who, result)
+    return json_response(result_json(result))
+
+
+def _logged(action: Action, who: str, result: ActionResult) -> None:
     log.info(
         "api.action",
-        action=kind,
+        action=type(action).__name__.lower(),
         who=who,
         region=getattr(action, "region", None),
         accepted=result.accepted,
         dry_run=result.dry_run,
         overrides=list(result.override_ids),
     )
-    if not result.accepted:
-        raise HttpProblem(409, refused_reason(result), {"refusals": doc["refusals"], "plan": doc})
-    return json_response(doc)
 
 
 def _write(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:

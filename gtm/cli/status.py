@@ -205,8 +205,9 @@ def _print_status(views: Sequence[MemberView], table: dict[str, Any] | None) -> 
     assert own is not None
     h = own.health
     where = f" at {own.leader.address}" if own.leader.address else ""
+    epoch = own.epoch if own.epoch is not None else own.leader.epoch  # a standby's: its leader's
     lines = [
-        f"{own.identity} ({own.role}) in {own.region}, epoch {own.epoch};"
+        f"{own.identity} ({own.role}) in {own.region}, epoch {epoch};"
         f" leader {own.leader.identity or 'unknown'}{where}",
         f"table generation served: {own.generation}",
         f"health: {_health(h)}; impaired vantages: {', '.join(h.get('impaired', ())) or 'none'}",

@@ -1,14 +1,15 @@
 """What operators ask a member to do, and what it answers: the runbook's vocabulary.
 
 The HTTP API validates request bodies into these values and hands them to the
-member (`Member.act`); the runbook CLI prints the `ActionResult` it gets back.
+member (`Member.act`); the runbook CLI prints the `ActionResult` it gets back, or the refusal's plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from gtm.service.action_plan import ActionPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,23 +71,18 @@ Action = Exit | Enter | Drain | Rollout | Remove
 
 @dataclass(frozen=True)
 class ActionResult:
-    """The plan of an action and whether it was accepted.
+    """An action's plan (`ActionPlan`: DNS rows, WLE patches per cluster, share of DNS
+    traffic moved, checks), and what became of it: `accepted` — stored, or for a dry
+    run, would be — and the intent version it was planned on or stored as."""
 
-    `dns` lists the DNS rows that change (service, source, old -> new weights);
-    `mesh` the WorkloadEntry patches per cluster (as printable lines), and
-    `moved_share` the share of DNS traffic the change moves. A refused action
-    carries the refusals and changed nothing.
-    """
-
+    plan: ActionPlan
     accepted: bool
     dry_run: bool
-    override_ids: tuple[str, ...] = ()
-    dns: tuple[Mapping[str, Any], ...] = ()
-    mesh: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    moved_share: float = 0.0
-    refusals: tuple[Mapping[str, Any], ...] = ()
-    message: str = ""
     intent_version: int = 0
+
+    @property
+    def override_ids(self) -> tuple[str, ...]:
+        return self.plan.override_ids
 
 
 class ActionError(Exception):
@@ -106,9 +102,15 @@ class NotLeader(ActionError):
 
 
 class Refused(ActionError):
-    """A guardrail or the blast-radius limit refused the action; nothing changed."""
+    """A guardrail or a blast-radius limit refused the action; nothing changed.
+
+    `result` carries the plan with its checks (`accepted` False)."""
 
     status = 409
+
+    def __init__(self, message: str, result: ActionResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class BadAction(ActionError):

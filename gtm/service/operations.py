@@ -1,27 +1,29 @@
 """Operator actions: plan them, check them, and store them as durable intent.
 
-An action is planned the same way whether it is a dry run or not: the
-override it would add, the guardrails (`policies.admit`), the DNS rows it
-changes and the share of traffic it moves (refused above
-`safety.max_traffic_share` unless forced), and the WorkloadEntry patches the
-mesh will make once DNS has had its hold. Only then, on the leader, is it
-written to the intent store under the leader's epoch; the controller picks it
-up at its next evaluation. Refusals go to the audit too.
+An action is planned the same way whether it is a dry run or not, as an
+`ActionPlan` (`gtm.service.action_plan`): the override it would add, the
+table once it is in force (one evaluation), the DNS rows that change and the
+share of traffic they move, the WorkloadEntry patches the mesh will make
+once DNS has had its hold, and the guardrails and blast-radius limits it
+meets. A plan that `raise_if_unsafe` refuses raises `Refused` with the plan
+(audited, unless a dry run); a dry run that passes returns it. Only then, on
+the leader, is it written to the intent store under the leader's epoch; the
+controller picks it up at its next evaluation.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NoReturn
 
 import structlog
 
 from failover import MeshPlan
 from failover.intent import AuditEntry, AuditLog, IntentConflict, IntentState, IntentStore
 from gtm.config import Inventory
+from gtm.service.action_plan import ActionPlan, settle
 from gtm.service.actions import (
     Action,
     ActionResult,
@@ -34,12 +36,10 @@ from gtm.service.actions import (
     Remove,
     Rollout,
 )
-from gtm.service.layers import layer_intent
-from policies import Health, Kind, Override, Refusal, WeightTable, admit, evaluate
+from policies import Health, Kind, Override, Refusal, UnsafePlan, WeightTable
 
 log = structlog.get_logger("gtm.operations")
 
-MAX_ROWS_SHOWN = 200
 ENTER_PROPAGATION = 60.0  # seconds: many peer intent pulls (gtm.service.peers)
 
 
@@ -63,7 +63,7 @@ class Operations:
         leadership: Leadership,
         mesh_plans: Callable[[WeightTable], Awaitable[Sequence[MeshPlan]]],
         hold: Callable[[], float],
-        on_change: Callable[[], None],
+        on_change: Callable[[IntentState], None],  # the intent as stored
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._inventory = inventory
@@ -78,6 +78,10 @@ class Operations:
         self._clock = clock
 
     async def act(self, action: Action, *, who: str, dry_run: bool) -> ActionResult:
+        """Plan `action`; unless it is a dry run, store it (the leader only).
+
+        Raises `Refused` (with the plan) when a check refuses it — audited unless a
+        dry run — `NotLeader` on a standby, `BadAction` for unknown names."""
         inventory = self._inventory()
         now = self._clock()
         self._check_names(action, inventory)
@@ -88,46 +92,29 @@ class Operations:
         planned = change(state)
         new = [o for oid, o in planned.overrides.items() if oid not in state.overrides]
         override = new[-1] if new else _override(action, who, now)
-        health = self._health()
-        before, after = state.active(now), planned.active(now)
         leaving = override.kind is not Kind.ENTER
         force = leaving and getattr(action, "force", False)
-
-        if leaving:
-            # the new override is judged after every one already in force
-            admission = admit(inventory.estate, health, [*before, override])
-            for r in admission.refusals:
-                if r.override_id == override.id:
-                    await self._refuse(override, r, now, dry_run)
-        dns, moved = self._dns_change(inventory, health, before, after, now)
-        limit = inventory.config.safety.max_traffic_share
-        if leaving and moved > limit and not force:
-            message = (
-                f"{_describe(action)} would move {moved:.0%} of DNS traffic, more than "
-                f"max_traffic_share {limit:.0%}; use --force with a reason to override"
-            )
-            await self._refuse(
-                override, Refusal(override.id, "max_traffic_share", message), now, dry_run
-            )
-        mesh_table = evaluate(inventory.estate, health, after, self._served(), now).table
-        mesh: dict[str, tuple[str, ...]] = {}
-        for plan in await self._mesh_plans(mesh_table):
-            unsafe = plan.unsafe(inventory.config.safety.max_unhealthy_share)
-            if unsafe is not None and not force:
-                refusal = Refusal(override.id, "max_unhealthy_share", str(unsafe))
-                await self._refuse(override, refusal, now, dry_run)
-            mesh[plan.cluster] = tuple(plan.lines())
-
-        result = ActionResult(
-            accepted=False,
-            dry_run=dry_run,
-            override_ids=tuple(o.id for o in new),
-            dns=tuple(dns),
-            mesh=mesh,
-            moved_share=moved,
-            message=_describe(action),
-            intent_version=state.version,
+        served = self._served()
+        settled = settle(
+            inventory.estate, self._health(), planned.active(now), served, now, self._hold()
         )
+        safety = inventory.config.safety
+        plan = ActionPlan.of(
+            _describe(action),
+            [o.id for o in new],
+            settled,
+            served,
+            await self._mesh_plans(settled.table),
+            leaving=leaving,
+            max_traffic_share=safety.max_traffic_share,
+            max_unhealthy_share=safety.max_unhealthy_share,
+        )
+        result = ActionResult(plan, accepted=True, dry_run=dry_run, intent_version=state.version)
+        try:
+            plan.raise_if_unsafe(force)
+        except UnsafePlan as e:
+            await self._refuse(override, e, now, dry_run)
+            raise Refused(str(e), replace(result, accepted=False)) from None
         if dry_run:
             return result
         epoch = self._epoch()
@@ -135,15 +122,15 @@ class Operations:
             stored = await self._store.update(change, epoch)
         except (IntentConflict, ValueError) as e:
             raise BadAction(str(e)) from e
-        self._on_change()
+        self._on_change(stored)
         log.info(
             "operator.accepted",
-            action=_describe(action),
+            action=plan.action,
             who=who,
-            overrides=list(result.override_ids),
-            moved_share=round(moved, 4),
+            overrides=list(plan.override_ids),
+            moved_share=round(plan.moved_share, 4),
         )
-        return replace(result, accepted=True, intent_version=stored.version)
+        return replace(result, intent_version=stored.version)
 
     def _change(self, action: Action, who: str, now: float) -> Callable[[IntentState], IntentState]:
         """The intent change an action makes, applied again on a fresh state on conflict."""
@@ -172,21 +159,16 @@ class Operations:
             raise BadAction(
                 f"no override {action.override_id!r} in force", known=sorted(state.overrides)
             )
-        result = ActionResult(
-            accepted=False,
-            dry_run=dry_run,
-            override_ids=(action.override_id,),
-            message=f"remove {action.override_id}",
-            intent_version=state.version,
-        )
+        plan = ActionPlan(f"remove {action.override_id}", (action.override_id,))
+        result = ActionResult(plan, accepted=True, dry_run=dry_run, intent_version=state.version)
         if dry_run:
             return result
         stored = await self._store.update(
             lambda s: s.remove(action.override_id, who, action.reason, now), self._epoch()
         )
-        self._on_change()
+        self._on_change(stored)
         log.info("operator.removed", override=action.override_id, who=who)
-        return replace(result, accepted=True, intent_version=stored.version)
+        return replace(result, intent_version=stored.version)
 
     def _epoch(self) -> int:
         epoch = self._leadership.epoch()
@@ -210,48 +192,14 @@ class Operations:
                 f"no service named {', '.join(unknown)}", services=sorted(inventory.services)
             )
 
-    def _dns_change(
-        self,
-        inventory: Inventory,
-        health: Health,
-        before: Sequence[Override],
-        after: Sequence[Override],
-        now: float,
-    ) -> tuple[list[Mapping[str, Any]], float]:
-        """The DNS rows that change once the action is in force, and the traffic share moved."""
-        hold = self._hold()
-        prev = self._served()
-        old = evaluate(
-            inventory.estate, health, layer_intent(before, now, hold).dns, prev, now
-        ).table
-        # DNS as it settles: exits at once, re-entries after the hold
-        new = evaluate(
-            inventory.estate, health, layer_intent(after, now + hold, hold).dns, prev, now
-        ).table
-        rows: list[Mapping[str, Any]] = []
-        moved = total = 0
-        for row in new:
-            was = old.row(row.service, row.source)
-            w_new = row.weights()
-            w_old = was.weights() if was is not None else dict.fromkeys(w_new, 0)
-            total += row.total
-            delta = sum(abs(w_new[t] - w_old.get(t, 0)) for t in w_new) // 2
-            if delta:
-                moved += delta
-                if len(rows) < MAX_ROWS_SHOWN:
-                    rows.append(
-                        {"service": row.service, "source": row.source, "old": w_old, "new": w_new}
-                    )
-        return rows, (moved / total if total else 0.0)
-
-    async def _refuse(self, o: Override, refusal: Refusal, now: float, dry_run: bool) -> NoReturn:
-        """Record a refusal (unless only planning) and raise it: nothing changes."""
-        log.warning(
-            "operator.refused", override=o.describe(), rule=refusal.rule, why=refusal.message
-        )
+    async def _refuse(self, o: Override, refused: UnsafePlan, now: float, dry_run: bool) -> None:
+        """Log a refusal, and audit it unless only planning: nothing changes."""
+        log.warning("operator.refused", override=o.describe(), rule=refused.rule, why=str(refused))
         if not dry_run and self._audit is not None:
-            await self._audit.append([AuditEntry.refused(o, refusal, now)])
-        raise Refused(refusal.message, refusals=[_refusal(refusal)])
+            entries = [
+                AuditEntry.refused(o, Refusal(o.id, c.rule, c.message), now) for c in refused.checks
+            ]
+            await self._audit.append(entries)
 
 
 def _override(action: Exit | Drain | Rollout | Enter, who: str, now: float) -> Override:
@@ -290,12 +238,3 @@ def _describe(action: Action) -> str:
     scope = getattr(action, "services", None)
     what = "all services" if scope is None else ", ".join(sorted(scope))
     return f"{type(action).__name__.lower()} {action.region} ({what})"
-
-
-def _refusal(r: Refusal) -> dict[str, Any]:
-    return {
-        "override_id": r.override_id,
-        "rule": r.rule,
-        "message": r.message,
-        "services": list(r.services),
-    }

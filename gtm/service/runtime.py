@@ -261,7 +261,7 @@ class MemberRuntime:
                 ),
                 mesh_plans=self._mesh_plans,
                 hold=self._controller.hold,
-                on_change=self._controller.wake,
+                on_change=self._intent_changed,
             )
             self._peers = PeerExchange(
                 own_region=self.region,
@@ -338,6 +338,12 @@ class MemberRuntime:
     def _observed(self, obs: Observation) -> None:
         self._monitor.observe(obs)
         self._observations.append(obs)
+
+    def _intent_changed(self, stored: IntentState) -> None:
+        """An operator's write is stored: serve it at once, and evaluate it."""
+        self._intent = stored
+        if self._controller is not None:
+            self._controller.wake()
 
     def _leader(self) -> tuple[str | None, str | None]:
         holder = None if self._elector is None else self._elector.leader()

@@ -1,7 +1,7 @@
-"""Fixtures of the API and runbook tests: the estate, tokens, a served API, a served pair.
+"""Fixtures of the API and runbook tests: tokens, a real member and its API, a real pair.
 
-Helpers live in `api_member` (the fake member) and `api_served` (serving it);
-tests import from those, never from this file.
+Helpers live in `api_members` (real members over a simulated cluster);
+tests import from there, never from this file.
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from api_member import ESTATE, OPERATOR, VIEWER, FakeMember
-from api_served import Api, Gtm, Members
+from api_members import OPERATOR, VIEWER, Api, Gtm, Members, inventory
 
-from gtm.api import TokenBook, make_app, serve_api
-from gtm.config import Inventory, loads
+from gtm.api import TokenBook
+from gtm.config import Inventory
 
 
-@pytest.fixture(scope="session")
-def inventory() -> Inventory:
-    return loads(ESTATE, "api-estate.yaml")
+@pytest.fixture(scope="session", name="inventory")
+def inventory_fixture() -> Inventory:
+    return inventory()
 
 
 @pytest.fixture
@@ -32,15 +31,16 @@ def tokens() -> TokenBook:
 
 
 @pytest.fixture
-def member(inventory: Inventory) -> FakeMember:
-    return FakeMember("dc1-a", inventory)
+def leader(tmp_path: Path) -> Iterator[Members]:
+    """One real member of dc1, leading."""
+    with Members(tmp_path / "one") as members:
+        yield members
 
 
 @pytest.fixture
-async def api(member: FakeMember, tokens: TokenBook) -> AsyncIterator[Api]:
-    async with serve_api(make_app(member, tokens), "127.0.0.1:0") as served:
-        async with aiohttp.ClientSession() as session:
-            yield Api(session, served)
+async def api(leader: Members) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, leader.url("dc1-a"))
 
 
 @pytest.fixture
@@ -52,11 +52,9 @@ def token_files(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def pair(inventory: Inventory, tokens: TokenBook) -> Iterator[Members]:
-    """A leader and its standby in dc1 (the standby follows the leader's intent)."""
-    leader = FakeMember("dc1-a", inventory, hold=0.3)
-    standby = FakeMember("dc1-b", inventory, role="standby", hold=0.3, source=leader)
-    with Members(inventory, tokens, [leader, standby]) as members:
+def pair(tmp_path: Path) -> Iterator[Members]:
+    """A leader (dc1-a) and its standby (dc1-b) in dc1, sharing a lease and a store."""
+    with Members(tmp_path / "pair", ["dc1-a", "dc1-b"]) as members:
         yield members
 
 

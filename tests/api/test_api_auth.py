@@ -6,8 +6,7 @@ import logging
 
 import pytest
 import structlog
-from api_member import OPERATOR, VIEWER, FakeMember
-from api_served import Api
+from api_members import OPERATOR, VIEWER, Api, Members
 
 from failover.intent import IntentState
 from gtm.api import ROUTES
@@ -33,7 +32,7 @@ def test_every_route_is_in_the_matrix() -> None:
 @pytest.mark.parametrize(("method", "path"), READS + WRITES + [("GET", "/v1/nope")])
 @pytest.mark.parametrize("token", [None, UNKNOWN, "Basic abc"], ids=["none", "unknown", "basic"])
 async def test_no_or_unknown_token_is_401(
-    api: Api, member: FakeMember, method: str, path: str, token: str | None
+    api: Api, leader: Members, method: str, path: str, token: str | None
 ) -> None:
     headers = {}
     if token == "Basic abc":
@@ -41,7 +40,7 @@ async def test_no_or_unknown_token_is_401(
     elif token is not None:
         headers["Authorization"] = f"Bearer {token}"
     async with api.session.request(
-        method, api.served.url + path, json=BODIES.get(path), headers=headers
+        method, api.url + path, json=BODIES.get(path), headers=headers
     ) as r:
         body = await r.json()
         assert r.status == 401, body
@@ -51,12 +50,12 @@ async def test_no_or_unknown_token_is_401(
             "unknown token",
             "malformed Authorization header: expected 'Bearer <token>'",
         )
-    assert member.asked == [] and member.state == IntentState()
+    assert leader.intent() == IntentState() and leader.history() == []
 
 
 @pytest.mark.parametrize(("method", "path"), WRITES)
 async def test_viewer_token_on_a_write_is_403_and_changes_nothing(
-    api: Api, member: FakeMember, method: str, path: str
+    api: Api, leader: Members, method: str, path: str
 ) -> None:
     status, body, _ = await api.call(method, path, token=VIEWER, json=BODIES[path])
     assert status == 403
@@ -64,7 +63,7 @@ async def test_viewer_token_on_a_write_is_403_and_changes_nothing(
         "error": "token 'grafana' has role viewer; this needs operator",
         "details": {"who": "grafana", "role": "viewer", "needs": "operator"},
     }
-    assert member.asked == [] and member.state == IntentState()
+    assert leader.intent() == IntentState() and leader.history() == []
 
 
 @pytest.mark.parametrize(("method", "path"), READS)
@@ -75,12 +74,14 @@ async def test_viewer_and_operator_read(api: Api, method: str, path: str, token:
 
 
 @pytest.mark.parametrize(("method", "path"), WRITES)
-async def test_operator_writes(api: Api, member: FakeMember, method: str, path: str) -> None:
+async def test_operator_writes(api: Api, leader: Members, method: str, path: str) -> None:
+    body = BODIES[path]
     if path.startswith("/v1/overrides/"):
-        await api.call("POST", "/v1/region/exit", json=BODIES["/v1/region/exit"])
-    status, body, _ = await api.call(method, path, token=OPERATOR, json=BODIES[path])
-    assert status == 200, body
-    assert member.asked[-1][1] == "alice"
+        _, exited, _ = await api.call("POST", "/v1/region/exit", json=BODIES["/v1/region/exit"])
+        path = f"/v1/overrides/{exited['override_ids'][0]}"
+    status, answer, _ = await api.call(method, path, token=OPERATOR, json=body)
+    assert status == 200, answer
+    assert leader.history()[0].who == "alice"
 
 
 @pytest.mark.parametrize(("method", "path"), OPEN)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_member import FakeMember
+from api_members import Members, until
 
 from gtm.api.answers_check import sample, vip_regions
 from gtm.api.convergence import Change, MemberView, ended_ids, needs_tombstones, progress
 from gtm.api.member_status import StatusError, read_status
-from gtm.config import Inventory
 from gtm.service.actions import Enter, Exit
 
 EXIT = Change(("exit-dc2-1",), "dc2", True, None)
@@ -70,24 +69,29 @@ def test_a_status_off_contract_is_named() -> None:
         assert part in text
 
 
-async def test_the_fake_member_follows_the_contract(inventory: Inventory) -> None:
-    member = FakeMember("dc1-a", inventory)
-    await member.act(Exit("dc2", "r"), who="alice", dry_run=False)
-    s = read_status(member.status(), "fake")
-    assert s.admits("dns", "exit-dc2-1") and s.admits("mesh", "exit-dc2-1")  # hold 0
+def test_the_real_member_follows_the_contract(leader: Members) -> None:
+    member = leader.members["dc1-a"]
+    result = leader.call(member.act(Exit("dc2", "r"), who="alice", dry_run=False))
+    (exit_id,) = result.override_ids
+    change = Change((exit_id,), "dc2", True, None)
+    # DNS at once, the mesh after the hold (TTL 1s + margin 0.2s)
+    until(lambda: progress(change, MemberView("u", read_status(member.status(), "u"))).done)
+    s = read_status(member.status(), "real")
+    assert s.admits("dns", exit_id) and s.admits("mesh", exit_id)
     assert s.fqdns == {"foo": "foo.example.com", "bar": "bar.example.com"}
     assert s.regions["dc2"].client_subnet() is not None
-    result = await member.act(Enter("dc2", "back"), who="alice", dry_run=False)
+    assert leader.wle_health()["foo-dc2-127-0-2-1-443"] == "False"
+    result = leader.call(member.act(Enter("dc2", "back"), who="alice", dry_run=False))
     (enter_id,) = result.override_ids
-    assert progress(
-        Change((enter_id,), "dc2", False, None), MemberView("u", read_status(member.status(), "u"))
-    ).done
+    entered = Change((enter_id,), "dc2", False, None)
+    until(lambda: progress(entered, MemberView("u", read_status(member.status(), "u"))).done)
+    assert leader.wle_health()["foo-dc2-127-0-2-1-443"] == "True"
 
 
-def test_vip_regions_and_sample(inventory: Inventory) -> None:
-    member = FakeMember("dc1-a", inventory)
-    assert member.dns_table is not None
-    regions_of = vip_regions(member.dns_table.to_dict())
+def test_vip_regions_and_sample(leader: Members) -> None:
+    table = leader.members["dc1-a"].table()
+    assert table is not None
+    regions_of = vip_regions(table.to_dict())
     assert regions_of["foo"] == {"127.0.1.1": "dc1", "127.0.2.1": "dc2", "127.0.3.1": "dc3"}
     assert sample(EXIT, regions_of) == ["bar", "foo"]
     assert sample(Change((), "dc2", True, frozenset({"foo", "nope"})), regions_of) == ["foo"]

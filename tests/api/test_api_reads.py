@@ -1,12 +1,29 @@
-"""The API's reads over real HTTP on loopback, against a fake member."""
+"""The API's reads over real HTTP on loopback, against a real member."""
 
 from __future__ import annotations
 
-from api_member import VIEWER, FakeMember
-from api_served import Api
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+from api_members import VIEWER, Api, Members, until
 
 from failover.intent import IntentState
+from gtm.api import TokenBook, make_app, serve_api
+from gtm.api.member_status import read_status
+from gtm.service.runtime import MemberRuntime
 from policies import WeightTable
+
+
+@asynccontextmanager
+async def not_started(tmp_path: Path, tokens: TokenBook) -> AsyncIterator[Api]:
+    """The API of a real member that has not started yet: no table, no leader."""
+    members = Members(tmp_path / "unstarted")
+    runtime = MemberRuntime(str(members.write_config("dc1-a", "http://127.0.0.1:9")))
+    async with serve_api(make_app(runtime, tokens), "127.0.0.1:0") as served:
+        async with aiohttp.ClientSession() as session:
+            yield Api(session, served.url)
 
 
 async def test_healthz_and_metrics_need_no_token(api: Api) -> None:
@@ -15,32 +32,36 @@ async def test_healthz_and_metrics_need_no_token(api: Api) -> None:
     status, text, headers = await api.call("GET", "/metrics", token=None)
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain")
-    assert "gtm_table_generation 1.0" in text
+    assert "gtm_leader_is_leader 1.0" in text  # the member's own registry
     # the API's own request metrics land in the member's registry
     assert 'gtm_api_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
 
 
-async def test_readyz_waits_for_a_table_not_for_leadership(api: Api, member: FakeMember) -> None:
-    table = member.dns_table
-    member.dns_table = None
-    status, body, _ = await api.call("GET", "/readyz", token=None)
-    assert status == 503 and body["error"].startswith("not ready")
-    member.dns_table = table
-    member._role = "standby"
-    status, body, _ = await api.call("GET", "/readyz", token=None)
+async def test_readyz_waits_for_a_table_not_for_leadership(
+    tmp_path: Path, tokens: TokenBook, pair: Members
+) -> None:
+    async with not_started(tmp_path, tokens) as api:
+        status, body, _ = await api.call("GET", "/readyz", token=None)
+        assert status == 503 and body["error"].startswith("not ready")
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await Api(session, pair.url("dc1-b")).call("GET", "/readyz", token=None)
     assert (status, body) == (200, {"ready": True, "role": "standby"})
 
 
-async def test_status_is_the_members(api: Api, member: FakeMember) -> None:
+async def test_status_is_the_members(api: Api, leader: Members) -> None:
     status, body, _ = await api.call("GET", "/v1/status", token=VIEWER)
     assert status == 200
-    assert body == member.status()
+    member = leader.members["dc1-a"]
+    assert set(body) == set(member.status())
+    s = read_status(body, "dc1-a")
+    assert (s.identity, s.region, s.role) == ("dc1-a", "dc1", "leader")
+    assert s.generation == member.table().generation  # type: ignore[union-attr]
 
 
-async def test_table_whole_and_filtered(api: Api, member: FakeMember) -> None:
+async def test_table_whole_and_filtered(api: Api, leader: Members) -> None:
     status, body, _ = await api.call("GET", "/v1/table", token=VIEWER)
     assert status == 200
-    assert WeightTable.from_dict(body) == member.dns_table
+    assert WeightTable.from_dict(body) == leader.members["dc1-a"].table()
     status, body, _ = await api.call("GET", "/v1/table?service=foo", token=VIEWER)
     assert status == 200 and set(body["rows"]) == {"foo"}
     status, body, _ = await api.call("GET", "/v1/table?service=foo&service=bar", token=VIEWER)
@@ -56,13 +77,13 @@ async def test_table_whole_and_filtered(api: Api, member: FakeMember) -> None:
     ]
 
 
-async def test_table_before_the_first_evaluation(api: Api, member: FakeMember) -> None:
-    member.dns_table = None
-    status, body, _ = await api.call("GET", "/v1/table", token=VIEWER)
+async def test_table_before_the_first_evaluation(tmp_path: Path, tokens: TokenBook) -> None:
+    async with not_started(tmp_path, tokens) as api:
+        status, body, _ = await api.call("GET", "/v1/table", token=VIEWER)
     assert status == 503 and body["error"] == "no table yet"
 
 
-async def test_health_and_overrides(api: Api, member: FakeMember) -> None:
+async def test_health_and_overrides(api: Api, leader: Members) -> None:
     status, body, _ = await api.call("GET", "/v1/health", token=VIEWER)
     assert status == 200 and "foo/dc1/127.0.1.1:443" in body["vips"]
     status, body, _ = await api.call(
@@ -71,10 +92,10 @@ async def test_health_and_overrides(api: Api, member: FakeMember) -> None:
     assert status == 200
     status, body, _ = await api.call("GET", "/v1/overrides", token=VIEWER)
     assert status == 200
-    assert IntentState.from_dict(body) == member.state  # a peer can merge what it reads
+    assert IntentState.from_dict(body) == leader.intent()  # a peer can merge what it reads
 
 
-async def test_history_newest_first_with_limit_and_since(api: Api, member: FakeMember) -> None:
+async def test_history_newest_first_with_limit_and_since(api: Api) -> None:
     for region in ("dc2", "dc3"):  # the second is refused: min_active_regions 2
         await api.call("POST", "/v1/region/exit", json={"region": region, "reason": "r"})
     status, body, _ = await api.call("GET", "/v1/history", token=VIEWER)
@@ -90,20 +111,35 @@ async def test_history_newest_first_with_limit_and_since(api: Api, member: FakeM
     assert [f["field"] for f in body["details"]["fields"]] == ["limit", "since"]
 
 
-async def test_observations_by_cursor(api: Api, member: FakeMember) -> None:
-    status, body, _ = await api.call("GET", "/v1/observations?since=0&limit=2", token=VIEWER)
-    assert status == 200
-    assert body == {"observations": member.rows[:2], "next": 2}
-    status, body, _ = await api.call("GET", "/v1/observations?since=2", token=VIEWER)
-    assert body == {"observations": member.rows[2:], "next": 5}
-    status, body, _ = await api.call("GET", "/v1/observations?since=-1&limit=20000", token=VIEWER)
-    assert body == {"observations": member.rows, "next": 5}  # -1: from the oldest kept
-    status, body, _ = await api.call("GET", "/v1/observations?since=-2", token=VIEWER)
-    assert status == 400 and body["details"]["fields"][0]["field"] == "since"
+async def test_observations_by_cursor(tmp_path: Path) -> None:
+    with Members(tmp_path / "probing", probe_interval=0.1) as probing:  # every probe fails
+        member = probing.members["dc1-a"]
+        until(lambda: member.observations(0, 10)[1] >= 5, what="five probe results")
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, probing.url("dc1-a"))
+            status, body, _ = await api.call(
+                "GET", "/v1/observations?since=0&limit=2", token=VIEWER
+            )
+            assert status == 200
+            assert body == {"observations": member.observations(0, 2)[0], "next": 2}
+            status, body, _ = await api.call("GET", "/v1/observations?since=2", token=VIEWER)
+            n = len(body["observations"])
+            assert n >= 3 and body["next"] == 2 + n
+            assert body["observations"] == member.observations(2, n)[0]
+            row = body["observations"][0]  # [target_id, ok, latency, wall, reason]
+            assert row[0].startswith(("foo/", "bar/")) and row[1] is False
+            status, body, _ = await api.call(
+                "GET", "/v1/observations?since=-1&limit=20000", token=VIEWER
+            )
+            rows, _ = member.observations(0, 20000)
+            assert body["observations"][:5] == rows[:5]  # -1: from the oldest kept
+            assert body["next"] >= 5
+            status, body, _ = await api.call("GET", "/v1/observations?since=-2", token=VIEWER)
+            assert status == 400 and body["details"]["fields"][0]["field"] == "since"
 
 
-async def test_plan_is_a_what_if_that_changes_nothing(api: Api, member: FakeMember) -> None:
-    before = member.dns_table
+async def test_plan_is_a_what_if_that_changes_nothing(api: Api, leader: Members) -> None:
+    before = leader.members["dc1-a"].table()
     status, body, _ = await api.call(
         "POST", "/v1/plan", token=VIEWER, json={"overrides": ["exit=dc2:foo"]}
     )
@@ -123,7 +159,8 @@ async def test_plan_is_a_what_if_that_changes_nothing(api: Api, member: FakeMemb
     }
     assert any(d["rule"] == "exit" and d["service"] == "foo" for d in body["decisions"])
     assert body["refusals"] == [] and body["admitted"] == ["what-if-0"]
-    assert member.dns_table is before and member.state == IntentState() and member.asked == []
+    assert leader.members["dc1-a"].table() is before
+    assert leader.intent() == IntentState() and leader.history() == []
 
 
 async def test_plan_shows_refusals_and_force(api: Api) -> None:

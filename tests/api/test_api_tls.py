@@ -9,9 +9,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import trustme
-from api_member import VIEWER, FakeMember
+from api_members import VIEWER, Members
 
 from gtm.api import TlsError, TokenBook, make_app, serve_api
+from gtm.service.runtime import MemberRuntime
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture
+def member(tmp_path: Path) -> MemberRuntime:
+    """A real member, not started: its API answers status from its config."""
+    return MemberRuntime(str(Members(tmp_path / "m").write_config("dc1-a", "http://127.0.0.1:9")))
+
+
+@pytest.fixture
 def pair(ca: trustme.CA, tmp_path: Path) -> Pair:
     cert = ca.issue_cert("127.0.0.1", "localhost")
     cert_path, key_path = tmp_path / "api.crt", tmp_path / "api.key"
@@ -37,7 +44,7 @@ def pair(ca: trustme.CA, tmp_path: Path) -> Pair:
 
 
 async def test_tls_with_a_trusted_ca(
-    ca: trustme.CA, pair: Pair, member: FakeMember, tokens: TokenBook
+    ca: trustme.CA, pair: Pair, member: MemberRuntime, tokens: TokenBook
 ) -> None:
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
@@ -62,7 +69,7 @@ async def test_tls_with_a_trusted_ca(
 
 
 async def test_a_bad_key_names_both_files(
-    tmp_path: Path, pair: Pair, member: FakeMember, tokens: TokenBook
+    tmp_path: Path, pair: Pair, member: MemberRuntime, tokens: TokenBook
 ) -> None:
     bad = Pair(pair.cert, str(tmp_path / "missing.key"))
     with pytest.raises(TlsError, match=r"cannot load cert .*api\.crt with key .*missing\.key"):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_member import ESTATE, OPERATOR, TOKENS_YAML, VIEWER
+from api_members import ESTATE, OPERATOR, TOKENS_YAML, VIEWER
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from chaos.kubesim import KubeSim

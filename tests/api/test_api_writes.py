@@ -1,17 +1,22 @@
-"""The operator's writes over HTTP: validation, guardrails, dry runs, the leader's address."""
+"""The operator's writes over HTTP, against a real member: validation, guardrails, dry runs,
+the leader's address."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
-from api_member import FakeMember
-from api_served import Api
+from api_members import Api, Members
 
 from failover.intent import IntentState
-from gtm.service.actions import Drain, Enter, Exit, Remove, Rollout
 from policies import Kind
 
 
-async def test_exit_is_planned_stored_and_answered(api: Api, member: FakeMember) -> None:
+def nothing_changed(members: Members) -> bool:
+    """No intent stored and nothing audited: the action never reached the store."""
+    return members.intent() == IntentState() and members.history() == []
+
+
+async def test_exit_is_planned_stored_and_answered(api: Api, leader: Members) -> None:
     status, body, _ = await api.call(
         "POST",
         "/v1/region/exit",
@@ -19,61 +24,69 @@ async def test_exit_is_planned_stored_and_answered(api: Api, member: FakeMember)
     )
     assert status == 200, body
     assert body["accepted"] is True and body["dry_run"] is False
-    assert body["override_ids"] == ["exit-dc2-1"]
+    (oid,) = body["override_ids"]
+    assert oid.startswith("exit-")
     assert {(r["service"], r["source"]) for r in body["dns"]} == {
         (s, r) for s in ("foo", "bar") for r in ("dc1", "dc2", "dc3")
     }
-    assert body["mesh"]["cluster-dc1"] == [
-        "foo-dc2: Healthy True -> False (Region Exit)",
-        "bar-dc2: Healthy True -> False (Region Exit)",
-    ]
+    lines = body["mesh"]["cluster-dc1"]
+    # dc2's WLEs out, the local ones take their weight
+    assert "4 patches; 2/6 WorkloadEntries in sync; 2 unhealthy after (2 taken out)" in lines[0]
+    assert sum("weight 98 -> 99" in line for line in lines) == 2
+    for wle in ("foo-dc2-127-0-2-1-443/status", "bar-dc2-127-0-2-2-443/status"):
+        assert any(wle in line and "Healthy True -> False (Region Exit)" in line for line in lines)
     assert 0.3 < body["moved_share"] < 0.4
+    checks = {c["rule"]: c for c in body["checks"]}
+    assert checks["max_traffic_share"]["passed"] and checks["max_traffic_share"]["limit"] == 0.4
+    assert checks["max_unhealthy_share"]["changed"] == 2  # of the cluster's 6 WLEs
+    assert checks["min_active_regions"]["passed"] and body["refusals"] == []
     assert body["intent_version"] == 1
-    (o,) = member.state.overrides.values()
-    assert (o.kind, o.region, o.who, o.why, o.ticket) == (
+    (o,) = leader.intent().overrides.values()
+    assert (o.id, o.kind, o.region, o.who, o.why, o.ticket, o.services, o.force) == (
+        oid,
         Kind.EXIT,
         "dc2",
         "alice",
         "maintenance",
         "CHG-1",
+        None,
+        False,
     )
     assert o.expires is not None and o.expires - o.created == 7200
-    assert member.asked == [
-        (Exit("dc2", "maintenance", None, "CHG-1", 7200.0, False), "alice", False)
-    ]
 
 
-async def test_dry_run_plans_and_changes_nothing(api: Api, member: FakeMember) -> None:
+async def test_dry_run_plans_and_changes_nothing(api: Api, leader: Members) -> None:
     status, body, _ = await api.call(
         "POST", "/v1/region/exit", json={"region": "dc2", "reason": "r", "dry_run": True}
     )
     assert status == 200 and body["accepted"] and body["dry_run"]
     assert body["dns"] and body["mesh"]
-    assert member.state == IntentState() and member.audit == []
+    assert nothing_changed(leader)
 
 
 async def test_refused_answers_409_with_the_guardrail_and_changes_nothing(
-    api: Api, member: FakeMember
+    api: Api, leader: Members
 ) -> None:
     await api.call("POST", "/v1/region/exit", json={"region": "dc2", "reason": "first"})
-    before = member.state
+    before = leader.intent()
     status, body, _ = await api.call(
         "POST", "/v1/region/exit", json={"region": "dc3", "reason": "second"}
     )
     assert status == 409
     assert "min_active_regions" in body["error"] and "--force" in body["error"]
     assert [r["rule"] for r in body["details"]["refusals"]] == ["min_active_regions"]
-    assert member.state == before
+    assert leader.intent() == before
     # a refused dry run answers 409 too, with its plan
     status, body, _ = await api.call(
         "POST", "/v1/region/exit", json={"region": "dc3", "reason": "x", "dry_run": True}
     )
     assert status == 409 and body["details"]["plan"]["dry_run"] is True
     assert body["details"]["refusals"][0]["rule"] == "min_active_regions"
-    assert member.state == before
+    assert leader.intent() == before
+    assert [e.action.value for e in leader.history()] == ["refused", "accepted"]  # not the dry run
 
 
-async def test_force_needs_a_reason_and_then_passes(api: Api, member: FakeMember) -> None:
+async def test_force_needs_a_reason_and_then_passes(api: Api, leader: Members) -> None:
     await api.call("POST", "/v1/region/exit", json={"region": "dc2", "reason": "first"})
     status, body, _ = await api.call(
         "POST", "/v1/region/exit", json={"region": "dc3", "reason": "  ", "force": True}
@@ -87,7 +100,7 @@ async def test_force_needs_a_reason_and_then_passes(api: Api, member: FakeMember
         json={"region": "dc3", "reason": "dc1 alone is enough tonight", "force": True},
     )
     assert status == 200 and body["accepted"]
-    assert len(member.state.overrides) == 2
+    assert len(leader.intent().overrides) == 2
 
 
 @pytest.mark.parametrize(
@@ -95,13 +108,13 @@ async def test_force_needs_a_reason_and_then_passes(api: Api, member: FakeMember
     [b"{", b"", b"[1, 2]", b"\xff\xfe", b"null"],
     ids=["truncated", "empty", "array", "not-utf8", "null"],
 )
-async def test_bad_json_is_400(api: Api, member: FakeMember, data: bytes) -> None:
+async def test_bad_json_is_400(api: Api, leader: Members, data: bytes) -> None:
     status, body, _ = await api.call("POST", "/v1/region/exit", data=data)
     assert status == 400 and body["error"].startswith("bad JSON")
-    assert member.asked == []
+    assert nothing_changed(leader)
 
 
-async def test_invalid_body_lists_every_field(api: Api, member: FakeMember) -> None:
+async def test_invalid_body_lists_every_field(api: Api, leader: Members) -> None:
     status, body, _ = await api.call(
         "POST",
         "/v1/region/exit",
@@ -120,29 +133,32 @@ async def test_invalid_body_lists_every_field(api: Api, member: FakeMember) -> N
     assert "is not a duration" in fields["expires_in"]
     assert body["error"].startswith("invalid body: ")
     assert "expires_in:" in body["error"] and "dry: unknown field" in body["error"]
-    assert member.asked == []
+    assert nothing_changed(leader)
 
 
-async def test_unknown_region_is_422_from_the_member(api: Api, member: FakeMember) -> None:
+async def test_unknown_region_is_422_from_the_member(api: Api, leader: Members) -> None:
     status, body, _ = await api.call(
         "POST", "/v1/region/exit", json={"region": "dc9", "reason": "r"}
     )
-    assert (status, body) == (422, {"error": "no region named 'dc9'", "details": {"region": "dc9"}})
-    assert member.state == IntentState()
-
-
-async def test_standby_answers_503_with_the_leader(api: Api, member: FakeMember) -> None:
-    member._role = "standby"
-    member.leader = {"identity": "dc1-b", "address": "http://127.0.0.1:9"}
-    status, body, _ = await api.call(
-        "POST", "/v1/region/exit", json={"region": "dc2", "reason": "r"}
+    assert (status, body) == (
+        422,
+        {"error": "no region named 'dc9'", "details": {"regions": ["dc1", "dc2", "dc3"]}},
     )
+    assert nothing_changed(leader)
+
+
+async def test_standby_answers_503_with_the_leader(pair: Members) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, pair.url("dc1-b"))
+        status, body, _ = await api.call(
+            "POST", "/v1/region/exit", json={"region": "dc2", "reason": "r"}
+        )
     assert status == 503
-    assert body["details"] == {"leader": "dc1-b", "address": "http://127.0.0.1:9"}
-    assert member.state == IntentState()
+    assert body["details"] == {"leader": "dc1-a", "address": pair.url("dc1-a")}
+    assert nothing_changed(pair)
 
 
-async def test_enter_drain_rollout_and_remove(api: Api, member: FakeMember) -> None:
+async def test_enter_drain_rollout_and_remove(api: Api, leader: Members) -> None:
     status, body, _ = await api.call(
         "POST", "/v1/region/exit", json={"region": "dc2", "reason": "r", "services": ["foo"]}
     )
@@ -153,31 +169,52 @@ async def test_enter_drain_rollout_and_remove(api: Api, member: FakeMember) -> N
         json={"region": "dc2", "reason": "back", "services": ["foo"], "ramp": "90s"},
     )
     assert status == 200 and body["accepted"]
-    assert member.asked[-1][0] == Enter("dc2", "back", frozenset({"foo"}), 90.0, None)
-    assert [o.kind for o in member.state.overrides.values()] == [Kind.ENTER]
+    (enter,) = leader.intent().overrides.values()
+    assert (enter.kind, enter.region, enter.why, enter.services, enter.ramp, enter.ticket) == (
+        Kind.ENTER,
+        "dc2",
+        "back",
+        frozenset({"foo"}),
+        90.0,
+        None,
+    )
 
     status, body, _ = await api.call(
         "POST", "/v1/drain", json={"region": "dc3", "services": ["bar"], "reason": "deploy"}
     )
     assert status == 200
-    assert member.asked[-1][0] == Drain("dc3", frozenset({"bar"}), "deploy")
     (drain_id,) = body["override_ids"]
+    drain = leader.intent().overrides[drain_id]
+    assert (drain.kind, drain.region, drain.services, drain.why) == (
+        Kind.DRAIN,
+        "dc3",
+        frozenset({"bar"}),
+        "deploy",
+    )
 
     status, body, _ = await api.call(
         "POST", "/v1/rollout", json={"region": "dc1", "window": 600, "reason": "canary"}
     )
     assert status == 200
-    assert member.asked[-1][0] == Rollout("dc1", 600.0, "canary")
+    (rollout_id,) = body["override_ids"]
+    rollout = leader.intent().overrides[rollout_id]
+    assert (rollout.kind, rollout.region, rollout.why, rollout.services) == (
+        Kind.ROLLOUT,
+        "dc1",
+        "canary",
+        None,
+    )
+    assert rollout.expires is not None and rollout.expires - rollout.created == 600
 
     status, body, _ = await api.call(
         "DELETE", f"/v1/overrides/{drain_id}", json={"reason": "deploy done"}
     )
     assert status == 200 and body["override_ids"] == [drain_id]
-    assert member.asked[-1][0] == Remove(drain_id, "deploy done")
-    assert drain_id in member.state.tombstones
+    state = leader.intent()
+    assert drain_id in state.tombstones and drain_id not in state.overrides
 
 
-async def test_drain_needs_services_and_remove_unknown_is_404(api: Api, member: FakeMember) -> None:
+async def test_drain_needs_services_and_remove_unknown_is_404(api: Api) -> None:
     status, body, _ = await api.call("POST", "/v1/drain", json={"region": "dc3", "reason": "r"})
     assert status == 400 and body["details"]["fields"] == [
         {"field": "services", "error": "Field required"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from api_served import Gtm, Members
+from api_members import Gtm, Members
 
 
 def as_viewer(members: Members, files: dict[str, Path], identity: str = "dc1-a") -> list[str]:
@@ -15,6 +15,7 @@ def as_viewer(members: Members, files: dict[str, Path], identity: str = "dc1-a")
 def exit_dc2(gtm: Gtm, members: Members, files: dict[str, Path]) -> None:
     r = gtm(
         "region", "exit", "dc2", "-s", "foo", "--reason", "maintenance", "--ticket", "CHG-7",
+        "--wait", "--timeout", "20s",  # every member holds it
         "--server", members.url("dc1-a"), "--token-file", str(files["operator"]),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -28,9 +29,13 @@ def test_status_text(gtm: Gtm, pair: Members, token_files: dict[str, Path]) -> N
     assert f"dc1-b (standby) in dc1, epoch 1; leader dc1-a at {pair.url('dc1-a')}" in out
     assert "table generation served: 2" in out
     assert "health: vips 6 unknown; regions 6 unknown; impaired vantages: none" in out
-    assert "intent version 1: exit-dc2-1" in out
-    assert "mesh cluster-dc1: 4/4 WorkloadEntries in sync, 0 drifted" in out
-    assert "member dc1-a (leader): table generation 2; WLEs cluster-dc1 4/4" in out
+    (exit_id,) = pair.intent().overrides
+    assert f"intent version 1: {exit_id}" in out
+    assert "mesh cluster-dc1" not in out  # a standby writes no WorkloadEntries
+    assert "member dc1-a (leader): table generation 2; WLEs cluster-dc1 6/6" in out
+    r = gtm("status", *as_viewer(pair, token_files, "dc1-a"))
+    assert r.returncode == 0, r.stderr
+    assert "mesh cluster-dc1: 6/6 WorkloadEntries in sync, 0 drifted" in r.stdout
     assert "weight table, generation 2" in out and "0 exit" in out
 
 
@@ -48,11 +53,12 @@ def test_region_status_and_history(gtm: Gtm, pair: Members, token_files: dict[st
     exit_dc2(gtm, pair, token_files)
     r = gtm("region", "status", *as_viewer(pair, token_files))
     assert r.returncode == 0, r.stderr
-    assert "exit (foo)" in r.stdout and "exit-dc2-1" in r.stdout and "CHG-7" in r.stdout
+    (exit_id,) = pair.intent().overrides
+    assert "exit (foo)" in r.stdout and exit_id in r.stdout and "CHG-7" in r.stdout
     r = gtm("region", "status", "--json", *as_viewer(pair, token_files))
     doc = json.loads(r.stdout)
-    assert [o["id"] for o in doc["overrides"]["overrides"]] == ["exit-dc2-1"]
-    assert [o["id"] for o in doc["status"]["intent"]["active"]] == ["exit-dc2-1"]
+    assert [o["id"] for o in doc["overrides"]["overrides"]] == [exit_id]
+    assert [o["id"] for o in doc["status"]["intent"]["active"]] == [exit_id]
     r = gtm("history", "--limit", "5", *as_viewer(pair, token_files))
     assert r.returncode == 0, r.stderr
     assert "accepted" in r.stdout and "maintenance" in r.stdout

@@ -51,7 +51,7 @@ class Member:
     async def _no_clusters(self, table: object) -> list[object]:
         return []
 
-    def _woken(self) -> None:
+    def _woken(self, stored: object) -> None:
         self.woken += 1
 
 
@@ -60,10 +60,13 @@ async def test_exit_is_planned_stored_and_idempotent(inventory: Inventory, tmp_p
     result = await m.ops.act(Exit("dc2", "maintenance", ticket="CHG-1"), who="alice", dry_run=False)
     assert result.accepted and not result.dry_run
     # a third of the traffic of the five services in dc2 (static is not): 5 x 100 / (6 x 300)
-    assert result.moved_share == pytest.approx(500 / 1800)
-    foo_dc2 = next(r for r in result.dns if r["service"] == "foo" and r["source"] == "dc2")
-    assert foo_dc2["old"] == {"dc1": 1, "dc2": 98, "dc3": 1}
-    assert foo_dc2["new"] == {"dc1": 50, "dc2": 0, "dc3": 50}
+    assert result.plan.moved_share == pytest.approx(500 / 1800)
+    checks = {c.rule: c for c in result.plan.checks}
+    assert checks["max_traffic_share"].passed and checks["min_active_regions"].passed
+    assert (checks["max_traffic_share"].changed, checks["max_traffic_share"].total) == (500, 1800)
+    foo_dc2 = next(r for r in result.plan.dns if r.service == "foo" and r.source == "dc2")
+    assert foo_dc2.old == {"dc1": 1, "dc2": 98, "dc3": 1}
+    assert foo_dc2.new == {"dc1": 50, "dc2": 0, "dc3": 50}
     state = await m.store.load()
     (o,) = state.overrides.values()
     assert (o.kind, o.region, o.who, o.ticket) == (Kind.EXIT, "dc2", "alice", "CHG-1")
@@ -75,7 +78,8 @@ async def test_exit_is_planned_stored_and_idempotent(inventory: Inventory, tmp_p
 async def test_dry_run_changes_nothing(inventory: Inventory, tmp_path: Path) -> None:
     m = Member(inventory, tmp_path)
     result = await m.ops.act(Exit("dc2", "what if"), who="alice", dry_run=True)
-    assert result.dry_run and not result.accepted and result.dns
+    # it would pass: accepted, as a plan
+    assert result.dry_run and result.accepted and result.plan.dns
     assert (await m.store.load()).overrides == {}
     assert await m.audit.history(limit=10) == [] and m.woken == 0
 
@@ -89,9 +93,16 @@ async def test_guardrail_refusal_is_audited_and_changes_nothing(
             Exit("dc3", "maintenance"), who="alice", dry_run=False
         )  # static lives in dc1+dc3
     assert "min_active_regions" in str(e.value) and e.value.status == 409
+    assert not e.value.result.accepted  # the plan comes along
+    assert [c.rule for c in e.value.result.plan.refusals()] == ["min_active_regions"]
     assert (await m.store.load()).overrides == {}
     (entry,) = await m.audit.history(limit=10)
     assert entry.action.value == "refused" and entry.rule == "min_active_regions"
+    # a refused dry run raises too, and is not audited
+    with pytest.raises(Refused, match="min_active_regions") as e:
+        await m.ops.act(Exit("dc3", "what if"), who="alice", dry_run=True)
+    assert e.value.result.dry_run and not e.value.result.accepted
+    assert len(await m.audit.history(limit=10)) == 1
     forced = await m.ops.act(Exit("dc3", "dc3 is burning", force=True), who="alice", dry_run=False)
     assert forced.accepted
 
@@ -137,7 +148,7 @@ async def test_standby_refuses_writes_and_names_the_leader(
     assert e.value.details == {"leader": "dc1-b", "address": "http://127.0.0.1:8081"}
     assert (
         await m.ops.act(Exit("dc2", "plan only"), who="alice", dry_run=True)
-    ).dns  # plans still work
+    ).plan.dns  # plans still work
 
 
 async def test_unknown_names_are_bad_actions(inventory: Inventory, tmp_path: Path) -> None:
