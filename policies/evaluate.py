@@ -1,6 +1,10 @@
 """evaluate(): health and operator intent in, the next weight table out.
 
-Pure: no I/O, no clock (time is `now`), no logging. The result carries its
+Pure in what it computes: no I/O, no clock (time is `now`), no logging. One
+side effect on the process: while it runs, the cyclic garbage collector is
+paused (and turned back on after, if it was on), because its full collections
+over every live table took half of an evaluation's time (`_collector_paused`).
+The result carries its
 reasons: one decision per changed cell and one refusal per override a
 guardrail rejected. The first table (no previous one) is not a change and
 carries no decisions.

@@ -2,13 +2,14 @@
 
 Entries are values. `transitions(before, after)` derives them from a store
 write (the stores record them after each write they make); refusals come from
-the controller, which decides guardrails with `policies.admit` and records
-`AuditEntry.refused(...)` itself. Entries derived from a state have ids made
+the operator actions (`gtm.service.operations`), which record
+`AuditEntry.refused(...)` for each check of the action's plan that refused it. Entries derived from a state have ids made
 of their action and the override's id, so recording one change twice (a
 retried request, two members recording the same merge) can be recognised.
 
-`FileAudit` is the embedded default: JSON Lines, each append fsynced, under
-the same inter-process lock as the state file. The ConfigMap backend lives in
+`FileAudit` is the embedded default: JSON Lines, each append one fsynced
+`O_APPEND` write, with no lock: concurrent appenders do not interleave, and a
+member paused mid-append blocks no other. The ConfigMap backend lives in
 `configmap_audit`.
 """
 
