@@ -10,6 +10,7 @@ BENCHES = {
     "probes": "gtm.bench.probes",
     "dns": "gtm.bench.dns",
     "failover": "gtm.bench.failover",
+    "config": "gtm.bench.config",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import socket
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, PlainValidator
@@ -68,6 +69,11 @@ def _fqdn(value: str) -> str:
 
 
 def _address(value: str) -> str:
+    try:  # the common case, without ipaddress' pure-Python parsing: 135,000 VIPs in 30,000 services
+        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value)) == value:
+            return value
+    except (OSError, ValueError):
+        pass
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

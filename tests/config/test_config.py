@@ -204,3 +204,21 @@ def test_any_text_is_a_source_or_a_config_error(text: str) -> None:
         parse(text, "fuzz.yaml")
     except ConfigError as e:
         assert all(p.file == "fuzz.yaml" for p in e.problems)
+
+
+def test_parsing_leaves_the_garbage_collector_as_it_was() -> None:
+    import gc
+
+    loads((ROOT / "examples" / "estate.yaml").read_text())
+    assert gc.isenabled()
+    with pytest.raises(ConfigError):
+        parse("x: &a [*a]\n")
+    assert gc.isenabled()
+
+
+def test_the_config_bench_runs_and_reports_the_target() -> None:
+    out = gtm("bench", "config", "--services", "30")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())  # rich wraps at 80 columns
+    assert "ok (3 regions, 30 services, 135 VIPs" in text
+    assert "the target of 10 s and 500 MB (set for 30,000 services)" in text
