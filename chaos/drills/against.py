@@ -207,7 +207,7 @@ async def discover(
     server: str, token: str, dns: Mapping[str, str], ca_file: str | None
 ) -> tuple[list[MemberEndpoint], dict[str, Any], dict[str, Any]]:
     """Every member (the server and the peers its status lists), its status and table."""
-    from gtm.cli.client import ApiClient, ApiError, Connection
+    from gtm.client.http import ApiClient, ApiError, Connection
 
     async with ApiClient(Connection(server, token, ca_file, "practice"), timeout=10.0) as api:
         try:

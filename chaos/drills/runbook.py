@@ -5,7 +5,7 @@
     leader = await runbook.leader_of("dc1", members)
 
 The same bodies as `gtm region exit|enter`, `gtm drain`, `POST /v1/rollout`,
-through the runbook's own client (`gtm.cli.client.ApiClient`: a standby's
+through the runbook's own client (`gtm.client.http.ApiClient`: a standby's
 503 is followed to the leader once). The first member that answers at all
 takes the action: a killed member is skipped, as an operator would retry
 another one. A refusal (409) is an outcome, not an error: the drill says
@@ -28,7 +28,7 @@ from chaos.drills.steps import (
     RemoveAction,
     RolloutAction,
 )
-from gtm.cli.client import ApiClient, ApiError, Connection
+from gtm.client.http import ApiClient, ApiError, Connection
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from chaos.drills.verdict import (
     skipped,
     spread,
 )
-from gtm.api.convergence import Change, MemberView, progress
+from gtm.client.convergence import Change, MemberView, progress
 
 _GONE = MemberState("", "", False)
 

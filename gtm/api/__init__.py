@@ -8,9 +8,9 @@
 Reads need a viewer token, writes an operator token; the kubelet's and
 Prometheus' routes need none. The API depends only on `gtm.service.member.Member`.
 
-The runbook CLI uses the client-side modules (`member_status`, `convergence`,
-`answers_check`, `tokens`) on their own, so names here load their module on
-first use: a CLI command does not pay for the server's imports.
+The runbook CLI's client lives in `gtm.client` and reads tokens with
+`tokens.read_token` on its own, so names here load their module on first
+use: a CLI command does not pay for the server's imports.
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gtm.api.convergence import LAYERS, Change
-from gtm.api.member_status import MemberStatus, StatusError, read_status
-from gtm.cli.client import (
+from gtm.cli.status import converge
+from gtm.client.convergence import LAYERS, Change
+from gtm.client.http import (
     EXIT_REFUSED,
     EXIT_SERVER,
     ApiClient,
@@ -36,7 +36,7 @@ from gtm.cli.client import (
     connection_options,
     run,
 )
-from gtm.cli.status import converge
+from gtm.client.member_status import MemberStatus, StatusError, read_status
 from gtm.config import parse_duration
 
 SHOWN = 40  # rows / patches printed before "… N more"

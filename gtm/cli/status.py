@@ -16,8 +16,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from gtm.api.answers_check import AnswerCheck, check_answers, sample, vip_regions
-from gtm.api.convergence import (
+from gtm.cli.render import table_view
+from gtm.client.answers_check import AnswerCheck, check_answers, sample, vip_regions
+from gtm.client.convergence import (
     Change,
     MemberProgress,
     MemberView,
@@ -26,9 +27,8 @@ from gtm.api.convergence import (
     progress,
     summary,
 )
-from gtm.api.member_status import StatusError, read_status
-from gtm.cli.client import EXIT_TIMEOUT, ApiClient, ApiError, CliError, connection_options, run
-from gtm.cli.render import table_view
+from gtm.client.http import EXIT_TIMEOUT, ApiClient, ApiError, CliError, connection_options, run
+from gtm.client.member_status import StatusError, read_status
 from policies import WeightTable
 
 POLL = 0.5  # seconds between looks while waiting

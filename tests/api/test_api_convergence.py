@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from api_members import Members, until
 
-from gtm.api.answers_check import sample, vip_regions
-from gtm.api.convergence import Change, MemberView, ended_ids, needs_tombstones, progress
-from gtm.api.member_status import StatusError, read_status
+from gtm.client.answers_check import sample, vip_regions
+from gtm.client.convergence import Change, MemberView, ended_ids, needs_tombstones, progress
+from gtm.client.member_status import StatusError, read_status
 from gtm.service.actions import Enter, Exit
 
 EXIT = Change(("exit-dc2-1",), "dc2", True, None)

@@ -11,7 +11,7 @@ from api_members import VIEWER, Api, Members, until
 
 from failover.intent import IntentState
 from gtm.api import TokenBook, make_app, serve_api
-from gtm.api.member_status import read_status
+from gtm.client.member_status import read_status
 from gtm.service.runtime import MemberRuntime
 from policies import WeightTable
 

@@ -9,7 +9,7 @@ import pytest
 import trustme
 from api_members import OPERATOR, VIEWER, Gtm, Members
 
-from gtm.cli.client import DEFAULT_SERVER, CliError, resolve_connection
+from gtm.client.http import DEFAULT_SERVER, CliError, resolve_connection
 from gtm.config.model import TlsConfig
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gtm.api.convergence import MemberView
-from gtm.api.member_status import read_status
 from gtm.cli.status import _print_status
+from gtm.client.convergence import MemberView
+from gtm.client.member_status import read_status
 
 
 def test_mesh_lines_show_distribute_conflicts(capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,8 +27,8 @@ import dns.exception
 import dns.message
 import dns.rdatatype
 
-from gtm.api.convergence import Change
-from gtm.api.member_status import MemberStatus
+from gtm.client.convergence import Change
+from gtm.client.member_status import MemberStatus
 
 SAMPLE = 8  # services asked per member and poll
 

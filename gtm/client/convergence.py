@@ -5,7 +5,7 @@ stored) has converged on a member when its status shows every one of them
 admitted in both layers' tables — DNS and mesh — (or ended since, for an
 `enter` that has finished its ramp) and every cluster it reconciles holds
 its WorkloadEntries in sync. The runbook CLI then also asks each member's
-DNS what it answers (`gtm.api.answers_check`), which these statuses cannot show.
+DNS what it answers (`gtm.client.answers_check`), which these statuses cannot show.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gtm.api.member_status import MemberStatus, MeshProgress
+from gtm.client.member_status import MemberStatus, MeshProgress
 
 LAYERS = ("dns", "mesh")
 
