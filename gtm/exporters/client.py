@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from gtm.exporters.errors import PowerDnsError
-from gtm.exporters.metrics import RETRIES
+from gtm.exporters.metrics import ExportMetrics
 from gtm.exporters.records import RRset, ZoneState, absolute
 
 log = structlog.get_logger(__name__)
@@ -57,8 +57,10 @@ class PowerDnsClient:
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 10.0,
         session: aiohttp.ClientSession | None = None,
+        metrics: ExportMetrics | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.metrics = metrics or ExportMetrics()
         self.server_id = server_id
         self.retry = retry
         self._api_key = api_key
@@ -180,7 +182,7 @@ class PowerDnsClient:
 
     def _log_retry(self, state: RetryCallState, method: str, path: str) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
-        RETRIES.inc()
+        self.metrics.retries.inc()
         log.warning(
             "powerdns.retry",
             server=self.url,

@@ -27,12 +27,13 @@ from types import TracebackType
 
 import aiohttp
 import structlog
+from prometheus_client import CollectorRegistry
 
 from gtm.config import Inventory
 from gtm.config.model import PowerDnsConfig
 from gtm.exporters.client import PowerDnsClient, RetryPolicy
 from gtm.exporters.errors import ExportError, PowerDnsError
-from gtm.exporters.metrics import GENERATION, PUBLISH_SECONDS, PUBLISHES, RRSETS_CHANGED
+from gtm.exporters.metrics import ExportMetrics
 from gtm.exporters.plan import Action, Plan, ZonePlan, make_plan
 from gtm.exporters.records import desired
 from policies import UnsafePlan, WeightTable
@@ -57,6 +58,7 @@ class PowerDnsExporter:
 
     def __init__(self, client: PowerDnsClient) -> None:
         self.client = client
+        self.metrics = client.metrics
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -67,8 +69,10 @@ class PowerDnsExporter:
         retry: RetryPolicy = RetryPolicy(),
         timeout: float = 10.0,
         session: aiohttp.ClientSession | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> PowerDnsExporter:
-        """An exporter for `dns.powerdns`; reads `api_key_file` when given."""
+        """An exporter for `dns.powerdns`; reads `api_key_file` when given; counts into
+        `registry` (the member's, which `/metrics` serves)."""
         key = config.api_key
         if config.api_key_file:
             try:
@@ -85,6 +89,7 @@ class PowerDnsExporter:
             retry=retry,
             timeout=timeout,
             session=session,
+            metrics=ExportMetrics(registry),
         )
         return cls(client)
 
@@ -137,7 +142,7 @@ class PowerDnsExporter:
         try:
             plan.raise_if_unsafe(force=force)
         except UnsafePlan as e:
-            PUBLISHES.labels(result="refused").inc()
+            self.metrics.publishes.labels(result="refused").inc()
             log.warning(
                 "powerdns.publish.refused",
                 server=self.client.url,
@@ -149,9 +154,9 @@ class PowerDnsExporter:
             )
             raise
         if not plan.changed:
-            PUBLISHES.labels(result="unchanged").inc()
-            GENERATION.set(plan.generation)
-            PUBLISH_SECONDS.observe(time.monotonic() - started)
+            self.metrics.publishes.labels(result="unchanged").inc()
+            self.metrics.generation.set(plan.generation)
+            self.metrics.publish_seconds.observe(time.monotonic() - started)
             return Published(plan.generation, False, 0, (), False, plan)
         created: list[str] = []
         try:
@@ -163,11 +168,11 @@ class PowerDnsExporter:
             raise
         counts = {a: sum(z.count(a) for z in plan.zones) for a in Action}
         for action, n in counts.items():
-            RRSETS_CHANGED.labels(action=action.value).inc(n)
-        PUBLISHES.labels(result="applied").inc()
-        GENERATION.set(plan.generation)
+            self.metrics.rrsets_changed.labels(action=action.value).inc(n)
+        self.metrics.publishes.labels(result="applied").inc()
+        self.metrics.generation.set(plan.generation)
         seconds = time.monotonic() - started
-        PUBLISH_SECONDS.observe(seconds)
+        self.metrics.publish_seconds.observe(seconds)
         log.info(
             "powerdns.published",
             server=self.client.url,
@@ -217,8 +222,8 @@ class PowerDnsExporter:
         return False
 
     def _failed(self, error: ExportError, generation: int, stage: str, started: float) -> None:
-        PUBLISHES.labels(result="failed").inc()
-        PUBLISH_SECONDS.observe(time.monotonic() - started)
+        self.metrics.publishes.labels(result="failed").inc()
+        self.metrics.publish_seconds.observe(time.monotonic() - started)
         log.error(
             "powerdns.publish.failed",
             server=self.client.url,

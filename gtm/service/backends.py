@@ -25,6 +25,7 @@ from failover.intent import (
     FilePublishedStore,
     IntentStore,
     PublishedStore,
+    StoreMetrics,
 )
 from gtm.config import ClusterConfig, Inventory
 from gtm.ha import ElectionSettings, Elector, FileLease, KubeLease
@@ -54,31 +55,37 @@ def _cluster(inventory: Inventory, region: str, name: str | None) -> ClusterConf
 
 
 async def open_stores(
-    inventory: Inventory, region: str, state_dir: Path, stack: AsyncExitStack
+    inventory: Inventory,
+    region: str,
+    state_dir: Path,
+    stack: AsyncExitStack,
+    registry: CollectorRegistry,
 ) -> Stores:
+    """The stores the config names, counting into `registry` (the member's)."""
     store = inventory.config.ha.store
+    metrics = StoreMetrics(registry)
     if store.backend == "file":
         audit = FileAudit(state_dir / "audit.jsonl")
         return Stores(
-            intent=FileIntentStore(state_dir / "intent.json", audit=audit),
+            intent=FileIntentStore(state_dir / "intent.json", audit=audit, metrics=metrics),
             audit=audit,
-            dns_table=FilePublishedStore(state_dir / "table-dns.json"),
-            mesh_table=FilePublishedStore(state_dir / "table-mesh.json"),
+            dns_table=FilePublishedStore(state_dir / "table-dns.json", metrics=metrics),
+            mesh_table=FilePublishedStore(state_dir / "table-mesh.json", metrics=metrics),
         )
     configuration = await kube_configuration(_cluster(inventory, region, store.cluster))
     client = await stack.enter_async_context(ApiClient(configuration))
     api = CoreV1Api(client)
-    audit_cm = ConfigMapAudit(api, name=store.audit, namespace=store.namespace)
+    audit_cm = ConfigMapAudit(api, name=store.audit, namespace=store.namespace, metrics=metrics)
     return Stores(
         intent=ConfigMapIntentStore(
-            api, name=store.intent, namespace=store.namespace, audit=audit_cm
+            api, name=store.intent, namespace=store.namespace, audit=audit_cm, metrics=metrics
         ),
         audit=audit_cm,
         dns_table=ConfigMapPublishedStore(
-            api, name=f"{store.table}-dns", namespace=store.namespace
+            api, name=f"{store.table}-dns", namespace=store.namespace, metrics=metrics
         ),
         mesh_table=ConfigMapPublishedStore(
-            api, name=f"{store.table}-mesh", namespace=store.namespace
+            api, name=f"{store.table}-mesh", namespace=store.namespace, metrics=metrics
         ),
     )
 

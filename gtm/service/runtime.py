@@ -197,7 +197,7 @@ class MemberRuntime:
         config = self._inventory.config
         async with AsyncExitStack() as stack:
             stores = self._stores = await open_stores(
-                self._inventory, self.region, self.state_dir, stack
+                self._inventory, self.region, self.state_dir, stack, self.registry
             )
             api_host, api_port = split_listen(config.api.listen)
             scheme = "https" if config.api.tls else "http"
@@ -239,7 +239,7 @@ class MemberRuntime:
             exporter = None
             if config.dns.powerdns is not None:
                 exporter = await stack.enter_async_context(
-                    PowerDnsExporter.from_config(config.dns.powerdns)
+                    PowerDnsExporter.from_config(config.dns.powerdns, registry=self.registry)
                 )
             self._controller = Controller(
                 inventory=lambda: self._inventory,

@@ -117,6 +117,7 @@ class Members:
         probe_interval: float = 86400.0,
         lease: dict[str, float] | None = None,
         held_by: str | None = None,
+        powerdns: str | None = None,
     ) -> None:
         self.work = work
         self.identities = list(identities)
@@ -124,6 +125,8 @@ class Members:
         self.lease_file = work / "dc1.lease"
         self.lease = lease or {"duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.2}
         self.estate = estate(probe_interval)
+        if powerdns is not None:  # a PowerDNS API to publish to (it may answer nothing)
+            self.estate["dns"]["powerdns"] = {"url": powerdns, "api_key": "k"}
         self.held_by = held_by  # a holder of the lease with no address: no leader to ask
         self.holder: Elector | None = None
         self.members: dict[str, MemberRuntime] = {}

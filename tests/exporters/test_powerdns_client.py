@@ -10,7 +10,6 @@ import socket
 from typing import TYPE_CHECKING
 
 import pytest
-from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from gtm.config import Inventory
@@ -28,12 +27,12 @@ def table(inventory: Inventory, health: Health | None = None) -> WeightTable:
     return what_if(inventory, health or Health(), [], 1000.0).planned.table
 
 
-def retries() -> float:
-    return REGISTRY.get_sample_value("gtm_powerdns_request_retries_total") or 0.0
+def retries(exporter: PowerDnsExporter) -> float:
+    return exporter.metrics.value("gtm_powerdns_request_retries_total")
 
 
-def failures() -> float:
-    return REGISTRY.get_sample_value("gtm_powerdns_publishes_total", {"result": "failed"}) or 0.0
+def failures(exporter: PowerDnsExporter) -> float:
+    return exporter.metrics.value("gtm_powerdns_publishes_total", result="failed")
 
 
 async def test_5xx_and_dropped_connections_are_retried_until_the_call_succeeds(
@@ -41,12 +40,12 @@ async def test_5xx_and_dropped_connections_are_retried_until_the_call_succeeds(
 ) -> None:
     proxy.fail_next(503, method="GET")
     proxy.fail_next("drop", method="POST")  # not retried by aiohttp itself: POST is not idempotent
-    before = retries()
+    before = retries(via_proxy)
     with capture_logs() as logs:
         published = await via_proxy.publish(inventory, table(inventory))
     assert published.generation == 1 and published.zones_created == ("example.com.",)
     assert proxy.methods() == ["GET", "GET", "POST", "POST"]
-    assert retries() == before + 2
+    assert retries(via_proxy) == before + 2
     tries = [e for e in logs if e["event"] == "powerdns.retry"]
     assert [(e["method"], e["attempt"]) for e in tries] == [("GET", "1/3"), ("POST", "1/3")]
     assert "HTTP 503" in tries[0]["error"]
@@ -74,7 +73,7 @@ async def test_a_patch_that_keeps_failing_gives_up_after_its_attempts(
 ) -> None:
     await via_proxy.publish(inventory, table(inventory))
     proxy.fail_next(502, 503, 500, method="PATCH")
-    before = failures()
+    before = failures(via_proxy)
     down = Health(regions={("foo", "dc3"): TargetHealth(State.DOWN, 990.0, "tcp refused")})
     with capture_logs() as logs, pytest.raises(PowerDnsError) as caught:
         await via_proxy.publish(inventory, table(inventory, down))
@@ -82,7 +81,7 @@ async def test_a_patch_that_keeps_failing_gives_up_after_its_attempts(
     assert (error.status, error.attempts, error.transient) == (500, 3, True)
     assert "PowerDNS PATCH /zones/example.com.: HTTP 500 after 3 attempts" in str(error)
     assert proxy.methods().count("PATCH") == 3
-    assert failures() == before + 1
+    assert failures(via_proxy) == before + 1
     failed = [e for e in logs if e["event"] == "powerdns.publish.failed"]
     assert failed and failed[0]["status"] == 500 and failed[0]["stage"] == "apply"
     assert pdns.rrsets()[("_gtm-generation.example.com.", "TXT")] == ['"1"']

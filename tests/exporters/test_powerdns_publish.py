@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from gtm.config import Inventory
@@ -35,8 +34,8 @@ def exit_(region: str) -> Override:
     return Override("drill", Kind.EXIT, region, "test", "drill", 999.0)
 
 
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+def metric(exporter: PowerDnsExporter, name: str, **labels: str) -> float:
+    return exporter.metrics.value(name, **labels)
 
 
 async def tally(ask: Ask, name: str, n: int, rdtype: str = "A", **where: str) -> Counter[str]:
@@ -61,7 +60,7 @@ async def test_a_missing_zone_is_created_and_answers_follow_the_clients_network(
     assert rrsets[("example.com.", "SOA")][0].startswith("ns1.example.com. hostmaster.example.com.")
     events = [e["event"] for e in logs]
     assert events == ["powerdns.zone.created", "powerdns.published"]
-    assert metric("gtm_powerdns_generation_published") == 1
+    assert metric(exporter, "gtm_powerdns_generation_published") == 1
     for region, vip in (("dc1", "127.0.1.1"), ("dc2", "127.0.2.1"), ("dc3", "127.0.3.1")):
         seen = await tally(ask, "foo.example.com", 30, subnet=f"127.0.{region[-1]}.0/24")
         assert seen.most_common(1)[0][0] == vip, (region, seen)
@@ -121,11 +120,11 @@ async def test_republishing_an_unchanged_table_sends_no_patch_and_keeps_the_gene
 ) -> None:
     await via_proxy.publish(inventory, table(inventory))
     proxy.seen.clear()
-    before = metric("gtm_powerdns_publishes_total", result="unchanged")
+    before = metric(via_proxy, "gtm_powerdns_publishes_total", result="unchanged")
     again = await via_proxy.publish(inventory, table(inventory))
     assert not again.changed and again.generation == 1 and again.rrsets_changed == 0
     assert proxy.methods() == ["GET"]
-    assert metric("gtm_powerdns_publishes_total", result="unchanged") == before + 1
+    assert metric(via_proxy, "gtm_powerdns_publishes_total", result="unchanged") == before + 1
     assert pdns.rrsets()[("_gtm-generation.example.com.", "TXT")] == ['"1"']
 
 
@@ -189,7 +188,7 @@ async def test_a_plan_over_the_blast_radius_is_refused_unless_forced(
 ) -> None:
     await via_proxy.publish(inventory, table(inventory))
     exited = table(inventory, exit_("dc2"))
-    refused_before = metric("gtm_powerdns_publishes_total", result="refused")
+    refused_before = metric(via_proxy, "gtm_powerdns_publishes_total", result="refused")
     proxy.seen.clear()
     with capture_logs() as logs, pytest.raises(UnsafePlan) as caught:
         await via_proxy.publish(inventory, exited)
@@ -197,7 +196,7 @@ async def test_a_plan_over_the_blast_radius_is_refused_unless_forced(
     assert "changes 5 of 5 existing gtm records (100%)" in str(caught.value)
     assert proxy.methods() == ["GET"]  # read, then nothing written
     assert [e["event"] for e in logs] == ["powerdns.publish.refused"]
-    assert metric("gtm_powerdns_publishes_total", result="refused") == refused_before + 1
+    assert metric(via_proxy, "gtm_powerdns_publishes_total", result="refused") == refused_before + 1
     assert pdns.rrsets()[("_gtm-generation.example.com.", "TXT")] == ['"1"']
     forced = await via_proxy.publish(inventory, exited, force=True)
     assert forced.forced and forced.generation == 2 and forced.rrsets_changed == 5
