@@ -9,6 +9,7 @@ BENCHES = {
     "policy": "gtm.bench.policy",
     "probes": "gtm.bench.probes",
     "dns": "gtm.bench.dns",
+    "dns-under-load": "gtm.bench.dns_load",
     "failover": "gtm.bench.failover",
     "config": "gtm.bench.config",
 }

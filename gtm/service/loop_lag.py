@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 INTERVAL = 0.1
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -26,6 +26,11 @@ class LoopLag:
             buckets=BUCKETS,
             registry=registry,
         )
+        self._worst = Gauge(
+            "gtm_member_loop_lag_max_seconds",
+            "The longest the member's event loop was late since the member started",
+            registry=registry,
+        )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -33,5 +38,7 @@ class LoopLag:
             asked = loop.time() + self.interval
             await asyncio.sleep(self.interval)
             lag = max(0.0, loop.time() - asked)
-            self.worst = max(self.worst, lag)
             self._histogram.observe(lag)
+            if lag > self.worst:
+                self.worst = lag
+                self._worst.set(lag)
