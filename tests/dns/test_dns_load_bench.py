@@ -1,0 +1,39 @@
+"""`gtm bench dns-under-load`'s load generator and its reading of the member's loop lag."""
+
+from __future__ import annotations
+
+import math
+import socket
+
+from dns_estate import Running
+
+from gtm.bench.dns_load import generate, loop_lag, queries
+
+
+def test_the_generator_keeps_its_rate_and_times_every_reply(served: Running) -> None:
+    wires = [q for q in queries(3) if b"\x02s0" not in q]  # s1, s2: unknown names, REFUSED
+    got = generate(served.port, wires, rate=400, seconds=1.0)
+    assert got["sent"] == 400 and got["answered"] == 400
+    lat = got["latencies"]
+    assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"] < 2.0
+
+
+def test_queries_nobody_answers_are_lost() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        got = generate(silent.getsockname()[1], queries(3), rate=100, seconds=0.3)
+    assert got["sent"] == 30 and got["answered"] == 0 and math.isnan(got["latencies"]["p99"])
+
+
+def metrics(counts: dict[str, float]) -> dict[str, list[tuple[str, float]]]:
+    return {
+        "gtm_member_loop_lag_seconds_bucket": [
+            (f'gtm_member_loop_lag_seconds_bucket{{le="{le}"}}', n) for le, n in counts.items()
+        ]
+    }
+
+
+def test_loop_lag_between_two_scrapes() -> None:
+    before = metrics({"0.001": 10, "0.01": 10, "0.1": 10, "+Inf": 10})
+    after = metrics({"0.001": 980, "0.01": 1009, "0.1": 1010, "+Inf": 1010})
+    assert loop_lag(before, after) == (10.0, 100.0)  # 99% within 10 ms, all within 100 ms
