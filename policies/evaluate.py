@@ -20,7 +20,7 @@ import gc
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -29,6 +29,7 @@ from policies.health import Health, State
 from policies.model import Estate, Policy, Service
 from policies.overrides import Kind, Override, active
 from policies.row import RowProblem, RowSolution, Rule, solve
+from policies.safety import Check
 from policies.table import EMPTY, Cell, Out, Row, WeightTable
 
 
@@ -56,6 +57,8 @@ class Evaluation:
     admitted: tuple[str, ...]  # ids of the overrides in force
     forced: tuple[str, ...]  # ids in force only because they were forced
     changed: bool  # the table differs from the previous one (its generation rose)
+    # per exit or drain, its guardrails with their numbers (`policies.admit`)
+    checks: Mapping[str, tuple[Check, ...]] = field(default_factory=dict)
 
 
 Ramp = tuple[float, float, int]  # start, duration, cap
@@ -109,6 +112,7 @@ def evaluate(
         tuple(o.id for o in admission.admitted),
         admission.forced,
         changed,
+        admission.checks,
     )
 
 

@@ -13,14 +13,14 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from failover import MeshPlan
 from gtm.service.layers import layer_intent
 from policies import Check, Estate, Evaluation, Health, Override, UnsafePlan, WeightTable, evaluate
 
 MAX_ROWS_SHOWN = 200
-GUARDRAILS = ("min_active_regions", "max_concurrent_exits")
+GUARDRAILS = ("min_active_regions", "max_concurrent_exits")  # as `policies.admit` checks them
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +144,13 @@ def settle(
 
 
 def _guardrails(settled: Evaluation, ids: Sequence[str]) -> list[Check]:
-    refused = {r.rule: r for r in settled.refusals if r.override_id in ids}
-    forced = any(i in settled.forced for i in ids)
+    """Each guardrail as `policies.admit` met it, with its numbers; a refused one says
+    why in the refusal's own words."""
+    refused = {(r.override_id, r.rule): r for r in settled.refusals if r.override_id in ids}
     out = []
-    for rule in GUARDRAILS:
-        hit = refused.get(rule)
-        if hit is not None:
-            out.append(Check(rule, False, hit.message))
-        else:
-            verdict = "not enforced (forced)" if forced else "kept"
-            out.append(Check(rule, True, f"{rule}: {verdict}"))
-    out += [Check(r.rule, False, r.message) for r in refused.values() if r.rule not in GUARDRAILS]
+    for oid in ids:
+        for check in settled.checks.get(oid, ()):
+            hit = refused.pop((oid, check.rule), None)
+            out.append(check if hit is None else replace(check, passed=False, message=hit.message))
+    out += [Check(r.rule, False, r.message) for r in refused.values()]
     return out

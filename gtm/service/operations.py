@@ -193,13 +193,11 @@ class Operations:
             )
 
     async def _refuse(self, o: Override, refused: UnsafePlan, now: float, dry_run: bool) -> None:
-        """Log a refusal, and audit it unless only planning: nothing changes."""
+        """Log a refusal, and audit it (once, under its first rule) unless only planning."""
         log.warning("operator.refused", override=o.describe(), rule=refused.rule, why=str(refused))
         if not dry_run and self._audit is not None:
-            entries = [
-                AuditEntry.refused(o, Refusal(o.id, c.rule, c.message), now) for c in refused.checks
-            ]
-            await self._audit.append(entries)
+            refusal = Refusal(o.id, refused.rule, str(refused))
+            await self._audit.append([AuditEntry.refused(o, refusal, now)])
 
 
 def _override(action: Exit | Drain | Rollout | Enter, who: str, now: float) -> Override:

@@ -74,7 +74,13 @@ async def test_refused_answers_409_with_the_guardrail_and_changes_nothing(
     )
     assert status == 409
     assert "min_active_regions" in body["error"] and "--force" in body["error"]
-    assert [r["rule"] for r in body["details"]["refusals"]] == ["min_active_regions"]
+    # both guardrails it breaks, each with its numbers at the tightest service (the first)
+    refusals = body["details"]["refusals"]
+    assert [r["rule"] for r in refusals] == ["min_active_regions", "max_concurrent_exits"]
+    assert [(r["changed"], r["limit"], r["where"]) for r in refusals] == [
+        (1, 2, "foo"),
+        (2, 1, "foo"),
+    ]
     assert leader.intent() == before
     # a refused dry run answers 409 too, with its plan
     status, body, _ = await api.call(

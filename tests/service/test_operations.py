@@ -112,6 +112,7 @@ async def test_second_exit_refused_by_max_concurrent_exits(
 ) -> None:
     m = Member(inventory, tmp_path)
     await m.ops.act(Exit("dc2", "first"), who="alice", dry_run=False)
+    m.now += 1  # the second comes later (at the same instant, ids would order them)
     with pytest.raises(Refused, match=r"max_concurrent_exits|min_active_regions"):
         await m.ops.act(
             Exit("dc1", "second", services=frozenset({"foo"})), who="bob", dry_run=False
