@@ -11,6 +11,7 @@
 """
 
 from failover.intent.audit import Action, AuditEntry, AuditLog, FileAudit, transitions
+from failover.intent.codec import override_from_dict, override_to_dict, refusal_to_dict
 from failover.intent.configmap_audit import ConfigMapAudit
 from failover.intent.configmap_cas import CONFIGMAP_LIMIT, KubeRetry
 from failover.intent.configmap_published import ConfigMapPublishedStore
@@ -61,5 +62,8 @@ __all__ = [
     "TooLarge",
     "UnknownOverride",
     "Update",
+    "override_from_dict",
+    "override_to_dict",
+    "refusal_to_dict",
     "transitions",
 ]

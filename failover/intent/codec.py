@@ -1,10 +1,15 @@
-"""The JSON form of an operator override, shared by the intent state and the audit."""
+"""The JSON forms of an operator override and of a guardrail's refusal.
+
+One codec each, shared by the intent state, the audit, the member's status and
+the API's answers.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from policies.guardrails import Refusal
 from policies.overrides import Kind, Override
 
 
@@ -43,3 +48,12 @@ def override_from_dict(d: Mapping[str, Any]) -> Override:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"not an override: {e!r} in {dict(d)!r:.200}") from e
+
+
+def refusal_to_dict(r: Refusal) -> dict[str, Any]:
+    return {
+        "override_id": r.override_id,
+        "rule": r.rule,
+        "message": r.message,
+        "services": list(r.services),
+    }

@@ -22,8 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
+from failover.intent import refusal_to_dict
 from gtm.service.actions import ActionResult
-from policies import Check, Decision, Evaluation, Refusal, WeightTable
+from policies import Check, Decision, Evaluation, WeightTable
 
 
 def _default(value: object) -> Any:
@@ -53,12 +54,6 @@ async def json_built_aside(build: Callable[[], object]) -> web.Response:
     """
     text = await asyncio.to_thread(lambda: dumps(build()))
     return web.Response(text=text, content_type="application/json")
-
-
-def refusal_json(r: Refusal) -> dict[str, Any]:
-    d = asdict(r)
-    d["services"] = list(r.services)
-    return d
 
 
 def decision_json(d: Decision) -> dict[str, Any]:
@@ -107,7 +102,7 @@ def plan_json(ev: Evaluation, base: WeightTable | None) -> dict[str, Any]:
         "changed": ev.changed,
         "rows": rows,
         "decisions": [decision_json(d) for d in ev.decisions],
-        "refusals": [refusal_json(r) for r in ev.refusals],
+        "refusals": [refusal_to_dict(r) for r in ev.refusals],
         "admitted": list(ev.admitted),
         "forced": list(ev.forced),
     }

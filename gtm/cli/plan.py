@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 
 import click
 from rich.console import Console
 
+from failover.intent import refusal_to_dict
 from gtm.cli.options import (
     config_option,
     health_or_exit,
@@ -51,7 +51,7 @@ def plan(
         doc = {
             "table": ev.table.to_dict(),
             "decisions": [d._asdict() for d in decisions],
-            "refusals": [asdict(r) for r in ev.refusals],
+            "refusals": [refusal_to_dict(r) for r in ev.refusals],
         }
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from failover.intent import override_to_dict, refusal_to_dict
 from probes import HealthView
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def status_doc(m: MemberRuntime) -> dict[str, Any]:
         "intent": {
             "version": intent.version,
             "digest": intent.digest,
-            "active": [_override(o) for o in intent.overrides.values()],
+            "active": [override_to_dict(o) for o in intent.overrides.values()],
         },
         "regions": {
             r.name: {"locality": r.locality, "client_cidrs": [str(c) for c in r.client_cidrs]}
@@ -64,10 +65,7 @@ def status_doc(m: MemberRuntime) -> dict[str, Any]:
             "dns_admitted": list(snap.dns.admitted),
             "mesh_admitted": list(snap.mesh.admitted),
             "mesh_pending": [{"id": o.id, "at": at} for o, at in snap.layers.mesh_pending],
-            "refusals": [
-                {"override_id": r.override_id, "rule": r.rule, "message": r.message}
-                for r in snap.dns.refusals
-            ],
+            "refusals": [refusal_to_dict(r) for r in snap.dns.refusals],
         }
         doc["decisions"] = [d._asdict() for d in list(m.controller.decisions)[-20:]]  # type: ignore[union-attr]
         doc["exporters"] = m.controller.exporter_status  # type: ignore[union-attr]
@@ -140,20 +138,4 @@ def _health_summary(view: HealthView) -> dict[str, Any]:
         "regions": dict(Counter(h.state for h in view.regions.values())),
         "down": sorted(f"{s}/{r}" for (s, r), h in view.regions.items() if h.state == "down"),
         "impaired": sorted(view.impaired),
-    }
-
-
-def _override(o: Any) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "kind": o.kind.value,
-        "region": o.region,
-        "services": None if o.services is None else sorted(o.services),
-        "who": o.who,
-        "why": o.why,
-        "ticket": o.ticket,
-        "created": o.created,
-        "expires": o.expires,
-        "ramp": o.ramp,
-        "force": o.force,
     }
