@@ -39,7 +39,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -323,32 +323,32 @@ async def phase(
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_generator, args=(theirs, port, services, rate, seconds))
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=180)) as session:
         before = await member.metrics(session)
         child.start()
         theirs.close()
         t0 = time.monotonic()
-        plan = [
-            (
-                0.15,
-                lambda: member.act(
-                    session, "/v1/region/exit", {"region": "dc2", "reason": "bench"}
-                ),
-            ),
-            (0.40, None),  # the reload
-            (
-                0.65,
-                lambda: member.act(
-                    session, "/v1/region/enter", {"region": "dc2", "reason": "bench"}
-                ),
-            ),
-        ]
-        for at, action in plan:
-            await asyncio.sleep(max(0.0, t0 + at * seconds - time.monotonic()))
-            did = member.reload(ttl) if action is None else await action()
-            console.print(f"  t={time.monotonic() - t0:5.1f}s {did}")
+
+        async def timed(at: float, what: str, action: Awaitable[str]) -> None:
+            try:
+                did = await action
+            except (aiohttp.ClientError, TimeoutError) as e:
+                did = f"{what}: {type(e).__name__} {e}"
+            console.print(f"  t={at:5.1f}s {did}, took {time.monotonic() - t0 - at:.1f}s")
+
+        actions = []
+        for share, what in ((0.15, "exit"), (0.40, "reload"), (0.65, "enter")):
+            await asyncio.sleep(max(0.0, t0 + share * seconds - time.monotonic()))
+            at = time.monotonic() - t0
+            if what == "reload":
+                console.print(f"  t={at:5.1f}s {member.reload(ttl)}")
+                continue
+            body = {"region": "dc2", "reason": "bench"}
+            action = member.act(session, f"/v1/region/{what}", body)
+            actions.append(asyncio.create_task(timed(at, what, action)))
         result = await asyncio.to_thread(ours.recv)
         await asyncio.to_thread(child.join, 30)
+        await asyncio.gather(*actions)
         after = await member.metrics(session)
     p99, worst = loop_lag(before, after)
     lat = result["latencies"]

@@ -28,6 +28,7 @@ from gtm.cli.options import (
 from gtm.config import Inventory
 from gtm.dns import Answers, DnsServer, DnsWorkers
 from gtm.dns.records import glue_addresses
+from gtm.dns.sockets import bind
 from gtm.plan import what_if
 from policies import WeightTable
 
@@ -113,13 +114,24 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     services = len(inventory.estate.services)
+    dns = inventory.config.dns
     if n == 1:
         answers = Answers.build(inventory, table, ns_addresses=glue_addresses(listen[0]))
-        async with DnsServer(inventory.config.dns, answers, listen) as server:
+        sockets = bind(*listen, receive_buffer=dns.udp_receive_buffer, reuse_port=False)
+        server = DnsServer(dns, answers, sockets=sockets, cache_bytes=dns.cache_bytes)
+        async with server:
             _ready(table.generation, services, listen[0], server.port, n)
             await stopping.wait()
     else:
-        async with DnsWorkers(n, inventory, table, listen, use_uvloop=use_uvloop) as pool:
+        pool = DnsWorkers(
+            n,
+            inventory,
+            table,
+            listen,
+            use_uvloop=use_uvloop,
+            receive_buffer=dns.udp_receive_buffer,
+        )
+        async with pool:
             _ready(table.generation, services, listen[0], pool.port, n)
             await stopping.wait()
 

@@ -172,7 +172,11 @@ class DnsConfig(Model):
     default_region: str | None = None  # row for clients that match no region's CIDRs
     nameservers: list[Fqdn] = []  # NS at the apex; default ns1.<zone>
     hostmaster: str | None = None  # SOA RNAME; default hostmaster.<zone>
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(default=1, ge=1, le=64)  # answer processes (gtm.dns.workers)
+    # bytes asked for the UDP socket's receive buffer: a burst waits there, not dropped
+    udp_receive_buffer: int = Field(default=8 << 20, ge=64 << 10, le=1 << 30)
+    # bytes the answer path's caches of queries seen may hold (per answer process)
+    cache_bytes: int = Field(default=32 << 20, ge=1 << 20, le=1 << 34)
     exit_margin: Duration = 5.0  # after the TTL, before the mesh follows a DNS change
     powerdns: PowerDnsConfig | None = None
 

@@ -73,7 +73,10 @@ class _Worker:
         answers = await self.build(generation, computed_at)
         if self.server is None:
             assert self.inventory is not None
-            self.server = DnsServer(self.inventory.config.dns, answers, sockets=self.listening)
+            dns = self.inventory.config.dns
+            self.server = DnsServer(
+                dns, answers, sockets=self.listening, cache_bytes=dns.cache_bytes
+            )
             await stack.enter_async_context(self.server)
             self.out.send(("ready", os.getpid(), self.server.port, generation))
         else:

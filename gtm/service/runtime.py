@@ -232,6 +232,7 @@ class MemberRuntime:
                     self._inventory,
                     self._served,
                     split_listen(config.dns.listen),
+                    receive_buffer=config.dns.udp_receive_buffer,
                 )
             )
             self.registry.register(DnsCollector(dns.snapshots))
