@@ -203,3 +203,26 @@ def test_the_receive_buffer_is_sized_and_its_drops_are_counted() -> None:
             for _ in range(500):
                 sender.sendto(struct.pack("!H", 0) + b"x" * 40, full.getsockname())
         assert drops(full) > 400
+
+
+async def test_stop_lets_a_tcp_query_in_flight_finish(inventory: Inventory) -> None:
+    pool = DnsWorkers(1, inventory, planned(inventory), ("127.0.0.1", 0))
+    await pool.start()
+    port = pool.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    wire = dns.message.make_query("foo.example.com", "A").to_wire()
+    data = struct.pack("!H", len(wire)) + wire
+    writer.write(data[:7])  # half a query is in flight when the member stops
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    stopping = asyncio.create_task(pool.stop())
+    await asyncio.sleep(0.2)
+    writer.write(data[7:])
+    await writer.drain()
+    size = struct.unpack("!H", await reader.readexactly(2))[0]
+    assert dns.message.from_wire(await reader.readexactly(size)).answer
+    assert await reader.read() == b""  # then the worker closes, and exits
+    await stopping
+    writer.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the port is free again
+        s.bind(("127.0.0.1", port))
