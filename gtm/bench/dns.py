@@ -297,18 +297,27 @@ def measure(
     )
 
 
+def servers_table(title: str, columns: Sequence[str]) -> Table:
+    """A results table: the server in the first column, figures right-aligned after it."""
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i == 0 else "right")
+    return t
+
+
 def report(results: Sequence[Result], console: Console) -> dict[str, float]:
-    t = Table(title=f"dnsperf on {NAME} (weighted 98/1/1)")
-    for col in (
-        "server",
-        "queries/s",
-        "latency ms (sd)",
-        "lost",
-        "server CPU",
-        "q/s per core",
-        "local share",
-    ):
-        t.add_column(col, justify="left" if col == "server" else "right")
+    t = servers_table(
+        f"dnsperf on {NAME} (weighted 98/1/1)",
+        (
+            "server",
+            "queries/s",
+            "latency ms (sd)",
+            "lost",
+            "server CPU",
+            "q/s per core",
+            "local share",
+        ),
+    )
     for r in results:
         t.add_row(
             r.server,

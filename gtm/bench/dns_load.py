@@ -52,10 +52,9 @@ import dns.message
 import dns.query
 import yaml
 from rich.console import Console
-from rich.table import Table
 
 from chaos.estate import SimulatedEstate
-from gtm.bench.dns import GDNSD_CONFIG, ZONE, free_port
+from gtm.bench.dns import GDNSD_CONFIG, ZONE, free_port, servers_table
 
 SOCKETS = 16  # the generator's sockets: 16-bit IDs each, so no ID repeats within a run
 LATE = 2.0  # seconds after which a query counts as lost
@@ -409,19 +408,20 @@ def wait_answering(port: int, alive: Callable[[], bool], within: float = 60.0) -
 
 
 def report(results: Sequence[Latency], console: Console, rate: float) -> dict[str, Any]:
-    t = Table(title=f"DNS under load: {rate:,.0f} queries/s while the member works")
-    for col in (
-        "server",
-        "sent",
-        "lost",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "max ms",
-        "member loop lag p99 / max ms",
-        "UDP drops",
-    ):
-        t.add_column(col, justify="left" if col == "server" else "right")
+    t = servers_table(
+        f"DNS under load: {rate:,.0f} queries/s while the member works",
+        (
+            "server",
+            "sent",
+            "lost",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "member loop lag p99 / max ms",
+            "UDP drops",
+        ),
+    )
     for r in results:
         t.add_row(
             r.server,
