@@ -8,8 +8,11 @@
 - `AuditLog` (`FileAudit`, `ConfigMapAudit`): append-only history.
 - `PublishedStore` (`FilePublishedStore`, `ConfigMapPublishedStore`): the
   table last published, with its generation and epoch.
+- `Disk`: the file calls the file stores make, for a test to fail like a full
+  or read-only state directory.
 """
 
+from failover.intent.atomic_file import Disk
 from failover.intent.audit import Action, AuditEntry, AuditLog, FileAudit, transitions
 from failover.intent.codec import override_from_dict, override_to_dict, refusal_to_dict
 from failover.intent.configmap_audit import ConfigMapAudit
@@ -42,6 +45,7 @@ __all__ = [
     "ConfigMapIntentStore",
     "ConfigMapPublishedStore",
     "CorruptState",
+    "Disk",
     "Ending",
     "FileAudit",
     "FileIntentStore",

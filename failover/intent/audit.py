@@ -9,7 +9,9 @@ retried request, two members recording the same merge) can be recognised.
 
 `FileAudit` is the embedded default: JSON Lines, each append one fsynced
 `O_APPEND` write, with no lock: concurrent appenders do not interleave, and a
-member paused mid-append blocks no other. The ConfigMap backend lives in
+member paused mid-append blocks no other. An append that fails part-way (a
+full disk) is cut back, so no torn line stays, and raises `StoreUnavailable`
+naming the errno and the file. The ConfigMap backend lives in
 `configmap_audit`.
 """
 
@@ -25,8 +27,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from failover.intent.atomic_file import append_lines, read_bytes
+from failover.intent.atomic_file import OS_DISK, Appended, Disk, append_lines, read_bytes, withdraw
 from failover.intent.codec import override_from_dict, override_to_dict
+from failover.intent.errors import StoreUnavailable
 from failover.intent.state import Ending, IntentState, Tombstone
 from policies.guardrails import Refusal
 from policies.overrides import Kind, Override
@@ -176,18 +179,38 @@ class FileAudit:
     """JSON Lines in one local file. It only grows: rotate it with the state directory's
     backups (a real deployment also ships the `intent.*` log events)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, disk: Disk = OS_DISK) -> None:
         self.path = Path(path)
+        self.disk = disk
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
-            await asyncio.to_thread(self._append, [e.to_json().encode() for e in entries])
+            await asyncio.to_thread(self.append_now, entries)
 
     async def history(self, limit: int = 100, since: float | None = None) -> list[AuditEntry]:
         return newest_first(await asyncio.to_thread(self._read), limit, since)
 
-    def _append(self, lines: list[bytes]) -> None:
-        append_lines(self.path, lines)  # one O_APPEND write: appenders do not interleave
+    def append_now(self, entries: Sequence[AuditEntry]) -> Appended:
+        """Append in this thread (one O_APPEND write: appenders do not interleave)."""
+        try:
+            return append_lines(self.path, [e.to_json().encode() for e in entries], self.disk)
+        except OSError as error:
+            raise StoreUnavailable.from_os("append to the audit", self.path, error) from error
+
+    def withdraw_now(self, appended: Appended, entries: Sequence[AuditEntry]) -> None:
+        """Take back an append whose change was not stored after all."""
+        try:
+            if withdraw(self.path, appended):
+                return
+            why = "appended to since"
+        except OSError as error:
+            why = str(StoreUnavailable.from_os("cut back the audit", self.path, error))
+        log.error(
+            "intent.audit_not_withdrawn",
+            path=str(self.path),
+            why=why,
+            entries=[e.id for e in entries],
+        )
 
     def _read(self) -> list[AuditEntry]:
         raw = read_bytes(self.path) or b""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class IntentError(Exception):
     """Base of the durable-intent errors."""
@@ -54,4 +56,20 @@ class TooLarge(IntentError):
 
 
 class StoreUnavailable(IntentError):
-    """The store could not be read or written within its retry budget."""
+    """The store could not be read or written within its retry budget.
+
+    `cause` is the errno's name (`ENOSPC`, `EROFS`, `EIO`) when the disk refused,
+    so an operator reads "the state directory is full", not "internal error"."""
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+    @classmethod
+    def from_os(cls, operation: str, path: object, error: OSError) -> StoreUnavailable:
+        """`<path>: cannot <operation>: ENOSPC (No space left on device) on <file>`."""
+        cause = errno.errorcode.get(error.errno or 0)
+        detail = error.strerror or str(error)
+        reason = f"{cause} ({detail})" if cause else detail
+        on = f" on {error.filename}" if error.filename and str(error.filename) != str(path) else ""
+        return cls(f"{path}: cannot {operation}: {reason}{on}", cause)

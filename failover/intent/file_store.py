@@ -10,22 +10,39 @@ nothing the other needs, and its late write is refused when it wakes. A
 version file is complete and fsynced before it has its name, so a crash
 leaves the old state or the new one. The blocking work runs in a worker
 thread.
+
+Audited or not accepted: an update appends its audit entries first and links
+the state after; when the link fails (a full or read-only directory, a lost
+race) the entries are cut from the audit again, and when the append fails
+nothing is written. The error names the errno and the file
+(`StoreUnavailable.cause`: `ENOSPC`, `EROFS`, …).
+
+A corrupt newest file is refused, never skipped: unlike a published table,
+intent cannot be derived again, and the version before it may lack an exit an
+operator was told was accepted (serving from it would bring a region back
+into traffic). So `load()` and `update()` raise `CorruptState` naming the
+file, why, and the newest readable version to continue from, and log
+`intent.corrupt` (error) once; DNS keeps answering from the published table,
+and this pair does not lead until an operator restores the file or moves it
+aside (then anti-entropy merges back what the peers hold).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 from prometheus_client import CollectorRegistry
 
-from failover.intent.audit import AuditLog
+from failover.intent.atomic_file import OS_DISK, Disk
+from failover.intent.audit import AuditEntry, FileAudit, transitions
 from failover.intent.errors import CorruptState, StoreUnavailable
 from failover.intent.metrics import StoreMetrics
 from failover.intent.state import EMPTY, IntentState
-from failover.intent.store import Update, next_state, record
-from failover.intent.versioned import VersionedFiles
+from failover.intent.store import Update, log_transitions, next_state
+from failover.intent.versioned import Version, VersionedFiles
 
 log = structlog.get_logger(__name__)
 
@@ -37,15 +54,17 @@ class FileIntentStore:
         self,
         path: Path | str,
         *,
-        audit: AuditLog | None = None,
+        audit: FileAudit | None = None,
         race_timeout: float = 10.0,
         metrics: StoreMetrics | None = None,
+        disk: Disk = OS_DISK,
     ) -> None:
         self.path = Path(path)
         self.audit = audit
         self.race_timeout = race_timeout
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
-        self._files = VersionedFiles(self.path)
+        self._files = VersionedFiles(self.path, disk)
+        self._reported: set[Path] = set()
 
     def version_path(self, version: int) -> Path:
         return self._files.version_path(version)
@@ -55,7 +74,7 @@ class FileIntentStore:
 
     async def update(self, fn: Update, epoch: int) -> IntentState:
         try:
-            before, after = await asyncio.to_thread(self._update, fn, epoch)
+            before, after, entries = await asyncio.to_thread(self._update, fn, epoch)
         except Exception as error:
             self.metrics.failed(LABEL, error)
             raise
@@ -70,34 +89,81 @@ class FileIntentStore:
             version=after.version,
             epoch=after.epoch,
         )
-        await record(LABEL, self.audit, before, after)
+        log_transitions(LABEL, entries)
         return after
 
-    def _update(self, fn: Update, epoch: int) -> tuple[IntentState, IntentState]:
-        def attempt() -> tuple[IntentState, IntentState]:
+    def _update(self, fn: Update, epoch: int) -> tuple[IntentState, IntentState, list[AuditEntry]]:
+        def attempt() -> tuple[IntentState, IntentState, list[AuditEntry]]:
             number, before = self._read()
             after = next_state(before, fn, epoch, str(self.path))
-            if after is not before:
+            if after is before:
+                return before, after, []
+            entries = transitions(before, after)
+            audit = self.audit if entries else None
+            appended = None if audit is None else audit.append_now(entries)  # raises: not accepted
+            try:
                 self._files.write(number + 1, after.to_json().encode())
-            return before, after
+            except BaseException:
+                if audit is not None and appended is not None:
+                    audit.withdraw_now(appended, entries)
+                raise
+            return before, after, entries
 
         try:
             return self._files.retry(attempt, self.race_timeout)
         except OSError as error:
-            raise StoreUnavailable(f"{self.path}: cannot write: {error}") from error
+            raise StoreUnavailable.from_os("write", self.path, error) from error
 
     def _read(self) -> tuple[int, IntentState]:
         """The newest file's number (0: none yet) and the state in it."""
         try:
             newest = self._files.newest()
         except OSError as error:
-            raise StoreUnavailable(f"{self.path}: cannot read: {error}") from error
+            raise StoreUnavailable.from_os("read", self.path, error) from error
         if newest is None:
             return 0, EMPTY
         try:
             return newest.version, IntentState.from_json(newest.data)
-        except ValueError as e:  # json.JSONDecodeError is a ValueError
-            raise CorruptState(
-                f"{self._files.version_path(newest.version)}: not a readable intent state "
-                f"({e}); restore it from a backup or a peer, it will not be overwritten"
-            ) from e
+        except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise self._corrupt(newest.version, e) from e
+
+    def _corrupt(self, version: int, error: ValueError) -> CorruptState:
+        path = self._files.version_path(version)
+        try:
+            older = self._files.newest_valid(_state_below(version))
+        except OSError:
+            older = None
+        if older is not None and older.value is not None:
+            before = self._files.version_path(older.version)
+            fallback = (
+                f"the newest readable one is {before.name} (intent version "
+                f"{older.value.version}, {len(older.value.overrides)} override(s) in force), "
+                "which may lack a change an operator was told was accepted; restore "
+                f"{path.name} from a backup, or move it aside (to {path.name}.corrupt) to "
+                f"continue from {before.name} and let the peers' anti-entropy merge back "
+                "what they hold"
+            )
+        else:
+            fallback = (
+                f"no older version is readable; restore {path.name} from a backup, or move "
+                "it aside to start empty and let the peers' anti-entropy merge back what "
+                "they hold"
+            )
+        if path not in self._reported:
+            self._reported.add(path)
+            log.error(
+                "intent.corrupt", store=LABEL, file=str(path), why=str(error), fallback=fallback
+            )
+        return CorruptState(
+            f"{path}: not a readable intent state ({error}); it will not be overwritten, "
+            f"nor skipped: {fallback}"
+        )
+
+
+def _state_below(version: int) -> Callable[[Version, int], IntentState]:
+    def parse(v: Version, size: int) -> IntentState:
+        if v.version >= version:
+            raise ValueError("the corrupt one")
+        return IntentState.from_json(v.data)
+
+    return parse

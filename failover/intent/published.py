@@ -24,23 +24,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry
 
+from failover.intent.atomic_file import OS_DISK, Disk
 from failover.intent.errors import CorruptState, StaleGeneration, StoreUnavailable
 from failover.intent.metrics import StoreMetrics
 from failover.intent.store import check_epoch
-from failover.intent.versioned import Version, VersionedFiles
+from failover.intent.versioned import Found, Version, VersionedFiles
 from policies.table import WeightTable
 
 log = structlog.get_logger(__name__)
 
 FORMAT = 1
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,24 +153,41 @@ def must_write(where: str, stored: PublishedHead | None, new: PublishedHead) -> 
 
 
 def decode_table(where: str, head: PublishedHead, body: bytes) -> Published:
+    try:
+        return Published(table_of(head, body), head)
+    except ValueError as e:
+        raise CorruptState(f"{where}: {e}") from e
+
+
+def table_of(head: PublishedHead, body: bytes) -> WeightTable:
+    """The table `body` holds, checked against its header; ValueError with the reason."""
     if hashlib.sha256(body).hexdigest() != head.sha256:
-        raise CorruptState(f"{where}: the stored table does not match its header's SHA-256")
+        raise ValueError("the stored table does not match its header's SHA-256")
     try:
         table = WeightTable.from_dict(json.loads(body))
     except ValueError as e:
-        raise CorruptState(f"{where}: the stored table is not readable: {e}") from e
+        raise ValueError(f"the stored table is not readable: {e}") from e
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"the stored JSON is not a table: {e!r}") from e
     if table.generation != head.generation:
-        raise CorruptState(
-            f"{where}: header says generation {head.generation}, table {table.generation}"
-        )
-    return Published(table, head)
+        raise ValueError(f"header says generation {head.generation}, table {table.generation}")
+    return table
 
 
 class FilePublishedStore:
     """The embedded default: `<state dir>/table-dns.json.<n>`, header line then table.
 
     Compare-and-swap on numbered files without a lock (`failover.intent.versioned`),
-    so a leader paused in the middle of a save cannot stall its successor's."""
+    so a leader paused in the middle of a save cannot stall its successor's.
+
+    The table is derived data (the leader evaluates it again from intent and
+    health), so a version that cannot be read (garbage, cut short, JSON that is
+    not a table) does not stop a member: `head()`, `load()` and `save()` use the
+    newest valid version, and the ones skipped are logged once
+    (`published.skipped`, each file with why). A save goes above every version,
+    valid or not; the skipped ones are pruned in their turn. `head()` checks the
+    header and the file's size (cheap); `load()` checks the table's SHA-256 too.
+    """
 
     LABEL = "file/published"
 
@@ -178,11 +197,13 @@ class FilePublishedStore:
         *,
         race_timeout: float = 10.0,
         metrics: StoreMetrics | None = None,
+        disk: Disk = OS_DISK,
     ) -> None:
         self.path = Path(path)
         self.race_timeout = race_timeout
-        self._files = VersionedFiles(self.path)
+        self._files = VersionedFiles(self.path, disk)
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
+        self._reported: set[Path] = set()
 
     async def head(self) -> PublishedHead | None:
         return await asyncio.to_thread(self._head)
@@ -214,38 +235,53 @@ class FilePublishedStore:
         data = encoded.head.to_json().encode() + b"\n" + encoded.body
 
         def attempt() -> tuple[Published, bool]:
-            newest = self._newest(first_line_only=True)
-            stored = None if newest is None else self._parse_head(newest.data)
+            newest = self._find(_head_of, first_line_only=True)
+            stored = newest.value
             if not must_write(str(self.path), stored, encoded.head):
                 assert stored is not None
                 return Published(table, stored), False
-            self._files.write(1 if newest is None else newest.version + 1, data)
+            self._files.write(newest.top + 1, data)
             return Published(table, encoded.head), True
 
         try:
             return self._files.retry(attempt, self.race_timeout)
         except OSError as error:
-            raise StoreUnavailable(f"{self.path}: cannot write: {error}") from error
-
-    def _newest(self, *, first_line_only: bool = False) -> Version | None:
-        try:
-            return self._files.newest(first_line_only=first_line_only)
-        except OSError as error:
-            raise StoreUnavailable(f"{self.path}: cannot read: {error}") from error
+            raise StoreUnavailable.from_os("write", self.path, error) from error
 
     def _head(self) -> PublishedHead | None:
-        newest = self._newest(first_line_only=True)
-        return None if newest is None else self._parse_head(newest.data)
+        return self._find(_head_of, first_line_only=True).value
 
     def _load(self) -> Published | None:
-        newest = self._newest()
-        if newest is None:
-            return None
-        line, _, body = newest.data.partition(b"\n")
-        return decode_table(str(self.path), self._parse_head(line), body)
+        return self._find(_published_of).value
 
-    def _parse_head(self, line: bytes) -> PublishedHead:
+    def _find(self, parse: Callable[[Version, int], T], first_line_only: bool = False) -> Found[T]:
         try:
-            return PublishedHead.from_json(line)
-        except ValueError as e:
-            raise CorruptState(f"{self.path}: unreadable header: {e}") from e
+            found = self._files.newest_valid(parse, first_line_only)
+        except OSError as error:
+            raise StoreUnavailable.from_os("read", self.path, error) from error
+        fresh = [s for s in found.skipped if s.path not in self._reported]
+        if fresh:
+            self._reported.update(s.path for s in fresh)
+            log.warning(
+                "published.skipped",
+                store=self.LABEL,
+                path=str(self.path),
+                skipped=[{"file": str(s.path), "why": s.why} for s in fresh],
+                using=str(self._files.version_path(found.version)) if found.version else None,
+            )
+        return found
+
+
+def _head_of(version: Version, size: int) -> PublishedHead:
+    """The header of a stored file whose size matches what the header promises."""
+    head = PublishedHead.from_json(version.data)
+    expected = len(version.data) + head.size
+    if size != expected:
+        raise ValueError(f"{size} bytes, its header promises {expected} (cut short or padded)")
+    return head
+
+
+def _published_of(version: Version, size: int) -> Published:
+    line, _, body = version.data.partition(b"\n")
+    head = _head_of(Version(version.version, line + b"\n"), size)
+    return Published(table_of(head, body), head)

@@ -16,19 +16,22 @@ revived tombstone is a bug and raises ValueError), which keeps `version`
 monotonic.
 
 After each write the store logs one `intent.<action>` event per transition
-and appends them to its audit log, if it has one. The state is written
-first: if the audit append fails, the intent stands and the failure is
-logged (`intent.audit_failed`) with the entries.
+and appends them to its audit log, if it has one. The file store appends
+first and withdraws the entries when its write fails, so an accepted change
+is audited or not accepted (`failover.intent.file_store`). The ConfigMap
+store writes the state first (`record`): if the audit append fails, the
+intent stands and the failure is logged (`intent.audit_failed`) with the
+entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import structlog
 
-from failover.intent.audit import AuditLog, transitions
+from failover.intent.audit import AuditEntry, AuditLog, transitions
 from failover.intent.errors import IntentError, StaleEpoch
 from failover.intent.state import IntentState
 
@@ -67,11 +70,7 @@ def next_state(current: IntentState, fn: Update, epoch: int, where: str) -> Inte
     return current if stamped == current else stamped
 
 
-async def record(
-    store: str, audit: AuditLog | None, before: IntentState, after: IntentState
-) -> None:
-    """Log the transitions of one write and append them to the audit log."""
-    entries = transitions(before, after)
+def log_transitions(store: str, entries: Sequence[AuditEntry]) -> None:
     for e in entries:
         log.info(
             f"intent.{e.action.value}",
@@ -83,6 +82,14 @@ async def record(
             ticket=e.ticket,
             at=e.at,
         )
+
+
+async def record(
+    store: str, audit: AuditLog | None, before: IntentState, after: IntentState
+) -> None:
+    """Log the transitions of one write and append them to the audit log."""
+    entries = transitions(before, after)
+    log_transitions(store, entries)
     if audit is None or not entries:
         return
     try:

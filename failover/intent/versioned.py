@@ -14,18 +14,25 @@ blocks nobody; when it wakes, its late link is refused (the name exists) or,
 if the others moved past that version and pruned it, found behind a newer
 one and withdrawn. Blocking calls, meant for a worker thread. OS errors are
 the caller's to name.
+
+`newest_valid(parse)` reads from the newest down and returns the first
+version `parse` accepts, with the newer ones it skipped and why: for derived
+values (a published table) that a reader may rebuild from an older one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar
+
+from failover.intent.atomic_file import OS_DISK, Disk
 
 KEEP = 3  # files kept: the value and the two before it
 STALE_TEMP = 60.0  # seconds after which a temporary file is a crashed writer's leftover
@@ -43,9 +50,24 @@ class Version(NamedTuple):
     data: bytes
 
 
+class Skipped(NamedTuple):
+    path: Path
+    why: str
+
+
+class Found(NamedTuple, Generic[T]):
+    """The newest version `parse` accepted, what it made of it, and the newer ones skipped."""
+
+    version: int  # 0: none accepted
+    value: T | None
+    skipped: list[Skipped]  # newest first
+    top: int  # the highest version number present (the next write takes top + 1)
+
+
 class VersionedFiles:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, disk: Disk = OS_DISK) -> None:
         self.path = Path(path)  # the value's name; its files are `<path>.<version>`
+        self.disk = disk
 
     def version_path(self, version: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{version:010d}")
@@ -81,6 +103,31 @@ class VersionedFiles:
             return Version(versions[-1], data)
         raise OSError(f"{self.path} changed {READ_ATTEMPTS} times while being read")
 
+    def newest_valid(
+        self, parse: Callable[[Version, int], T], first_line_only: bool = False
+    ) -> Found[T]:
+        """From the newest down, the first version `parse(version, file size)` accepts;
+        `parse` raises ValueError with the reason for one it does not. With no
+        version accepted (or none there), `value` is None and `version` 0."""
+        for _ in range(READ_ATTEMPTS):
+            versions = self.versions()
+            skipped: list[Skipped] = []
+            top = versions[-1] if versions else 0
+            try:
+                for version in reversed(versions):
+                    path = self.version_path(version)
+                    with path.open("rb") as f:
+                        data = f.readline() if first_line_only else f.read()
+                        size = os.fstat(f.fileno()).st_size
+                    try:
+                        return Found(version, parse(Version(version, data), size), skipped, top)
+                    except ValueError as e:
+                        skipped.append(Skipped(path, str(e)))
+            except FileNotFoundError:
+                continue  # pruned by a newer write since the listing: look again
+            return Found(0, None, skipped, top)
+        raise OSError(f"{self.path} changed {READ_ATTEMPTS} times while being read")
+
     def retry(self, attempt: Callable[[], T], timeout: float) -> T:
         """Run `attempt` (read the newest, decide, write the next) again, after a short
         random pause, each time it loses a race (VersionTaken); TimeoutError once
@@ -104,14 +151,20 @@ class VersionedFiles:
         target = self.version_path(version)
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                view = memoryview(data)
+                while view:
+                    written = self.disk.write(fd, view)
+                    if written <= 0:
+                        raise OSError(errno.ENOSPC, "nothing written", temp)
+                    view = view[written:]
+                self.disk.fsync(fd)
+            finally:
+                os.close(fd)
             if abandoned():
                 raise TimeoutError("the caller gave up waiting")
             try:
-                os.link(temp, target)
+                self.disk.link(temp, str(target))
             except FileExistsError:
                 raise VersionTaken(f"{target.name} was written by another writer first") from None
         finally:

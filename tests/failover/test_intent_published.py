@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import hashlib
+import json
 import os
 from pathlib import Path
 
 import pytest
 from intent_fixtures import FAST, another_client, big_table, kube
+from structlog.testing import capture_logs
 
 from failover.intent import (
     CONFIGMAP_LIMIT,
@@ -177,3 +180,60 @@ def test_a_leader_paused_mid_save_neither_stalls_its_successor_nor_lands_later(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         f"table-dns.json.{v:010d}" for v in (3, 4, 5)
     ]
+
+
+CORRUPT = {
+    "garbage": lambda good: b"\x00\xff garbage \x9c" * 40,
+    "cut short": lambda good: good[: len(good) // 2],
+    "not a table": lambda good: b'{"format": 1}\n[1, 2, 3]',
+    "a table that is not one": lambda good: _rehead(good, b'{"rows": "no"}'),
+}
+
+
+def _rehead(good: bytes, body: bytes) -> bytes:
+    """A header that matches `body` (size and SHA-256), over JSON that is no table."""
+    head = json.loads(good.partition(b"\n")[0])
+    head.update(sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+    return json.dumps(head).encode() + b"\n" + body
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPT))
+async def test_a_corrupt_newest_table_is_skipped_and_named(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "table-dns.json"
+    store = FilePublishedStore(path)
+    for generation in (1, 2, 3):
+        await store.save(table(generation), epoch=1, now=float(generation))
+    newest = path.with_name("table-dns.json.0000000003")
+    newest.write_bytes(CORRUPT[kind](newest.read_bytes()))
+    restarted = FilePublishedStore(path)
+    with capture_logs() as logs:
+        loaded = await restarted.load()
+        head = await restarted.head()
+        assert await restarted.load() == loaded  # reported once, not on every read
+    assert loaded is not None and loaded.generation == 2 and loaded.table.rows == SMALL.rows
+    if kind != "a table that is not one":  # its header is sound: head() reads only that
+        assert head is not None and head.generation == 2
+    (event,) = [e for e in logs if e["event"] == "published.skipped"]
+    assert event["log_level"] == "warning"
+    assert event["using"] == str(path.with_name("table-dns.json.0000000002"))
+    (skipped,) = event["skipped"]
+    assert skipped["file"] == str(newest) and skipped["why"]
+    # the leader continues above the bad version; fencing reads the valid one
+    with pytest.raises(StaleGeneration):
+        await restarted.save(table(1), epoch=1, now=4.0)
+    await restarted.save(table(4), epoch=1, now=4.0)
+    again = await FilePublishedStore(path).load()
+    assert again is not None and again.generation == 4
+    assert path.with_name("table-dns.json.0000000004").exists()
+
+
+async def test_with_every_table_corrupt_the_store_starts_empty(tmp_path: Path) -> None:
+    path = tmp_path / "table-dns.json"
+    for n in (1, 2):
+        path.with_name(f"table-dns.json.000000000{n}").write_bytes(b"{")
+    store = FilePublishedStore(path)
+    assert await store.load() is None and await store.head() is None
+    await store.save(table(1), epoch=1, now=1.0)
+    loaded = await store.load()
+    assert loaded is not None and loaded.generation == 1
+    assert path.with_name("table-dns.json.0000000003").exists()
