@@ -46,7 +46,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return json_response(request.app[MEMBER].status())
+    return json_response(request.app[MEMBER].status().to_json())
 
 
 async def table(request: web.Request) -> web.Response:

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from chaos.estate import SimulatedEstate
 from gtm.cli.render import table_view
+from gtm.status import MemberStatus, StatusError, read_status
 from policies import WeightTable
 
 
@@ -111,10 +112,8 @@ async def _until_led(estate: SimulatedEstate, within: float = 30.0) -> None:
         headers=headers, timeout=aiohttp.ClientTimeout(total=2.0)
     ) as s:
         while time.monotonic() < deadline:
-            statuses = await asyncio.gather(
-                *(_get(s, url + "/v1/status") for url in estate.api_urls.values())
-            )
-            led = {d["region"] for d in statuses if d is not None and d.get("role") == "leader"}
+            statuses = await asyncio.gather(*(_status(s, url) for url in estate.api_urls.values()))
+            led = {d.region for d in statuses if d is not None and d.role == "leader"}
             if led >= regions:
                 return
             await asyncio.sleep(0.5)
@@ -166,7 +165,7 @@ async def _live_table(
         with Live(console=console, refresh_per_second=2, transient=False) as live:
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 statuses = await asyncio.gather(
-                    *(_get(session, url + "/v1/status") for url in estate.api_urls.values())
+                    *(_status(session, url) for url in estate.api_urls.values())
                 )
                 leader_url = _leader_url(estate, statuses)
                 table_doc = await _get(session, leader_url + "/v1/table") if leader_url else None
@@ -175,6 +174,14 @@ async def _live_table(
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await stop.wait()
+
+
+async def _status(session: aiohttp.ClientSession, url: str) -> MemberStatus | None:
+    doc = await _get(session, url + "/v1/status")
+    try:
+        return None if doc is None else read_status(doc, url)
+    except StatusError:
+        return None
 
 
 async def _get(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
@@ -217,9 +224,9 @@ async def _sample_answers(estate: SimulatedEstate) -> dict[str, Counter[str]]:
     return out
 
 
-def _leader_url(estate: SimulatedEstate, statuses: list[dict[str, Any] | None]) -> str | None:
+def _leader_url(estate: SimulatedEstate, statuses: list[MemberStatus | None]) -> str | None:
     for url, status in zip(estate.api_urls.values(), statuses, strict=True):
-        if status is not None and status.get("role") == "leader":
+        if status is not None and status.role == "leader":
             return url
     return next(iter(estate.api_urls.values()))
 
@@ -227,7 +234,7 @@ def _leader_url(estate: SimulatedEstate, statuses: list[dict[str, Any] | None]) 
 def _view(
     estate: SimulatedEstate,
     regions: list[str],
-    statuses: list[dict[str, Any] | None],
+    statuses: list[MemberStatus | None],
     table_doc: dict[str, Any] | None,
     answers: dict[str, Counter[str]],
 ) -> Group:
@@ -238,16 +245,13 @@ def _view(
         if status is None:
             members.add_row(name, "[red]not answering[/red]", "", "", "", "")
             continue
-        mesh = ", ".join(
-            f"{c} {m['in_sync']}/{m['desired']}" for c, m in status.get("mesh", {}).items()
-        )
-        health = status.get("health", {})
-        down = health.get("down", [])
-        active = [f"{o['kind']} {o['region']}" for o in status.get("intent", {}).get("active", [])]
+        mesh = ", ".join(f"{c} {m.in_sync}/{m.desired}" for c, m in status.mesh.items())
+        down = status.health.get("down", [])
+        active = [f"{o['kind']} {o['region']}" for o in status.intent.active]
         members.add_row(
             name,
-            status.get("role", "?"),
-            str(status.get("generation")),
+            status.role,
+            str(status.generation),
             mesh or "—",
             f"[red]down: {', '.join(down)}[/red]" if down else "all up",
             ", ".join(active) or "—",

@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gtm.cli.status import converge
-from gtm.client.convergence import LAYERS, Change
+from gtm.client.convergence import Change
 from gtm.client.http import (
     EXIT_REFUSED,
     EXIT_SERVER,
@@ -36,8 +36,8 @@ from gtm.client.http import (
     connection_options,
     run,
 )
-from gtm.client.member_status import MemberStatus, StatusError, read_status
 from gtm.config import parse_duration
+from gtm.status import LAYERS, MemberStatus, StatusError, read_status
 
 SHOWN = 40  # rows / patches printed before "… N more"
 

@@ -28,7 +28,7 @@ from gtm.client.convergence import (
     summary,
 )
 from gtm.client.http import EXIT_TIMEOUT, ApiClient, ApiError, CliError, connection_options, run
-from gtm.client.member_status import StatusError, read_status
+from gtm.status import StatusError, read_status
 from policies import WeightTable
 
 POLL = 0.5  # seconds between looks while waiting
@@ -204,22 +204,22 @@ def _print_status(views: Sequence[MemberView], table: dict[str, Any] | None) -> 
     own = views[0].status
     assert own is not None
     h = own.health
-    where = f" at {own.leader.address}" if own.leader.address else ""
-    epoch = own.epoch if own.epoch is not None else own.leader.epoch  # a standby's: its leader's
+    leader = own.holder
+    where = f" at {leader.address}" if leader.address else ""
+    epoch = own.epoch if own.epoch is not None else leader.epoch  # a standby's: its leader's
     lines = [
         f"{own.identity} ({own.role}) in {own.region}, epoch {epoch};"
-        f" leader {own.leader.identity or 'unknown'}{where}",
+        f" leader {leader.identity or 'unknown'}{where}",
         f"table generation served: {own.generation}",
         f"health: {_health(h)}; impaired vantages: {', '.join(h.get('impaired', ())) or 'none'}",
-        f"intent version {own.intent.version}: {', '.join(own.intent.active) or 'none'}",
+        f"intent version {own.intent.version}: {', '.join(own.intent.ids) or 'none'}",
     ]
     for cluster, p in sorted(own.mesh.items()):
-        lines.append(
-            f"mesh {cluster}: {p.in_sync}/{p.desired} WorkloadEntries in sync, {p.drifted} drifted"
-        )
+        lines.append(f"mesh {cluster}: {p.in_sync}/{p.desired} WorkloadEntries in sync")
         lines += [f"  weights overridden: {c}" for c in p.conflicts]
     if own.pending:
-        lines.append(f"pending mesh changes: {json.dumps(own.pending)}")
+        waiting = ", ".join(f"{p.id} (mesh at {p.at:.1f})" for p in own.pending)
+        lines.append(f"pending mesh changes: {waiting}")
     lines += [f"member {_member_line(progress(Change((), '', True, None), v))}" for v in views[1:]]
     for line in lines:
         console.print(escape(line))

@@ -2,7 +2,7 @@
 
 - `http`: connection settings (flags, environment, the demo's file), `ApiClient` (one
   session; writes follow a standby's 503 to the leader), `ApiError`, `CliError`, exit codes.
-- `member_status`: `/v1/status` as the client reads it (`MemberStatus`, `read_status`).
+- the member's status it reads is `gtm.status.MemberStatus`, the type the member builds.
 - `convergence`: what "done" means for a change on every member (`Change`, `MemberView`,
   `progress`).
 - `answers_check`: what each member's DNS actually answers, against the intended split.

@@ -28,7 +28,7 @@ import dns.message
 import dns.rdatatype
 
 from gtm.client.convergence import Change
-from gtm.client.member_status import MemberStatus
+from gtm.status import MemberStatus
 
 SAMPLE = 8  # services asked per member and poll
 

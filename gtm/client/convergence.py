@@ -14,9 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gtm.client.member_status import MemberStatus, MeshProgress
-
-LAYERS = ("dns", "mesh")
+from gtm.status import LAYERS, MemberStatus, MeshProgress
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +54,7 @@ class MemberProgress:
         return (
             self.problem is None
             and all(self.layers.values())
-            and all(p.synced(self.mesh_generation) for p in self.mesh.values())
+            and all(p.synced_to(self.mesh_generation) for p in self.mesh.values())
         )
 
     def line(self) -> str:
@@ -74,7 +72,7 @@ class MemberProgress:
 def needs_tombstones(change: Change, status: MemberStatus) -> bool:
     """Some id is neither admitted nor in force here: ask the member whether it ended."""
     return any(
-        i not in status.intent.active and not all(status.admits(layer, i) for layer in LAYERS)
+        i not in status.intent.ids and not all(status.admits(layer, i) for layer in LAYERS)
         for i in change.ids
     )
 

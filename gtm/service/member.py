@@ -1,7 +1,7 @@
 """What one running member of an HA pair offers the HTTP API.
 
 `gtm.service.runtime` implements it; the API (`gtm.api`) depends only on this
-protocol, so API tests hand in a small fake member instead of a whole service.
+protocol; its tests run it against the real member (`MemberRuntime`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from failover.intent import AuditEntry, IntentState
 from gtm.service.actions import Action, ActionResult
+from gtm.status import MemberStatus
 from policies import Evaluation, Override, WeightTable
 
 Role = Literal["starting", "leader", "standby"]
@@ -29,11 +30,8 @@ class Member(Protocol):
         """Has a table to serve (readiness)."""
         ...
 
-    def status(self) -> dict[str, Any]:
-        """JSON-able: identity, region, role, leader {identity, address}, epoch, generation
-        served, dns listen address, health summary (up/down/unknown counts, impaired
-        vantages), intent {version, digest, active ids}, admitted ids per layer, mesh
-        progress per cluster {in_sync, desired, drifted}, pending mesh changes, peers."""
+    def status(self) -> MemberStatus:
+        """What it serves, holds and sees now (`gtm.status.MemberStatus`)."""
         ...
 
     def table(self) -> WeightTable | None:

@@ -42,7 +42,8 @@ from gtm.service.observation_log import ObservationLog
 from gtm.service.operations import Leadership, Operations
 from gtm.service.peers import PeerExchange
 from gtm.service.probing import engine_health, health_settings, probe_targets
-from gtm.service.status import health_doc, status_doc
+from gtm.service.status import health_doc, member_status
+from gtm.status import MemberStatus
 from policies import Evaluation, Health, Override, WeightTable, evaluate
 from probes import (
     HealthMonitor,
@@ -134,8 +135,8 @@ class MemberRuntime:
     def health(self) -> dict[str, Any]:
         return health_doc(self._monitor.view())
 
-    def status(self) -> dict[str, Any]:
-        return status_doc(self)
+    def status(self) -> MemberStatus:
+        return member_status(self)
 
     async def history(self, limit: int, since: float | None) -> Sequence[AuditEntry]:
         if self._stores is None:

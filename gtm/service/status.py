@@ -1,8 +1,8 @@
-"""What a member reports about itself: `/v1/status` and `/v1/health` documents.
+"""What a member reports about itself: its `MemberStatus` (`/v1/status`) and `/v1/health`.
 
 Everything here is observed, not intended: the generation DNS serves now, the
 WorkloadEntries in sync as the reconcilers' watch caches see them, the
-vantages heard from. The runbook's `--wait` reads these keys.
+vantages heard from. The runbook's `--wait` reads the same type (`gtm.status`).
 """
 
 from __future__ import annotations
@@ -12,93 +12,106 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from failover.intent import override_to_dict, refusal_to_dict
+from gtm.status import (
+    DnsRef,
+    IntentRef,
+    Layers,
+    LeaderRef,
+    MemberStatus,
+    MeshProgress,
+    PeerRef,
+    Pending,
+    RegionRef,
+)
 from probes import HealthView
 
 if TYPE_CHECKING:
     from gtm.service.runtime import MemberRuntime
 
 
-def status_doc(m: MemberRuntime) -> dict[str, Any]:
+def member_status(m: MemberRuntime) -> MemberStatus:
     config = m.inventory.config
     elector = m.elector
     holder = None if elector is None else elector.leader()
     served = m.table()
     snap = None if m.controller is None else m.controller.snapshot
-    view = m.health_view()
     intent = m.intent()
-    doc: dict[str, Any] = {
-        "identity": m.identity,
-        "region": m.region,
-        "role": m.role(),
-        "ready": m.ready(),
-        "started": m.started,
-        "leader": None
+    layers = None
+    decisions = exporters = None
+    if snap is not None:
+        layers = Layers(
+            evaluated_at=snap.at,
+            dns_generation=snap.dns.table.generation,
+            mesh_generation=snap.mesh.table.generation,
+            dns_admitted=list(snap.dns.admitted),
+            mesh_admitted=list(snap.mesh.admitted),
+            mesh_pending=[Pending(id=o.id, at=at) for o, at in snap.layers.mesh_pending],
+            refusals=[refusal_to_dict(r) for r in snap.dns.refusals],
+        )
+        assert m.controller is not None
+        decisions = [d._asdict() for d in list(m.controller.decisions)[-20:]]
+        exporters = m.controller.exporter_status
+    scheduler = m.scheduler
+    return MemberStatus(
+        identity=m.identity,
+        region=m.region,
+        role=m.role(),
+        ready=m.ready(),
+        started=m.started,
+        leader=None
         if holder is None
-        else {"identity": holder.identity, "address": holder.address, "epoch": holder.epoch},
-        "epoch": None if elector is None else elector.epoch,
-        "dns": {
-            "listen": config.dns.listen,
-            "generation": None if served is None else served.generation,
-            "served_at": m.served_at,
-            "ttl": config.dns.ttl,
-            "zones": m.inventory.zones(),
+        else LeaderRef(identity=holder.identity, address=holder.address, epoch=holder.epoch),
+        epoch=None if elector is None else elector.epoch,
+        dns=DnsRef(
+            listen=config.dns.listen,
+            generation=None if served is None else served.generation,
+            served_at=m.served_at,
+            ttl=config.dns.ttl,
+            zones=m.inventory.zones(),
+        ),
+        generation=None if served is None else served.generation,
+        health=_health_summary(m.health_view()),
+        intent=IntentRef(
+            version=intent.version,
+            digest=intent.digest,
+            active=[override_to_dict(o) for o in intent.overrides.values()],
+        ),
+        layers=layers,
+        mesh={
+            p.cluster: MeshProgress(
+                in_sync=p.in_sync,
+                desired=p.desired,
+                generation=p.generation,
+                synced=p.synced,
+                watching=p.watching,
+                converged=p.converged,
+                refused=p.refused,
+                stopped=p.stopped,
+                conflicts=list(p.conflicts),
+            )
+            for p in (r.progress() for r in m.reconcilers)
         },
-        "generation": None if served is None else served.generation,
-        "health": _health_summary(view),
-        "intent": {
-            "version": intent.version,
-            "digest": intent.digest,
-            "active": [override_to_dict(o) for o in intent.overrides.values()],
-        },
-        "regions": {
-            r.name: {"locality": r.locality, "client_cidrs": [str(c) for c in r.client_cidrs]}
+        peers=_peers(m),
+        regions={
+            r.name: RegionRef(locality=r.locality, client_cidrs=[str(c) for c in r.client_cidrs])
             for r in config.regions
         },
-        "fqdns": {s.name: s.fqdn for s in config.services},
-        "peers": _peers(m),
-    }
-    if snap is not None:
-        doc["layers"] = {
-            "evaluated_at": snap.at,
-            "dns_generation": snap.dns.table.generation,
-            "mesh_generation": snap.mesh.table.generation,
-            "dns_admitted": list(snap.dns.admitted),
-            "mesh_admitted": list(snap.mesh.admitted),
-            "mesh_pending": [{"id": o.id, "at": at} for o, at in snap.layers.mesh_pending],
-            "refusals": [refusal_to_dict(r) for r in snap.dns.refusals],
-        }
-        doc["decisions"] = [d._asdict() for d in list(m.controller.decisions)[-20:]]  # type: ignore[union-attr]
-        doc["exporters"] = m.controller.exporter_status  # type: ignore[union-attr]
-    doc["mesh"] = {
-        p.cluster: {
-            "in_sync": p.in_sync,
-            "desired": p.desired,
-            "generation": p.generation,
-            "synced": p.synced,
-            "watching": p.watching,
-            "converged": p.converged,
-            "refused": p.refused,
-            "stopped": p.stopped,
-            "conflicts": list(p.conflicts),
-        }
-        for p in (r.progress() for r in m.reconcilers)
-    }
-    scheduler = m.scheduler
-    if scheduler is not None:
-        doc["prober"] = asdict(scheduler.stats())
-    return doc
+        fqdns={s.name: s.fqdn for s in config.services},
+        decisions=decisions,
+        exporters=exporters,
+        prober=None if scheduler is None else asdict(scheduler.stats()),
+    )
 
 
-def _peers(m: MemberRuntime) -> list[dict[str, Any]]:
+def _peers(m: MemberRuntime) -> list[PeerRef]:
     """Every other member the config names (the partner too), with what the exchange heard."""
     heard = {} if m.peers is None else m.peers.status()
     out = []
     for p in m.inventory.config.api.peers:
-        entry: dict[str, Any] = {"region": p.region, "url": p.url}
         exchange = heard.get(p.region)
-        if exchange is not None and exchange["url"] == p.url.rstrip("/"):
-            entry["exchange"] = exchange
-        out.append(entry)
+        if exchange is not None and exchange["url"] != p.url.rstrip("/"):
+            exchange = None
+        out.append(PeerRef(region=p.region, url=p.url, exchange=exchange))
     return out
 
 

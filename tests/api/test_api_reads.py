@@ -11,8 +11,8 @@ from api_members import VIEWER, Api, Members, until
 
 from failover.intent import IntentState
 from gtm.api import TokenBook, make_app, serve_api
-from gtm.client.member_status import read_status
 from gtm.service.runtime import MemberRuntime
+from gtm.status import read_status
 from policies import WeightTable
 
 
@@ -52,7 +52,7 @@ async def test_status_is_the_members(api: Api, leader: Members) -> None:
     status, body, _ = await api.call("GET", "/v1/status", token=VIEWER)
     assert status == 200
     member = leader.members["dc1-a"]
-    assert set(body) == set(member.status())
+    assert set(body) == set(member.status().to_json())
     s = read_status(body, "dc1-a")
     assert (s.identity, s.region, s.role) == ("dc1-a", "dc1", "leader")
     assert s.generation == member.table().generation  # type: ignore[union-attr]
