@@ -2,9 +2,10 @@
 
 Entries are values. `transitions(before, after)` derives them from a store
 write (the stores record them after each write they make); refusals come from
-the operator actions (`gtm.service.operations`), which record
-`AuditEntry.refused(...)` for each check of the action's plan that refused it. Entries derived from a state have ids made
-of their action and the override's id, so recording one change twice (a
+the operator actions (`gtm.service.operations`), which record one
+`AuditEntry.refused(...)` per refused action: its plan's first failed rule, and
+every reason. Entries derived from a state have ids made of their action and
+the override's id, so recording one change twice (a
 retried request, two members recording the same merge) can be recognised.
 
 `FileAudit` is the embedded default: JSON Lines, each append one fsynced
