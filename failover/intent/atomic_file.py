@@ -1,4 +1,4 @@
-"""Durable local files: whole reads and durable appends, through a small disk seam.
+"""Durable local appends, through a small disk seam.
 
 Blocking calls, meant to run in a worker thread (`asyncio.to_thread`).
 Values that are replaced (the intent state, published tables, the lease)
@@ -7,7 +7,6 @@ are numbered files written by compare-and-swap: `failover.intent.versioned`.
 - `Disk`: the operations that fail when the state directory is full (ENOSPC),
   read-only (EROFS) or broken (EIO). The stores take one; tests hand in a
   subclass that fails the way a disk does instead of patching `os`.
-- `read_bytes`: the file's content, or None when there is none.
 - `append_lines`: one `write` of whole lines to an `O_APPEND` file, fsynced.
   The kernel places each `O_APPEND` write at the end as one piece, so two
   processes appending to one file need no lock and never interleave lines.
@@ -42,18 +41,11 @@ OS_DISK = Disk()
 
 
 class Appended(NamedTuple):
-    """Where one append landed: the file's bytes [start, end)."""
+    """Where one append landed: bytes [start, end) of the file `inode`."""
 
     start: int
     end: int
-
-
-def read_bytes(path: Path) -> bytes | None:
-    """The file's content, or None when there is no file."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
+    inode: int
 
 
 def append_lines(path: Path, lines: Sequence[bytes], disk: Disk = OS_DISK) -> Appended:
@@ -65,7 +57,8 @@ def append_lines(path: Path, lines: Sequence[bytes], disk: Disk = OS_DISK) -> Ap
     created = not path.exists()
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        size = os.fstat(fd).st_size
+        stat = os.fstat(fd)
+        size = stat.st_size
         torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a crash cut the last line
         data = (b"\n" if torn else b"") + block
         written = disk.write(fd, data)  # O_APPEND: one piece at the end, never interleaved
@@ -78,19 +71,23 @@ def append_lines(path: Path, lines: Sequence[bytes], disk: Disk = OS_DISK) -> Ap
             disk.fsync(fd)
         except OSError:
             with contextlib.suppress(OSError):
-                _cut_back(fd, Appended(end - written, end))
+                _cut_back(fd, Appended(end - written, end, stat.st_ino))
             raise
     finally:
         os.close(fd)
     if created:
         _fsync_dir(path.parent)
-    return Appended(end - written, end)
+    return Appended(end - written, end, stat.st_ino)
 
 
 def withdraw(path: Path, appended: Appended) -> bool:
     """Cut the file back to before `appended`; False when something was appended after
-    it (then it stays: entries carry ids, so a repeat can be recognised)."""
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    it, or the file was rotated (then it stays: entries carry ids, so a repeat can be
+    recognised)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
     try:
         return _cut_back(fd, appended)
     finally:
@@ -98,7 +95,8 @@ def withdraw(path: Path, appended: Appended) -> bool:
 
 
 def _cut_back(fd: int, appended: Appended) -> bool:
-    if os.fstat(fd).st_size != appended.end:
+    stat = os.fstat(fd)
+    if stat.st_ino != appended.inode or stat.st_size != appended.end:
         return False
     os.ftruncate(fd, appended.start)
     os.fsync(fd)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from failover.intent.atomic_file import OS_DISK, Appended, Disk, append_lines, read_bytes, withdraw
+from failover.intent.atomic_file import OS_DISK, Appended, Disk, append_lines, withdraw
 from failover.intent.codec import override_from_dict, override_to_dict
 from failover.intent.errors import StoreUnavailable
 from failover.intent.state import Ending, IntentState, Tombstone
@@ -177,23 +179,39 @@ def newest_first(
 
 
 class FileAudit:
-    """JSON Lines in one local file. It only grows: rotate it with the state directory's
-    backups (a real deployment also ships the `intent.*` log events)."""
+    """JSON Lines in local files, rotated by size, read back newest first.
 
-    def __init__(self, path: Path | str, disk: Disk = OS_DISK) -> None:
+    Appends go to `<path>` (`audit.jsonl`). Before an append finds it at
+    `segment_bytes` or more, it is rotated: hard-linked to the next segment,
+    `<path>.<n>` (ten digits, rising), and unlinked, so an appender that opened
+    it a moment before still lands in that segment. Segments are kept (back
+    them up with the state directory; a real deployment also ships the
+    `intent.*` log events). `history(limit)` reads the live file, then the
+    segments from the newest, each from its end in blocks, and stops once it
+    has `limit` entries: its cost follows `limit`, not the audit's age."""
+
+    SEGMENT_BYTES = 4 << 20
+    BLOCK = 64 << 10
+
+    def __init__(
+        self, path: Path | str, disk: Disk = OS_DISK, *, segment_bytes: int = SEGMENT_BYTES
+    ) -> None:
         self.path = Path(path)
         self.disk = disk
+        self.segment_bytes = segment_bytes
+        self._rotating = threading.Lock()
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
             await asyncio.to_thread(self.append_now, entries)
 
     async def history(self, limit: int = 100, since: float | None = None) -> list[AuditEntry]:
-        return newest_first(await asyncio.to_thread(self._read), limit, since)
+        return await asyncio.to_thread(self._newest, limit, since)
 
     def append_now(self, entries: Sequence[AuditEntry]) -> Appended:
         """Append in this thread (one O_APPEND write: appenders do not interleave)."""
         try:
+            self._rotate_if_full()
             return append_lines(self.path, [e.to_json().encode() for e in entries], self.disk)
         except OSError as error:
             raise StoreUnavailable.from_os("append to the audit", self.path, error) from error
@@ -203,7 +221,7 @@ class FileAudit:
         try:
             if withdraw(self.path, appended):
                 return
-            why = "appended to since"
+            why = "appended to (or rotated) since"
         except OSError as error:
             why = str(StoreUnavailable.from_os("cut back the audit", self.path, error))
         log.error(
@@ -213,14 +231,83 @@ class FileAudit:
             entries=[e.id for e in entries],
         )
 
-    def _read(self) -> list[AuditEntry]:
-        raw = read_bytes(self.path) or b""
-        entries: list[AuditEntry] = []
-        for number, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
+    def segments(self) -> list[Path]:
+        """The rotated segments, oldest first."""
+        prefix = self.path.name + "."
+        try:
+            names = os.listdir(self.path.parent)
+        except FileNotFoundError:
+            return []
+        numbers = sorted(
+            int(n[len(prefix) :])
+            for n in names
+            if n.startswith(prefix) and n[len(prefix) :].isdigit()
+        )
+        return [self._segment(n) for n in numbers]
+
+    def _segment(self, number: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{number:010d}")
+
+    def _rotate_if_full(self) -> None:
+        with self._rotating:
             try:
-                entries.append(AuditEntry.from_dict(json.loads(line)))
-            except ValueError as e:  # a line cut by a crash, or edited by hand
-                log.warning("intent.audit_bad_line", path=str(self.path), line=number, error=str(e))
-        return entries
+                live = os.stat(self.path)
+            except FileNotFoundError:
+                return
+            if live.st_size < self.segment_bytes:
+                return
+            segments = self.segments()
+            number = int(segments[-1].name.rsplit(".", 1)[1]) + 1 if segments else 1
+            try:
+                self.disk.link(str(self.path), str(self._segment(number)))
+            except FileExistsError:
+                return  # another process rotates it now
+            # unlink the live file only if it is still the one linked (another process
+            # may have rotated it and started a new one meanwhile)
+            if os.stat(self.path).st_ino == live.st_ino:
+                self.path.unlink()
+            log.info("intent.audit_rotated", path=str(self.path), segment=number)
+
+    def _newest(self, limit: int, since: float | None) -> list[AuditEntry]:
+        picked: list[AuditEntry] = []
+        if limit <= 0:
+            return picked
+        for path in [self.path, *reversed(self.segments())]:
+            for offset, line in _lines_from_the_end(path, self.BLOCK):
+                if not line.strip():
+                    continue
+                try:
+                    entry = AuditEntry.from_dict(json.loads(line))
+                except ValueError as e:  # a line cut by a crash, or edited by hand
+                    log.warning(
+                        "intent.audit_bad_line", path=str(path), offset=offset, error=str(e)
+                    )
+                    continue
+                if since is None or entry.at >= since:
+                    picked.append(entry)
+                    if len(picked) == limit:
+                        return picked
+        return picked
+
+
+def _lines_from_the_end(path: Path, block: int) -> Iterator[tuple[int, bytes]]:
+    """The file's lines, last first, each with its byte offset; nothing for no file."""
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return
+    with f:
+        end = f.seek(0, os.SEEK_END)
+        rest = b""  # the start of a line whose beginning is in an earlier block
+        while end > 0:
+            start = max(0, end - block)
+            f.seek(start)
+            chunk = f.read(end - start) + rest
+            lines = chunk.split(b"\n")
+            rest = lines[0] if start > 0 else b""
+            first = 1 if start > 0 else 0
+            position = start + len(chunk)
+            for line in reversed(lines[first:]):
+                position -= len(line) + 1
+                yield max(position + 1, 0), line
+            end = start

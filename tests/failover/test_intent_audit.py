@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from intent_fixtures import FAST, T0, exit_, kube
+from structlog.testing import capture_logs
 
 from failover.intent import (
     EMPTY,
@@ -101,3 +102,44 @@ async def test_configmap_audit_is_bounded_and_skips_repeats() -> None:
         assert [e.action for e in history].count(Action.REFUSED) == 1 and len(history) == 5
         (cm,) = sim.objects("", "v1", "configmaps", "gtm")
         assert len(cm["data"]["audit.jsonl"].splitlines()) == 5
+
+
+def many(count: int) -> list[AuditEntry]:
+    """`count` acceptances, one second apart, in the order they happened."""
+    return [
+        AuditEntry.accepted(exit_(f"x{i}", created=T0 + i, why=f"change {i} " + "w" * (i % 7)))
+        for i in range(count)
+    ]
+
+
+async def test_the_file_audit_rotates_by_size_and_reads_across_segments(tmp_path: Path) -> None:
+    audit = FileAudit(tmp_path / "audit.jsonl", segment_bytes=2000)
+    audit.BLOCK = 100  # lines cross block boundaries
+    entries = many(40)
+    with capture_logs() as logs:
+        for e in entries:
+            await audit.append([e])
+    segments = audit.segments()
+    assert len(segments) >= 4
+    assert all(p.stat().st_size < 2000 + 500 for p in segments)
+    assert sum(e["event"] == "intent.audit_rotated" for e in logs) == len(segments)
+    newest_first = list(reversed(entries))
+    assert await audit.history(limit=1000) == newest_first
+    assert await audit.history(limit=7) == newest_first[:7]
+    assert await audit.history(limit=100, since=T0 + 30) == newest_first[:10]
+    assert await FileAudit(audit.path).history(limit=1000) == newest_first  # a restart
+
+
+async def test_history_reads_only_the_segments_it_needs(tmp_path: Path) -> None:
+    audit = FileAudit(tmp_path / "audit.jsonl", segment_bytes=2000)
+    for e in many(40):
+        await audit.append([e])
+    oldest = audit.segments()[0]
+    oldest.write_bytes(b"not json at all\n" * 10)  # read it, and it says so
+    with capture_logs() as logs:
+        assert len(await audit.history(limit=5)) == 5
+    assert not [e for e in logs if e["event"] == "intent.audit_bad_line"]
+    with capture_logs() as logs:
+        await audit.history(limit=1000)
+    bad = [e for e in logs if e["event"] == "intent.audit_bad_line"]
+    assert len(bad) == 10 and {e["path"] for e in bad} == {str(oldest)}
