@@ -76,7 +76,10 @@ def responder(answers: Answers, cache_bytes: int = CACHE_BYTES) -> Respond:
     def respond(data: bytes, ip: str, udp: bool) -> bytes | None:
         known = seen.get(data[2:])
         if known is None:
-            return learn(data, ip, udp)
+            learned = learn(data, ip, udp)
+            if learned.__class__ is not tuple:
+                return learned  # type: ignore[return-value]  # the slow path's reply
+            known = learned  # type: ignore[assignment]
         picks, head, counts, question, opt, limit, row = known
         if row < 0:
             known_row = rows.get(ip)
@@ -94,7 +97,12 @@ def responder(answers: Answers, cache_bytes: int = CACHE_BYTES) -> Respond:
         hits[v[3]] += 1
         return reply
 
-    def learn(data: bytes, ip: str, udp: bool) -> bytes | None:
+    def learn(data: bytes, ip: str, udp: bool) -> _Known | bytes | None:
+        """What a first-seen query's reply needs (now in `seen`), or the slow path's reply.
+
+        It does not call `respond` back: no reference cycle between the two,
+        so a retired generation is freed by reference counting alone.
+        """
         nonlocal seen_bytes
         try:
             if data[2] & 0xF8 or data[4:11] != ONE_QUESTION:
@@ -124,8 +132,8 @@ def responder(answers: Answers, cache_bytes: int = CACHE_BYTES) -> Respond:
             seen.clear()
             seen_bytes = len(data) + _ENTRY_OVERHEAD
         head = flags[(data[2] & 1) | (data[3] & 0x10)]
-        seen[data[2:]] = (picks, head, counts, question, opt, limit, row)
-        return respond(data, ip, udp)
+        known = seen[data[2:]] = (picks, head, counts, question, opt, limit, row)
+        return known
 
     return respond
 

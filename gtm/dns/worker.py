@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import os
 import signal
 import socket
@@ -70,6 +71,19 @@ class _Worker:
                 deadline = time.perf_counter() + SLICE
 
     async def commit(self, generation: int, computed_at: float, stack: Any) -> None:
+        """Build and serve a generation. The cycle collector stays out of the way: a full
+        collection over a 4,000-service generation's objects holds the loop ~200 ms, so it
+        does not run during a build, and what serves is frozen (never scanned again) once
+        swapped in. A retired generation has no reference cycle: refcounting frees it."""
+        gc.disable()
+        try:
+            await self._commit(generation, computed_at, stack)
+        finally:
+            gc.collect(1)  # the young garbage of the build
+            gc.freeze()
+            gc.enable()
+
+    async def _commit(self, generation: int, computed_at: float, stack: Any) -> None:
         answers = await self.build(generation, computed_at)
         if self.server is None:
             assert self.inventory is not None

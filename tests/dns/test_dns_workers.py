@@ -4,14 +4,17 @@ answer while the parent's own loop is busy."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
 import struct
 import threading
 import time
+import weakref
 
 import dns.asyncquery
+import dns.edns
 import dns.message
 import dns.query
 import pytest
@@ -20,6 +23,7 @@ from dns_estate import ESTATE, planned, reshaped
 from gtm.config import Inventory, loads
 from gtm.dns import Answers, DnsWorkers
 from gtm.dns.sockets import bind, drops
+from gtm.dns.wire import responder
 from policies import WeightTable
 
 
@@ -226,3 +230,25 @@ async def test_stop_lets_a_tcp_query_in_flight_finish(inventory: Inventory) -> N
     writer.close()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the port is free again
         s.bind(("127.0.0.1", port))
+
+
+def test_a_retired_generation_is_freed_by_reference_counting(inventory: Inventory) -> None:
+    """The answer processes freeze what they serve (no cycle collection over it): a retired
+    generation and its caches must then go with their last reference, without the collector."""
+    answers = Answers.build(inventory, planned(inventory))
+    respond = responder(answers)
+    ecs = dns.edns.ECSOption("127.0.2.0", 24)
+    for q in (
+        dns.message.make_query("foo.example.com", "A"),
+        dns.message.make_query("foo.example.com", "A", use_edns=0, options=[ecs]),
+        dns.message.make_query("nope.example.com", "A"),
+    ):
+        for _ in range(3):  # the slow path, then learned, then from the cache
+            assert respond(q.to_wire(), "127.0.0.1", True) is not None
+    alive = weakref.ref(answers)
+    gc.disable()
+    try:
+        del answers, respond
+        assert alive() is None
+    finally:
+        gc.enable()
