@@ -19,6 +19,14 @@ ever, so a peer that still holds the override cannot bring it back.
   id (a bug, or two writers reusing an id) the larger canonical JSON wins, and
   of two tombstones of one id the earliest, so every peer picks the same.
 - `digest` tells two states of equal version apart (peers compare both).
+- `compact(ids)` drops tombstones once they can do no more good:
+  `compactable(peers, before)` names those that ended before `before` (the
+  leader passes now minus `TOMBSTONE_BOUND`, a week) and that no peer holds in
+  force, so no merge can bring their override back. `retired` counts the
+  tombstones dropped, and counts in `version` as they did, so versions still
+  only rise. A peer that has not compacted yet sends a dropped tombstone
+  back; it is dropped again at the next compaction (merge takes the highest
+  `retired`), and the pair converges once every peer has compacted it.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from policies.overrides import Kind, Override, active
 
 FORMAT = 1
 EXPIRY_WHO = "gtm"
+TOMBSTONE_BOUND = 7 * 86400.0  # seconds past its end before a tombstone may be compacted
 
 
 class Ending(StrEnum):
@@ -86,6 +95,7 @@ class IntentState:
     overrides: Mapping[str, Override] = field(default_factory=dict)  # id -> override in force
     tombstones: Mapping[str, Tombstone] = field(default_factory=dict)  # id -> how it ended
     epoch: int = 0
+    retired: int = 0  # tombstones compacted away
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
@@ -101,12 +111,14 @@ class IntentState:
             raise ValueError(f"overrides both in force and ended: {both}")
         if self.epoch < 0:
             raise ValueError(f"epoch {self.epoch} < 0")
+        if self.retired < 0:
+            raise ValueError(f"retired {self.retired} < 0")
 
     # --- reading -----------------------------------------------------------
 
     @property
     def version(self) -> int:
-        return len(self.overrides) + 2 * len(self.tombstones)
+        return len(self.overrides) + 2 * (len(self.tombstones) + self.retired)
 
     @property
     def digest(self) -> str:
@@ -242,6 +254,22 @@ class IntentState:
         ]
         return self._end(stones, ()), gone
 
+    def compactable(self, peers: Iterable[IntentState], before: float) -> frozenset[str]:
+        """The tombstones that ended before `before` and that no peer holds in force.
+        `peers` must be every peer's state: one not heard from may hold the override."""
+        in_force = set().union(*(p.overrides for p in peers))
+        return frozenset(
+            key for key, t in self.tombstones.items() if t.when < before and key not in in_force
+        )
+
+    def compact(self, ids: Iterable[str]) -> IntentState:
+        """Drop these tombstones (ids that are none are ignored); `version` stays."""
+        gone = set(ids) & set(self.tombstones)
+        if not gone:
+            return self
+        kept = {k: t for k, t in self.tombstones.items() if k not in gone}
+        return replace(self, tombstones=kept, retired=self.retired + len(gone))
+
     def merge(self, other: IntentState) -> IntentState:
         """Anti-entropy join with a peer's state (see the module docstring)."""
         tombstones = dict(self.tombstones)
@@ -255,7 +283,7 @@ class IntentState:
                     continue
                 mine = overrides.get(key)
                 overrides[key] = o if mine is None else max(mine, o, key=_override_order)
-        merged = IntentState(overrides, tombstones, self.epoch)
+        merged = IntentState(overrides, tombstones, self.epoch, max(self.retired, other.retired))
         return self if merged == self else merged
 
     def _end(self, stones: Iterable[Tombstone], added: Iterable[Override]) -> IntentState:
@@ -277,6 +305,7 @@ class IntentState:
             "epoch": self.epoch,
             "overrides": [override_to_dict(self.overrides[k]) for k in sorted(self.overrides)],
             "tombstones": [self.tombstones[k].to_dict() for k in sorted(self.tombstones)],
+            "retired": self.retired,
         }
 
     @classmethod
@@ -291,6 +320,7 @@ class IntentState:
                 overrides={o.id: o for o in overrides},
                 tombstones={t.id: t for t in tombstones},
                 epoch=int(d["epoch"]),
+                retired=int(d.get("retired", 0)),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not an intent state: {e!r}") from e

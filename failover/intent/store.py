@@ -12,7 +12,8 @@ Fencing: a write from an epoch lower than the stored one raises `StaleEpoch`
 and changes nothing. A write stamps the state with the writer's epoch, so
 a new leader's first write (even one that changes no intent) fences off the
 old leader. `fn` may add and end intent, never drop it (a lost id or a
-revived tombstone is a bug and raises ValueError), which keeps `version`
+revived tombstone is a bug and raises ValueError), and may compact
+tombstones only by counting them as `retired`, which keeps `version`
 monotonic.
 
 After each write the store logs one `intent.<action>` event per transition
@@ -59,12 +60,15 @@ def next_state(current: IntentState, fn: Update, epoch: int, where: str) -> Inte
     check_epoch(where, epoch, current.epoch)
     new = fn(current)
     known = set(new.overrides) | set(new.tombstones)
-    dropped = sorted((set(current.overrides) | set(current.tombstones)) - known)
-    revived = sorted(set(current.tombstones) - set(new.tombstones))
-    if dropped or revived:
+    dropped = sorted(set(current.overrides) - known)
+    gone = set(current.tombstones) - set(new.tombstones)
+    revived = sorted(gone & set(new.overrides))
+    compacted = len(gone) - len(revived)
+    if dropped or revived or compacted > new.retired - current.retired:
         raise ValueError(
             f"{where}: an update may add and end intent, never drop it "
-            f"(dropped {dropped}, revived {revived})"
+            f"(dropped {dropped}, revived {revived}, {compacted} tombstone(s) gone, "
+            f"retired {current.retired} -> {new.retired})"
         )
     stamped = new.with_epoch(max(epoch, current.epoch))
     return current if stamped == current else stamped

@@ -136,7 +136,7 @@ def states(draw: st.DrawFn) -> IntentState:
     """Any valid state, so different states may hold different overrides under one id."""
     stones = {t.id: t for t in draw(st.lists(tombstones(), max_size=4))}
     held = {o.id: o for o in draw(st.lists(overrides(), max_size=6)) if o.id not in stones}
-    return IntentState(held, stones, epoch=draw(st.integers(0, 5)))
+    return IntentState(held, stones, epoch=draw(st.integers(0, 5)), retired=draw(st.integers(0, 3)))
 
 
 # --- workers of the multi-process tests (spawned: importable, no closures) -----

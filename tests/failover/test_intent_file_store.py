@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,17 @@ async def test_a_corrupt_file_is_reported_and_never_overwritten(tmp_path: Path) 
     with pytest.raises(CorruptState):
         await store.update(lambda s: s.add(exit_("x1")), epoch=1)
     assert files(path) == {"intent.json.0000000001": b'{"format": 1, "overr'}
+
+
+async def test_an_update_may_compact_tombstones_but_not_drop_them(tmp_path: Path) -> None:
+    store = FileIntentStore(tmp_path / "intent.json")
+    await store.update(lambda s: s.add(exit_("x1")), epoch=1)
+    ended = await store.update(lambda s: s.remove("x1", "bob", "done", T0 + 1), epoch=1)
+    with pytest.raises(ValueError, match="1 tombstone"):
+        await store.update(lambda s: replace(s, tombstones={}), epoch=1)
+    compacted = await store.update(lambda s: s.compact(["x1"]), epoch=1)
+    assert not compacted.tombstones and compacted.version == ended.version
+    assert await FileIntentStore(store.path).load() == compacted
 
 
 async def test_an_update_may_not_drop_intent(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from intent_fixtures import T0, big_estate, drain, exit_, overrides, states
 
 from failover.intent import EMPTY, Ending, IntentConflict, IntentState, UnknownOverride
+from failover.intent.state import TOMBSTONE_BOUND
 from policies import Health, Kind, WeightTable, evaluate
 
 
@@ -135,6 +136,42 @@ def test_merge_keeps_the_receivers_epoch() -> None:
     theirs = EMPTY.add(drain("d1", "dc1", "foo")).with_epoch(50)  # another region's lease
     merged = mine.merge(theirs)
     assert merged.epoch == 3 and set(merged.overrides) == {"x1", "d1"}
+
+
+def drained(pairs: int) -> IntentState:
+    """`pairs` drains, each removed a minute later, one an hour from T0."""
+    s = EMPTY
+    for i in range(pairs):
+        at = T0 + 3600.0 * i
+        s = s.add(drain(f"d{i}", "dc2", "s1")).remove(f"d{i}", "bob", "done", at + 60)
+    return s
+
+
+def test_tombstones_past_the_bound_that_no_peer_holds_in_force_are_compacted() -> None:
+    s = drained(2000).add(exit_("x1"))
+    now = T0 + 3600.0 * 2000
+    before = now - TOMBSTONE_BOUND
+    peer = EMPTY.add(drain("d5", "dc2", "s1"))  # a peer that never saw d5 end
+    ids = s.compactable([peer, s], before)
+    assert "d5" not in ids and "d1999" not in ids  # held in force elsewhere; too recent
+    assert len(ids) == 2000 - 1 - int(TOMBSTONE_BOUND // 3600)
+    compacted = s.compact(ids)
+    assert compacted.version == s.version and compacted.retired == len(ids)
+    assert set(compacted.overrides) == {"x1"} and "d5" in compacted.tombstones
+    assert len(compacted.to_json()) < len(s.to_json()) / 10
+    assert IntentState.from_json(compacted.to_json()) == compacted
+    assert compacted.compact(ids) == compacted  # once
+
+
+def test_a_peer_that_has_not_compacted_converges_without_reviving_anything() -> None:
+    s = EMPTY.add(drain("d1", "dc2", "s1")).remove("d1", "bob", "done", T0)
+    mine = s.compact(s.compactable([s], T0 + 1))
+    assert not mine.tombstones and mine.retired == 1
+    back = mine.merge(s)  # the peer sends the tombstone back: it stays ended
+    assert not back.overrides and "d1" in back.tombstones
+    assert back.version >= mine.version and back.retired == 1
+    again = back.compact(back.compactable([s], T0 + 1))
+    assert again.same_intent(mine) and again.merge(s.compact(["d1"])) == again
 
 
 # --- merge laws (hypothesis) --------------------------------------------------------
