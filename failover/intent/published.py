@@ -186,7 +186,10 @@ class FilePublishedStore:
     newest valid version, and the ones skipped are logged once
     (`published.skipped`, each file with why). A save goes above every version,
     valid or not; the skipped ones are pruned in their turn. `head()` checks the
-    header and the file's size (cheap); `load()` checks the table's SHA-256 too.
+    header and the file's size (cheap); `load()` and `save()` check the table's
+    SHA-256 too, so a sound header over a damaged table (rare: the size matches)
+    is skipped by them, and read again by a standby polling `head()` until the
+    leader's next save goes above it.
     """
 
     LABEL = "file/published"
@@ -235,8 +238,10 @@ class FilePublishedStore:
         data = encoded.head.to_json().encode() + b"\n" + encoded.body
 
         def attempt() -> tuple[Published, bool]:
-            newest = self._find(_head_of, first_line_only=True)
-            stored = newest.value
+            # the whole newest valid version: a header over a table that is not its
+            # own must not fence the leader off from the generation after the last good one
+            newest = self._find(_published_of)
+            stored = None if newest.value is None else newest.value.head
             if not must_write(str(self.path), stored, encoded.head):
                 assert stored is not None
                 return Published(table, stored), False

@@ -221,9 +221,9 @@ async def test_a_corrupt_newest_table_is_skipped_and_named(tmp_path: Path, kind:
     # the leader continues above the bad version; fencing reads the valid one
     with pytest.raises(StaleGeneration):
         await restarted.save(table(1), epoch=1, now=4.0)
-    await restarted.save(table(4), epoch=1, now=4.0)
+    await restarted.save(table(3), epoch=1, now=4.0)  # the leader's next after 2
     again = await FilePublishedStore(path).load()
-    assert again is not None and again.generation == 4
+    assert again is not None and again.generation == 3 and again.head.published_at == 4.0
     assert path.with_name("table-dns.json.0000000004").exists()
 
 
