@@ -85,14 +85,22 @@ class Answers:
 
     @classmethod
     def building(
-        cls, inventory: Inventory, table: WeightTable, *, ns_addresses: Sequence[str] | None = None
+        cls,
+        inventory: Inventory,
+        table: WeightTable,
+        *,
+        ns_addresses: Sequence[str] | None = None,
+        tally: Tally | None = None,
     ) -> Generator[None, None, Answers]:
         """`build` in steps: the generator yields after each service and returns the answers.
 
         An answer process builds a new generation between the queries it
-        answers, a few services at a time, so no build holds its loop.
+        answers, a few services at a time, so no build holds its loop. With
+        the `tally` of the generation it replaces, the new one counts into
+        the same slots (a label keeps its slot; new labels are appended), so
+        a swap folds no counters.
         """
-        return _Builder(inventory, table, ns_addresses).build()
+        return _Builder(inventory, table, ns_addresses, tally).build()
 
     def resolve(self, qname: bytes, qtype: int) -> Resolution:
         """The answer for a lowercase wire name the precomputed entries do not cover."""
@@ -120,14 +128,18 @@ class Answers:
 
 class _Builder:
     def __init__(
-        self, inventory: Inventory, table: WeightTable, ns_addresses: Sequence[str] | None
+        self,
+        inventory: Inventory,
+        table: WeightTable,
+        ns_addresses: Sequence[str] | None,
+        tally: Tally | None = None,
     ) -> None:
         self.inventory = inventory
         self.table = table
         self.dns = inventory.config.dns
         self.ttl = self.dns.ttl
         self.k = self.dns.records_per_answer
-        self.tally = Tally()
+        self.tally = tally if tally is not None else Tally()
         self.topology = Topology.from_config(inventory.config)
         self.rows = len(self.topology.regions)
         if ns_addresses is None:

@@ -12,7 +12,7 @@ milliseconds on one frame.
                        ("stats",)   ("stop",)
     worker -> parent   ("ready", pid, port, generation)             first generation served
                        ("serving", generation)
-                       ("stats", snapshot dict, pushed)   ("stopped", index)
+                       ("stats", Snapshot, pushed)   ("stopped", index)
 """
 
 from __future__ import annotations

@@ -83,26 +83,6 @@ class Snapshot:
     def total(self) -> int:
         return sum(self.queries.values())
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "queries": [[t, r, n] for (t, r), n in self.queries.items()],
-            "answers": [[s, g, n] for (s, g), n in self.answers.items()],
-            "generation": self.generation,
-            "errors": self.errors,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> Snapshot:
-        queries = d.get("queries", [])
-        answers = d.get("answers", [])
-        assert isinstance(queries, list) and isinstance(answers, list)
-        return cls(
-            {(int(t), int(r)): int(n) for t, r, n in queries},
-            {(str(s), str(g)): int(n) for s, g, n in answers},
-            int(str(d.get("generation", 0))),
-            int(str(d.get("errors", 0))),
-        )
-
 
 class DnsMetrics:
     """One server's counters across generations."""

@@ -35,7 +35,7 @@ from gtm.dns.server import DnsServer
 from gtm.dns.sockets import Listening
 from policies import Row, WeightTable
 
-STATS_INTERVAL = 1.0  # seconds between pushed counter snapshots
+STATS_INTERVAL = 5.0  # seconds between pushed counter snapshots (~10 ms at 4,000 services)
 PRIORITY_BOOST = 5  # nice steps above the member: a busy machine schedules DNS first
 SLICE = 0.002  # seconds of building before the loop answers queries again
 _PR_SET_PDEATHSIG = 1
@@ -59,7 +59,8 @@ class _Worker:
         """The answers for the rows received so far, built in slices between queries."""
         assert self.inventory is not None
         table = WeightTable(generation, computed_at, dict(self.rows))
-        steps = Answers.building(self.inventory, table, ns_addresses=self.glue)
+        tally = None if self.server is None else self.server.answers.tally
+        steps = Answers.building(self.inventory, table, ns_addresses=self.glue, tally=tally)
         deadline = time.perf_counter() + SLICE
         while True:
             try:
@@ -99,8 +100,7 @@ class _Worker:
 
     def stats(self, pushed: bool) -> None:
         if self.server is not None:
-            snapshot = self.server.metrics.snapshot().to_dict()
-            self.out.send(("stats", snapshot, pushed))
+            self.out.send(("stats", self.server.metrics.snapshot(), pushed))
 
 
 async def _serve(listening: Listening, index: int) -> None:

@@ -376,7 +376,7 @@ class _Worker:
             while (frame := await read_frame(self.proc.stdout)) is not None:
                 event = frame[0]
                 if event == "stats":
-                    self.snapshot = Snapshot.from_dict(frame[1])
+                    self.snapshot = frame[1]
                     if not frame[2]:
                         self._stats.set()
                 elif event in ("ready", "serving"):
