@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from failover.intent import IntentError
 from gtm.api.views import json_response
 from gtm.service.actions import ActionError
 
@@ -58,6 +59,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return problem_response(p)
     except ActionError as e:
         return problem_response(from_action_error(e))
+    except IntentError as e:  # the durable state refused: say why (ENOSPC, EROFS, corrupt file)
+        log.error("api.intent_unavailable", method=request.method, path=request.path, error=str(e))
+        cause = getattr(e, "cause", None)
+        return problem_response(HttpProblem(503, str(e), {"cause": cause} if cause else None))
     except web.HTTPException as e:
         if e.status < 400:
             raise
