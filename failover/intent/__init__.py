@@ -32,12 +32,13 @@ from failover.intent.errors import (
 from failover.intent.file_store import FileIntentStore
 from failover.intent.metrics import StoreMetrics
 from failover.intent.published import FilePublishedStore, Published, PublishedHead, PublishedStore
-from failover.intent.state import EMPTY, Ending, IntentState, Tombstone
+from failover.intent.state import EMPTY, TOMBSTONE_BOUND, Ending, IntentState, Tombstone
 from failover.intent.store import IntentStore, Update
 
 __all__ = [
     "CONFIGMAP_LIMIT",
     "EMPTY",
+    "TOMBSTONE_BOUND",
     "Action",
     "AuditEntry",
     "AuditLog",

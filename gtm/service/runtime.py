@@ -17,7 +17,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from failover import Reconciler
 from failover.intent import EMPTY as EMPTY_INTENT
-from failover.intent import AuditEntry, IntentState
+from failover.intent import TOMBSTONE_BOUND, AuditEntry, IntentState
 from gtm.api import TokenBook, make_app, serve_api
 from gtm.config import ConfigError, Inventory, load, split_listen
 from gtm.dns import DnsCollector, DnsWorkers, WorkerFailed, WorkersCollector
@@ -94,6 +94,7 @@ class MemberRuntime:
         self._controller: Controller | None = None
         self._operations: Operations | None = None
         self._peers: PeerExchange | None = None
+        self._peer_states: dict[str, IntentState] = {}  # the latest intent of each peer region
         metrics = ProbeMetrics(registry=self.registry)
         self._monitor = HealthMonitor(
             HealthTracker(health_settings(self._inventory.config.health)), metrics=metrics
@@ -431,18 +432,24 @@ class MemberRuntime:
             seen = health
 
     async def _peer_intent(self, theirs: IntentState, region: str) -> None:
-        """Anti-entropy: the leader merges a peer's intent into its own store."""
-        mine = self._intent
-        if mine.version == theirs.version and mine.digest == theirs.digest:
-            return
-        merged = mine.merge(theirs)
-        if merged.same_intent(mine) or self._elector is None:
-            return
-        epoch = self._elector.epoch
+        """Anti-entropy: the leader merges a peer's intent into its own store, and drops the
+        tombstones every peer region has let go of (`compactable`)."""
+        self._peer_states[region] = theirs
+        epoch = None if self._elector is None else self._elector.epoch
         if epoch is None or self._stores is None:
             return  # the standby only reads; its leader merges
-        self._intent = await self._stores.intent.update(lambda s: s.merge(theirs), epoch)
-        log.info("intent.merged", peer=region, version=self._intent.version)
+        mine = self._intent
+        if not (mine.version == theirs.version and mine.digest == theirs.digest):
+            if not mine.merge(theirs).same_intent(mine):
+                self._intent = await self._stores.intent.update(lambda s: s.merge(theirs), epoch)
+                log.info("intent.merged", peer=region, version=self._intent.version)
+        regions = {p.region for p in self._inventory.config.api.peers} - {self.region}
+        if compactable(self._intent, self._peer_states, regions, time.time()):
+            peers = dict(self._peer_states)
+            self._intent = await self._stores.intent.update(
+                lambda s: s.compact(compactable(s, peers, regions, time.time())), epoch
+            )
+            log.info("intent.compacted", retired=self._intent.retired, version=self._intent.version)
         if self._controller is not None:
             self._controller.wake()
 
@@ -496,6 +503,17 @@ class MemberRuntime:
             targets=len(targets),
         )
         return True
+
+
+def compactable(
+    mine: IntentState, peers: Mapping[str, IntentState], regions: Set[str], now: float
+) -> frozenset[str]:
+    """The tombstones to drop: none until every peer region has been heard from (one not
+    heard from may hold the override in force), then those `TOMBSTONE_BOUND` past their end
+    that no peer holds in force."""
+    if not regions <= peers.keys():
+        return frozenset()
+    return mine.compactable((peers[r] for r in regions), now - TOMBSTONE_BOUND)
 
 
 def _read_token(path: str | None) -> str | None:
