@@ -11,7 +11,8 @@ ignored (a newer member may say more); a missing required key is a
       "leader": {"identity": "dc1-a", "address": "http://10.0.0.5:8080", "epoch": 3},  # or null
       "epoch": 3,                                # this member's, while it leads
       "dns": {"listen": "10.0.0.5:53", "generation": 12, "served_at": …, "ttl": 30,
-              "zones": ["example.com"]},         # 0.0.0.0: ask on the API's host
+              "zones": ["example.com"],          # 0.0.0.0: ask on the API's host
+              "answering": 12, "behind_seconds": 0.0, "workers": 1, "restarts": 0},
       "generation": 12,                          # the table generation its DNS serves
       "health": {"vips": {"up": 40, "down": 1}, "regions": {"up": 20}, "down": [], "impaired": []},
       "intent": {"version": 7, "digest": "…", "active": [override…]},   # the intent's codec
@@ -59,10 +60,14 @@ class LeaderRef(_Part):
 
 class DnsRef(_Part):
     listen: str  # HOST:PORT
-    generation: int | None = None
+    generation: int | None = None  # the member's table
     served_at: float | None = None
     ttl: int | None = None
     zones: list[str] = []
+    answering: int | None = None  # the generation every answer process serves (lowest)
+    behind_seconds: float = 0.0  # how long they have not served the member's table (0: current)
+    workers: int | None = None  # answer processes
+    restarts: int = 0  # answer processes restarted after they exited
 
     @field_validator("listen")
     @classmethod

@@ -56,6 +56,10 @@ async def test_status_is_the_members(api: Api, leader: Members) -> None:
     s = read_status(body, "dc1-a")
     assert (s.identity, s.region, s.role) == ("dc1-a", "dc1", "leader")
     assert s.generation == member.table().generation  # type: ignore[union-attr]
+    # what its answer processes serve, as they report it
+    assert s.dns is not None and s.dns.workers == 1 and s.dns.restarts == 0
+    assert s.dns.answering == member.dns.generation  # type: ignore[union-attr]
+    assert s.dns.behind_seconds == 0.0 or s.dns.answering != s.generation
 
 
 async def test_table_whole_and_filtered(api: Api, leader: Members) -> None:
