@@ -102,6 +102,7 @@ class MemberRuntime:
         self._probe_metrics = metrics
         self._scheduler: Scheduler | None = None
         self._restart_term = asyncio.Event()
+        self._planning = asyncio.Lock()  # held by action plans and by a term's end
         self._loop_lag = LoopLag(self.registry)
 
     # -- Member (read side) ------------------------------------------------------------
@@ -353,9 +354,29 @@ class MemberRuntime:
         return (None, None) if holder is None else (holder.identity, holder.address)
 
     async def _mesh_plans(self, table: WeightTable) -> list[Any]:
-        if not self._reconcilers:
-            return []
-        return [await r.plan(table) for r in self._reconcilers]
+        """Each cluster's plan for `table`; the term's reconcilers stay open meanwhile."""
+        async with self._planning:
+            return [await r.plan(table) for r in self._reconcilers]
+
+    async def _lead_term(self, stack: AsyncExitStack) -> None:
+        """One term: the reconcilers and the controller's loop, until the config is reloaded."""
+        assert self._controller is not None
+        if self._peers is not None:
+            self._peers.catch_up()  # intent the old leader had not merged yet
+        self._reconcilers = await open_reconcilers(self._inventory, self.region, self.registry)
+        for r in self._reconcilers:
+            await stack.enter_async_context(r)
+            await stack.enter_async_context(r.running())
+        lead = asyncio.create_task(self._controller.lead(self._reconcilers))
+        restart = asyncio.create_task(self._restart_term.wait())
+        try:
+            await asyncio.wait({lead, restart}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (lead, restart):
+                task.cancel()
+            await asyncio.gather(lead, restart, return_exceptions=True)
+        if lead.done() and not lead.cancelled() and lead.exception() is not None:
+            raise lead.exception()  # type: ignore[misc]
 
     async def _lead_when_elected(self, elector: Elector) -> None:
         """While this member leads: the reconcilers and the controller's loop."""
@@ -364,25 +385,16 @@ class MemberRuntime:
             await elector.wait_leading()
             self._restart_term.clear()
             try:
-                async with elector.leading(), AsyncExitStack() as stack:
-                    if self._peers is not None:
-                        self._peers.catch_up()  # intent the old leader had not merged yet
-                    self._reconcilers = await open_reconcilers(
-                        self._inventory, self.region, self.registry
-                    )
-                    for r in self._reconcilers:
-                        await stack.enter_async_context(r)
-                        await stack.enter_async_context(r.running())
-                    lead = asyncio.create_task(self._controller.lead(self._reconcilers))
-                    restart = asyncio.create_task(self._restart_term.wait())
+                async with elector.leading():
+                    stack = AsyncExitStack()
                     try:
-                        await asyncio.wait({lead, restart}, return_when=asyncio.FIRST_COMPLETED)
+                        await self._lead_term(stack)
                     finally:
-                        for task in (lead, restart):
-                            task.cancel()
-                        await asyncio.gather(lead, restart, return_exceptions=True)
-                    if lead.done() and not lead.cancelled() and lead.exception() is not None:
-                        raise lead.exception()  # type: ignore[misc]
+                        # an operator's action may be planning with these reconcilers:
+                        # they close once it is done, and the next plans see none
+                        async with self._planning:
+                            self._reconcilers = []
+                            await stack.aclose()
                     log.info(
                         "leader.restarting_term", member=self.identity, reason="config reloaded"
                     )

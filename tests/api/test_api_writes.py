@@ -3,10 +3,13 @@ the leader's address."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 from api_members import Api, Members
 
+from chaos.kubesim import Faults
 from failover.intent import IntentState
 from policies import Kind
 
@@ -229,3 +232,23 @@ async def test_drain_needs_services_and_remove_unknown_is_404(api: Api) -> None:
     assert (status, body["error"]) == (404, "no override 'nope' in force")
     status, body, _ = await api.call("DELETE", "/v1/overrides/nope")
     assert status == 400
+
+
+async def test_an_action_planned_while_the_config_reloads_is_still_answered(
+    api: Api, leader: Members
+) -> None:
+    """A reload restarts the leader's term (new reconcilers): an action whose mesh plan is
+    listing the WorkloadEntries right then finishes with the old ones (it answered 500)."""
+    assert leader.sim is not None
+    member = leader.members["dc1-a"]
+    leader.sim.faults.set(Faults(latency=3.0, verbs=("list",)))  # listing the WLEs is slow
+    assert await asyncio.to_thread(leader.call, member.reload())  # a new term: caches list
+    await asyncio.sleep(0.1)
+    body = {"region": "dc2", "reason": "r"}
+    acting = asyncio.create_task(api.call("POST", "/v1/region/exit", json=body))
+    await asyncio.sleep(0.2)  # its plan lists (the new caches are not synced yet) ...
+    assert await asyncio.to_thread(leader.call, member.reload())  # ... as the term ends
+    status, answer, _ = await acting
+    leader.sim.faults.set(Faults())
+    assert status == 200 and answer["accepted"], answer
+    assert [o.kind for o in leader.intent().overrides.values()] == [Kind.EXIT]
