@@ -54,11 +54,45 @@ async def write_frame(writer: asyncio.StreamWriter, frame: tuple[Any, ...]) -> N
 
 
 class Frames:
-    """The worker's side of its stdout: small frames, written at once."""
+    """The worker's side of its stdout, written without ever blocking the worker's loop.
 
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out = out
+    Frames go through an asyncio pipe transport: while the parent does not read
+    (its loop is busy) they wait in the worker's memory, and answering goes on.
+    A counters snapshot (`droppable`) is skipped while more than
+    `BACKLOG_LIMIT` bytes wait: the next one carries the same totals.
+    """
 
-    def send(self, frame: tuple[Any, ...]) -> None:
-        self._out.write(encode(frame))
-        self._out.flush()
+    BACKLOG_LIMIT = 1 << 20
+
+    def __init__(self, transport: asyncio.WriteTransport, protocol: _Pipe) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    @classmethod
+    async def pipe(cls, file: IO[bytes]) -> Frames:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.connect_write_pipe(_Pipe, file)
+        return cls(transport, protocol)
+
+    def send(self, frame: tuple[Any, ...], *, droppable: bool = False) -> bool:
+        """Queue `frame`; False when a droppable one was skipped (or the pipe is closed)."""
+        if self._transport.is_closing():
+            return False
+        if droppable and self._transport.get_write_buffer_size() > self.BACKLOG_LIMIT:
+            return False
+        self._transport.write(encode(frame))
+        return True
+
+    async def close(self) -> None:
+        """Close once what waits is written (the parent reads it as the worker exits)."""
+        self._transport.close()
+        await self._protocol.closed
+
+
+class _Pipe(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)

@@ -24,7 +24,7 @@ import socket
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -73,14 +73,15 @@ class _Worker:
 
     async def commit(self, generation: int, computed_at: float, stack: Any) -> None:
         """Build and serve a generation. The cycle collector stays out of the way: a full
-        collection over a 4,000-service generation's objects holds the loop ~200 ms, so it
-        does not run during a build, and what serves is frozen (never scanned again) once
-        swapped in. A retired generation has no reference cycle: refcounting frees it."""
+        collection over a 4,000-service generation's objects holds the loop ~200 ms (even a
+        young one over a fresh build, 25-65 ms), so none runs during a build, and what
+        serves is frozen (never scanned) once swapped in. A build leaves no cyclic garbage
+        (measured: none), and a retired generation has no reference cycle: it is freed by
+        refcounting, a slice at a time."""
         gc.disable()
         try:
             await self._commit(generation, computed_at, stack)
         finally:
-            gc.collect(1)  # the young garbage of the build
             gc.freeze()
             gc.enable()
 
@@ -95,19 +96,32 @@ class _Worker:
             await stack.enter_async_context(self.server)
             self.out.send(("ready", os.getpid(), self.server.port, generation))
         else:
+            retired = self.server.answers
             self.server.swap(answers)
             self.out.send(("serving", generation))
+            await _release(retired)
 
     def stats(self, pushed: bool) -> None:
         if self.server is not None:
-            self.out.send(("stats", self.server.metrics.snapshot(), pushed))
+            self.out.send(("stats", self.server.metrics.snapshot(), pushed), droppable=pushed)
+
+
+async def _release(retired: Answers) -> None:
+    """Free a retired generation's answers a thousand at a time between queries (dropped
+    at once, a 4,000-service generation holds the loop ~13 ms). Nothing reads it any more."""
+    entries = cast(dict[bytes, Any], retired.entries)
+    del retired
+    while entries:
+        for _ in range(min(1000, len(entries))):
+            entries.popitem()
+        await asyncio.sleep(0)
 
 
 async def _serve(listening: Listening, index: int) -> None:
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader(limit=1 << 16)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin.buffer)
-    worker = _Worker(listening, index, Frames(sys.stdout.buffer))
+    worker = _Worker(listening, index, await Frames.pipe(sys.stdout.buffer))
 
     async def push() -> None:
         while True:
@@ -136,6 +150,7 @@ async def _serve(listening: Listening, index: int) -> None:
     # the server has stopped (TCP clients got their replies): the last counters
     worker.stats(pushed=False)
     worker.out.send(("stopped", index))
+    await worker.out.close()
 
 
 def _die_with_parent() -> None:
