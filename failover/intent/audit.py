@@ -216,11 +216,13 @@ class FileAudit:
         except OSError as error:
             raise StoreUnavailable.from_os("append to the audit", self.path, error) from error
 
-    def withdraw_now(self, appended: Appended, entries: Sequence[AuditEntry]) -> None:
-        """Take back an append whose change was not stored after all."""
+    def withdraw_now(self, appended: Appended, entries: Sequence[AuditEntry]) -> bool:
+        """Take back an append whose change was not stored after all; False when it stays
+        (another append came after it, or the file rotated): the caller must not append
+        the same entries again."""
         try:
             if withdraw(self.path, appended):
-                return
+                return True
             why = "appended to (or rotated) since"
         except OSError as error:
             why = str(StoreUnavailable.from_os("cut back the audit", self.path, error))
@@ -230,6 +232,7 @@ class FileAudit:
             why=why,
             entries=[e.id for e in entries],
         )
+        return False
 
     def segments(self) -> list[Path]:
         """The rotated segments, oldest first."""

@@ -14,7 +14,10 @@ thread.
 Audited or not accepted: an update appends its audit entries first and links
 the state after; when the link fails (a full or read-only directory, a lost
 race) the entries are cut from the audit again, and when the append fails
-nothing is written. The error names the errno and the file
+nothing is written. Updates from one process take turns (a thread lock), so
+the member's own writers never both audit one change; the two members of a
+pair race only around a leader change, and an entry that could not be cut
+is not appended again by the retry. The error names the errno and the file
 (`StoreUnavailable.cause`: `ENOSPC`, `EROFS`, …).
 
 A corrupt newest file is refused, never skipped: unlike a published table,
@@ -30,6 +33,7 @@ aside (then anti-entropy merges back what the peers hold).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,6 +69,10 @@ class FileIntentStore:
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
         self._files = VersionedFiles(self.path, disk)
         self._reported: set[Path] = set()
+        # one update at a time in this process: two of its threads racing for a version
+        # would both audit a change that only one of them stores (a peer merge beside an
+        # operator's action: the loser's entry cannot be cut once the winner's follows it)
+        self._writing = threading.Lock()
 
     def version_path(self, version: int) -> Path:
         return self._files.version_path(version)
@@ -93,24 +101,31 @@ class FileIntentStore:
         return after
 
     def _update(self, fn: Update, epoch: int) -> tuple[IntentState, IntentState, list[AuditEntry]]:
+        # entries an attempt appended that could not be taken back (another writer appended
+        # after them): a retry that makes the same change must not audit it twice
+        kept: set[str] = set()
+
         def attempt() -> tuple[IntentState, IntentState, list[AuditEntry]]:
             number, before = self._read()
             after = next_state(before, fn, epoch, str(self.path))
             if after is before:
                 return before, after, []
             entries = transitions(before, after)
-            audit = self.audit if entries else None
-            appended = None if audit is None else audit.append_now(entries)  # raises: not accepted
+            fresh = [e for e in entries if e.id not in kept]
+            audit = self.audit if fresh else None
+            appended = None if audit is None else audit.append_now(fresh)  # raises: not accepted
             try:
                 self._files.write(number + 1, after.to_json().encode())
             except BaseException:
                 if audit is not None and appended is not None:
-                    audit.withdraw_now(appended, entries)
+                    if not audit.withdraw_now(appended, fresh):
+                        kept.update(e.id for e in fresh)
                 raise
             return before, after, entries
 
         try:
-            return self._files.retry(attempt, self.race_timeout)
+            with self._writing:
+                return self._files.retry(attempt, self.race_timeout)
         except OSError as error:
             raise StoreUnavailable.from_os("write", self.path, error) from error
 

@@ -219,3 +219,20 @@ def test_a_member_paused_mid_update_neither_blocks_the_other_nor_lands_later(
         )
     state = asyncio.run(FileIntentStore(path).load())
     assert set(state.overrides) == {"x1", "n0", "n1", "n2", "n3"} and state.epoch == 2
+
+
+async def test_racing_writers_of_one_member_audit_each_change_once(tmp_path: Path) -> None:
+    """Peer merges beside operators' actions (threads of one member racing for a version):
+    every change is audited exactly once (the losers' entries were left behind the winners')."""
+    audit = FileAudit(tmp_path / "audit.jsonl")
+    store = FileIntentStore(tmp_path / "intent.json", audit=audit)
+    theirs = EMPTY.add(exit_("x1"))  # a peer's state, pulled from several peers at once
+    await asyncio.gather(
+        *(store.update(lambda s: s.merge(theirs), 1) for _ in range(8)),
+        *(
+            store.update(lambda s, i=i: s.add(exit_(f"e{i}", services=frozenset({f"s{i}"}))), 1)
+            for i in range(8)
+        ),
+    )
+    ids = [e.id for e in await audit.history(1000)]
+    assert len(ids) == 9 and len(set(ids)) == 9, sorted(ids)
