@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from gtm.api.member_status import MemberStatus
+from gtm.status import MemberStatus
 
 
 @dataclass(frozen=True)
@@ -111,16 +111,22 @@ class MemberState:
     table: TableState | None = None
 
     def status(self) -> MemberStatus:
-        """As the runbook's convergence logic reads a member (`gtm.api.convergence`)."""
+        """As the runbook's convergence logic reads a member (`gtm.client.convergence`)."""
         return MemberStatus.model_validate(
             {
                 "identity": self.name,
                 "region": self.region,
                 "role": self.role or "starting",
                 "generation": self.generation,
-                "intent": {"version": self.intent_version or 0, "active": list(self.active_ids)},
-                "admitted": {"dns": list(self.dns_admitted), "mesh": list(self.mesh_admitted)},
-                "mesh_generation": self.mesh_generation,
+                "intent": {
+                    "version": self.intent_version or 0,
+                    "active": [{"id": i} for i in self.active_ids],
+                },
+                "layers": {
+                    "dns_admitted": list(self.dns_admitted),
+                    "mesh_admitted": list(self.mesh_admitted),
+                    "mesh_generation": self.mesh_generation,
+                },
                 "mesh": {
                     c: {
                         "in_sync": m.in_sync,
