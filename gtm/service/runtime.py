@@ -455,6 +455,8 @@ class MemberRuntime:
             if not mine.merge(theirs).same_intent(mine):
                 self._intent = await self._stores.intent.update(lambda s: s.merge(theirs), epoch)
                 log.info("intent.merged", peer=region, version=self._intent.version)
+                if self._controller is not None:
+                    self._controller.wake()  # new intent: evaluate it now
         regions = {p.region for p in self._inventory.config.api.peers} - {self.region}
         if compactable(self._intent, self._peer_states, regions, time.time()):
             peers = dict(self._peer_states)
@@ -462,8 +464,6 @@ class MemberRuntime:
                 lambda s: s.compact(compactable(s, peers, regions, time.time())), epoch
             )
             log.info("intent.compacted", retired=self._intent.retired, version=self._intent.version)
-        if self._controller is not None:
-            self._controller.wake()
 
     async def _reloads(self, reload: asyncio.Event) -> None:
         while True:
