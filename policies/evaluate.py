@@ -98,7 +98,9 @@ def evaluate(
     with _collector_paused():
         for service in estate.services:
             rows[service.name] = run.service_rows(service)
-    changed = bool(run.decisions) or rows.keys() != prev_table.rows.keys()
+    # a row can change without a decision: a ramp that ends after its weights reached the
+    # target only clears ramp_start, and that table must be published too
+    changed = bool(run.decisions) or run.rows_changed or rows.keys() != prev_table.rows.keys()
     table = WeightTable(
         generation=prev_table.generation + 1 if changed else prev_table.generation,
         computed_at=now,
@@ -134,6 +136,7 @@ class _Run:
         self.memo: dict[str, object] = {"": estate.regions}
         self.solved: dict[tuple[object, ...], RowSolution] = {}
         self.decisions: list[Decision] = []
+        self.rows_changed = False  # a row differs from the previous one (weights or not)
         self.texts: dict[tuple[object, ...], str] = {}
 
     def service_rows(self, service: Service) -> Mapping[str, Row]:
@@ -186,8 +189,10 @@ class _Run:
             row = Row(name, source, policy.total, cells, sol.fail_open)
             if prev is not None and prev == row:
                 row = prev
-            elif self.prev is not EMPTY:
-                self._decide(row, prev, sol, policy, out, ramps)
+            else:
+                self.rows_changed = True
+                if self.prev is not EMPTY:
+                    self._decide(row, prev, sol, policy, out, ramps)
             rows[source] = row
         self.memo[name] = (signature, settled)
         return rows

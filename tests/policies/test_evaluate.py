@@ -170,6 +170,21 @@ def test_ramp_back_is_time_based() -> None:
     assert t6.rows["foo"]["dc2"].cells["dc2"].ramp_start is None
 
 
+def test_a_ramp_that_ends_after_its_weights_is_a_new_generation() -> None:
+    """The weights reach the target before the ramp's time is up; the evaluation after it
+    only clears ramp_start: still a change, or the published table says "ramping" forever."""
+    est = estate(service("foo", policy(ramp=10.0, max_step=100)))
+    t1 = evaluate(est, Health(), [], None, T0).table
+    t2 = evaluate(est, down("foo/dc2"), [], t1, T0 + 1).table
+    t3 = evaluate(est, Health(), [], t2, T0 + 10).table  # back in: the ramp starts
+    t4 = evaluate(est, Health(), [], t3, T0 + 19.99).table  # ~all the way: weights at target
+    assert weights(t4)["dc2"] == {"dc1": 1, "dc2": 98, "dc3": 1}
+    assert t4.rows["foo"]["dc2"].cells["dc2"].ramp_start == T0 + 10
+    ev = evaluate(est, Health(), [], t4, T0 + 21)  # the ramp's time is up: nothing moves
+    assert not ev.decisions and ev.changed and ev.table.generation == t4.generation + 1
+    assert ev.table.rows["foo"]["dc2"].cells["dc2"].ramp_start is None
+
+
 def test_region_enter_ramps_over_the_enter_overrides_ramp() -> None:
     est = estate(service("foo", policy(ramp=0.0)))
     exit_ = ov(Kind.EXIT, "dc2")
