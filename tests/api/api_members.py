@@ -82,17 +82,25 @@ def inventory() -> Inventory:
     return loads(ESTATE, "api-estate.yaml")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free for TCP and UDP on 127.0.0.1, below the ephemeral range."""
+    """A port free for TCP and UDP on 127.0.0.1, below the ephemeral range, and never one
+    handed out before in this process (two random picks for one member's API and DNS met:
+    the member could not bind its API)."""
     rng = random.Random()
     for _ in range(500):
         port = rng.randrange(30000, 32700)
+        if port in _HANDED_OUT:
+            continue
         try:
             for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
                 with socket.socket(socket.AF_INET, kind) as s:
                     s.bind(("127.0.0.1", port))
         except OSError:
             continue
+        _HANDED_OUT.add(port)
         return port
     raise RuntimeError("no free port")
 
