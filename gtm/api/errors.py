@@ -15,9 +15,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from failover.intent import IntentError
 from gtm.api.views import json_response
 from gtm.service.actions import ActionError
+from intent import IntentError
 
 log = structlog.get_logger("gtm.api")
 

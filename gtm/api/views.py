@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from failover.intent import refusal_to_dict
 from gtm.service.actions import ActionResult
+from intent import refusal_to_dict
 from policies import Check, Decision, Evaluation, WeightTable
 
 

@@ -1,11 +1,19 @@
-"""The `gtm` command line; each command lives in its own module, loaded when used."""
+"""The `gtm` command line; each command lives in its own module, loaded when used.
+
+Commands of gtm itself are named below by module. Commands that need the
+simulated estate (`demo`, `drill`, `bench`) live on the chaos side and are
+found through the `gtm.commands` entry points, so gtm never imports chaos.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 
 import click
+
+ENTRY_POINTS = "gtm.commands"
 
 # command name -> (module under gtm.cli, attribute holding the click command)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -18,23 +26,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("gtm.cli.region", "history"),
     "status": ("gtm.cli.status", "status"),
     "serve": ("gtm.cli.serve", "serve"),
-    "demo": ("gtm.cli.demo", "demo"),
-    "drill": ("gtm.cli.drill", "drill"),
-    "bench": ("gtm.cli.bench", "bench"),
 }
+
+
+def _plugins() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)}
 
 
 class _Commands(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [n for n, (m, _) in COMMANDS.items() if importlib.util.find_spec(m) is not None]
+        return [*COMMANDS, *sorted(set(_plugins()) - set(COMMANDS))]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
+        if name in COMMANDS:
+            module, attr = COMMANDS[name]
+            return getattr(importlib.import_module(module), attr)
+        plugin = _plugins().get(name)
+        if plugin is None:
             return None
-        module, attr = COMMANDS[name]
-        if importlib.util.find_spec(module) is None:
-            return None
-        return getattr(importlib.import_module(module), attr)
+        command = plugin.load()
+        if not isinstance(command, click.Command):
+            raise click.ClickException(f"entry point {plugin.value!r} is not a click command")
+        return command
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

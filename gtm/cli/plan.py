@@ -8,7 +8,6 @@ import sys
 import click
 from rich.console import Console
 
-from failover.intent import refusal_to_dict
 from gtm.cli.options import (
     config_option,
     health_or_exit,
@@ -19,6 +18,7 @@ from gtm.cli.options import (
 )
 from gtm.cli.render import decisions_view, refusals_view, table_view
 from gtm.plan import what_if
+from intent import refusal_to_dict
 
 
 @click.command()

@@ -5,7 +5,7 @@
                             "durationSeconds": 15.0, "transitions": 3, "version": 42}
 
 The lease is its newest version file, written by compare-and-swap without a
-lock (`failover.intent.versioned`): a member paused anywhere (SIGSTOP, a
+lock (`intent.versioned`): a member paused anywhere (SIGSTOP, a
 frozen VM) holds nothing the other needs, so the standby takes over while it
 sleeps, and the sleeper's late write is refused when it wakes. The work runs
 in a thread so the event loop never waits on the disk, and a write whose
@@ -24,9 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from failover.intent.versioned import VersionedFiles, VersionTaken
 from gtm.ha.microtime import format_micro_time, optional_micro_time
 from gtm.ha.record import LeaseConflict, LeaseRecord, LeaseUnavailable
+from intent.versioned import VersionedFiles, VersionTaken
 
 
 class FileLease:

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from failover import MeshPlan
-from gtm.service.layers import layer_intent
 from policies import Check, Estate, Evaluation, Health, Override, UnsafePlan, WeightTable, evaluate
+from policies.layers import layer_intent
 
 MAX_ROWS_SHOWN = 200
 GUARDRAILS = ("min_active_regions", "max_concurrent_exits")  # as `policies.admit` checks them

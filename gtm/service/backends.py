@@ -15,7 +15,10 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from prometheus_client import CollectorRegistry
 
 from failover import ClusterSettings, Reconciler
-from failover.intent import (
+from gtm.config import ClusterConfig, Inventory
+from gtm.ha import ElectionSettings, Elector, FileLease, KubeLease
+from gtm.kube import kube_configuration
+from intent import (
     AuditLog,
     ConfigMapAudit,
     ConfigMapIntentStore,
@@ -27,9 +30,6 @@ from failover.intent import (
     PublishedStore,
     StoreMetrics,
 )
-from gtm.config import ClusterConfig, Inventory
-from gtm.ha import ElectionSettings, Elector, FileLease, KubeLease
-from gtm.kube import kube_configuration
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,13 @@ from typing import Any
 import structlog
 
 from failover import Reconciler
-from failover.intent import AuditEntry, IntentState
 from gtm.config import Inventory
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector
 from gtm.service.backends import Stores
-from gtm.service.layers import FirstSeen, LayerIntent, layer_intent
+from intent import AuditEntry, IntentState
 from policies import Decision, Evaluation, Health, Override, WeightTable, evaluate
+from policies.layers import FirstSeen, LayerIntent, layer_intent
 
 log = structlog.get_logger("gtm.controller")
 

@@ -11,9 +11,9 @@ from typing import Any, Literal, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from failover.intent import AuditEntry, IntentState
 from gtm.service.actions import Action, ActionResult
 from gtm.status import MemberStatus
+from intent import AuditEntry, IntentState
 from policies import Evaluation, Override, WeightTable
 
 Role = Literal["starting", "leader", "standby"]

@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 import structlog
 
 from failover import MeshPlan
-from failover.intent import AuditEntry, AuditLog, IntentConflict, IntentState, IntentStore
 from gtm.config import Inventory
 from gtm.service.action_plan import ActionPlan, settle
 from gtm.service.actions import (
@@ -36,6 +35,7 @@ from gtm.service.actions import (
     Remove,
     Rollout,
 )
+from intent import AuditEntry, AuditLog, IntentConflict, IntentState, IntentStore
 from policies import Health, Kind, Override, Refusal, UnsafePlan, WeightTable
 
 log = structlog.get_logger("gtm.operations")

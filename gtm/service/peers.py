@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 import structlog
 
-from failover.intent import IntentState
 from gtm.config import PeerConfig
 from gtm.service.observation_log import from_row
+from intent import IntentState
 from probes import Observation
 
 log = structlog.get_logger("gtm.peers")

@@ -26,8 +26,6 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from failover import Reconciler
-from failover.intent import EMPTY as EMPTY_INTENT
-from failover.intent import TOMBSTONE_BOUND, AuditEntry, IntentState
 from gtm.api import TokenBook, make_app, serve_api
 from gtm.config import ConfigError, Inventory, load, split_listen
 from gtm.dns import DnsCollector, DnsWorkers, WorkerFailed, WorkersCollector
@@ -44,6 +42,8 @@ from gtm.service.peers import PeerExchange
 from gtm.service.probing import engine_health, health_settings, probe_targets
 from gtm.service.status import health_doc, member_status
 from gtm.status import MemberStatus
+from intent import EMPTY as EMPTY_INTENT
+from intent import TOMBSTONE_BOUND, AuditEntry, IntentState
 from policies import Evaluation, Health, Override, WeightTable, evaluate
 from probes import (
     HealthMonitor,

@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from failover.intent import override_to_dict, refusal_to_dict
 from gtm.status import (
     DnsRef,
     IntentRef,
@@ -23,6 +22,7 @@ from gtm.status import (
     Pending,
     RegionRef,
 )
+from intent import override_to_dict, refusal_to_dict
 from probes import HealthView
 
 if TYPE_CHECKING:

@@ -87,7 +87,7 @@ class DnsRef(_Part):
 class IntentRef(_Part):
     version: int = 0
     digest: str = ""
-    active: list[dict[str, Any]] = []  # the overrides in force (`failover.intent` codec)
+    active: list[dict[str, Any]] = []  # the overrides in force (`intent` codec)
 
     @property
     def ids(self) -> list[str]:
@@ -108,7 +108,7 @@ class Layers(_Part):
     dns_admitted: list[str] = []
     mesh_admitted: list[str] = []
     mesh_pending: list[Pending] = []
-    refusals: list[dict[str, Any]] = []  # `failover.intent.refusal_to_dict`
+    refusals: list[dict[str, Any]] = []  # `intent.refusal_to_dict`
 
 
 class MeshProgress(_Part):

@@ -31,11 +31,11 @@ from multidict import CIMultiDictProxy
 
 from chaos.estate.mesh import NAMESPACE, SELECTOR, SERVICE_LABEL, mesh_objects
 from chaos.kubesim import KubeSim
-from failover.intent import AuditEntry, FileAudit, FileIntentStore, IntentState
 from gtm.config import Inventory, loads
 from gtm.config.model import TlsConfig
 from gtm.ha import ElectionSettings, Elector, FileLease
 from gtm.service.runtime import MemberRuntime
+from intent import AuditEntry, FileAudit, FileIntentStore, IntentState
 
 T = TypeVar("T")
 Gtm = Callable[..., subprocess.CompletedProcess[str]]  # the `gtm` fixture: runs `python -m gtm`

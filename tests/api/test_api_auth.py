@@ -8,8 +8,8 @@ import pytest
 import structlog
 from api_members import OPERATOR, VIEWER, Api, Members
 
-from failover.intent import IntentState
 from gtm.api import ROUTES
+from intent import IntentState
 
 OPEN = [(m, p) for m, p, _, role in ROUTES if role is None]
 READS = [(m, p) for m, p, _, role in ROUTES if role == "viewer"]

@@ -8,8 +8,8 @@ import os
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from failover.intent import CorruptState, StoreUnavailable
 from gtm.api.errors import problems
+from intent import CorruptState, StoreUnavailable
 
 
 async def test_a_store_that_cannot_write_answers_503_with_the_cause() -> None:

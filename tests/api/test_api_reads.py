@@ -9,10 +9,10 @@ from pathlib import Path
 import aiohttp
 from api_members import VIEWER, Api, Members, until
 
-from failover.intent import IntentState
 from gtm.api import TokenBook, make_app, serve_api
 from gtm.service.runtime import MemberRuntime
 from gtm.status import read_status
+from intent import IntentState
 from policies import WeightTable
 
 

@@ -10,7 +10,7 @@ import pytest
 from api_members import Api, Members
 
 from chaos.kubesim import Faults
-from failover.intent import IntentState
+from intent import IntentState
 from policies import Kind
 
 

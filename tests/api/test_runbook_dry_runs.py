@@ -7,7 +7,7 @@ from pathlib import Path
 
 from api_members import Gtm, Members, until
 
-from failover.intent import IntentState
+from intent import IntentState
 
 
 def as_operator(members: Members, files: dict[str, Path]) -> list[str]:

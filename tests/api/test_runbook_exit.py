@@ -9,7 +9,7 @@ from pathlib import Path
 
 from api_members import Gtm, Members
 
-from failover.intent import IntentState
+from intent import IntentState
 from policies import Kind
 
 

@@ -12,7 +12,7 @@ import dns.message
 import pytest
 from click.testing import CliRunner
 
-from gtm.bench.dns import NAME, command, query_file
+from chaos.bench.dns import NAME, command, query_file
 
 
 def test_query_file_holds_the_mix_in_dnsperf_binary_format(tmp_path: Path) -> None:

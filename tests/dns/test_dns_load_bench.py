@@ -7,7 +7,7 @@ import socket
 
 from dns_estate import Running
 
-from gtm.bench.dns_load import generate, loop_lag, queries
+from chaos.bench.dns_load import generate, loop_lag, queries
 
 
 def test_the_generator_keeps_its_rate_and_times_every_reply(served: Running) -> None:

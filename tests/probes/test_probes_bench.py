@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from gtm.bench.probes import _child, command
+from chaos.bench.probes import _child, command
 
 BLACKBOX = shutil.which("prometheus-blackbox-exporter")
 

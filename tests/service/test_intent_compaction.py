@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from failover.intent import EMPTY, TOMBSTONE_BOUND, IntentState
 from gtm.service.runtime import compactable
+from intent import EMPTY, TOMBSTONE_BOUND, IntentState
 from policies import Kind, Override
 
 T0 = 1_800_000_000.0

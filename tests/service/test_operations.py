@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from failover.intent import FileAudit, FileIntentStore
 from gtm.config import Inventory, load
 from gtm.service.actions import BadAction, Drain, Enter, Exit, NotLeader, Refused, Remove, Rollout
 from gtm.service.operations import Leadership, Operations
+from intent import FileAudit, FileIntentStore
 from policies import Health, Kind, State, TargetHealth, evaluate
 
 ROOT = Path(__file__).resolve().parents[2]

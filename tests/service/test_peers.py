@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from failover.intent import IntentState
 from gtm.config import PeerConfig
 from gtm.service.observation_log import ObservationLog
 from gtm.service.peers import PeerExchange, PeerSettings
+from intent import IntentState
 from probes import Observation
 
 

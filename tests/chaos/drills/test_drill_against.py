@@ -18,12 +18,12 @@ import pytest_asyncio
 import yaml
 from click.testing import CliRunner
 
+from chaos.cli.drill import drill as drill_cli
 from chaos.drills.against import AgainstConfig, load_against, practice_plan, run_against
 from chaos.drills.layout import DrillPorts, find_free_base
 from chaos.drills.model import load_drill
 from chaos.drills.runner import member_argv
 from chaos.estate import SimulatedEstate
-from gtm.cli.drill import drill as drill_cli
 
 IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 

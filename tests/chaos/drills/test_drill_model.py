@@ -98,7 +98,7 @@ def test_steps_describe_themselves() -> None:
 def test_the_command_refuses_bad_files_before_starting_anything(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from gtm.cli.drill import drill
+    from chaos.cli.drill import drill
 
     bad = [str(p) for p in BAD[:2]]
     got = CliRunner().invoke(drill, ["run", *bad, "--report", str(tmp_path)])

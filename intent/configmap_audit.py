@@ -20,9 +20,9 @@ import structlog
 from kubernetes_asyncio.client import CoreV1Api
 from prometheus_client import CollectorRegistry
 
-from failover.intent.audit import AuditEntry, newest_first
-from failover.intent.configmap_cas import CONFIGMAP_LIMIT, ConfigMapCAS, ConfigMapData, KubeRetry
-from failover.intent.metrics import StoreMetrics
+from intent.audit import AuditEntry, newest_first
+from intent.configmap_cas import CONFIGMAP_LIMIT, ConfigMapCAS, ConfigMapData, KubeRetry
+from intent.metrics import StoreMetrics
 
 log = structlog.get_logger(__name__)
 

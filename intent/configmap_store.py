@@ -15,12 +15,12 @@ import structlog
 from kubernetes_asyncio.client import CoreV1Api
 from prometheus_client import CollectorRegistry
 
-from failover.intent.audit import AuditLog
-from failover.intent.configmap_cas import ConfigMapCAS, ConfigMapData, KubeRetry
-from failover.intent.errors import CorruptState
-from failover.intent.metrics import StoreMetrics
-from failover.intent.state import EMPTY, IntentState
-from failover.intent.store import Update, next_state, record
+from intent.audit import AuditLog
+from intent.configmap_cas import ConfigMapCAS, ConfigMapData, KubeRetry
+from intent.errors import CorruptState
+from intent.metrics import StoreMetrics
+from intent.state import EMPTY, IntentState
+from intent.store import Update, next_state, record
 
 log = structlog.get_logger(__name__)
 

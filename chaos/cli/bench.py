@@ -1,17 +1,17 @@
-"""`gtm bench …`: benchmarks, each in its own module under gtm/bench/."""
+"""`gtm bench …`: benchmarks, each in its own module under chaos/bench/."""
 
 import importlib
 
 import click
 
-# subcommand name -> module under gtm.bench exposing a click command named `command`
+# subcommand name -> module under chaos.bench exposing a click command named `command`
 BENCHES = {
-    "policy": "gtm.bench.policy",
-    "probes": "gtm.bench.probes",
-    "dns": "gtm.bench.dns",
-    "dns-under-load": "gtm.bench.dns_load",
-    "failover": "gtm.bench.failover",
-    "config": "gtm.bench.config",
+    "policy": "chaos.bench.policy",
+    "probes": "chaos.bench.probes",
+    "dns": "chaos.bench.dns",
+    "dns-under-load": "chaos.bench.dns_load",
+    "failover": "chaos.bench.failover",
+    "config": "chaos.bench.config",
 }
 
 

@@ -19,7 +19,7 @@ monotonic.
 After each write the store logs one `intent.<action>` event per transition
 and appends them to its audit log, if it has one. The file store appends
 first and withdraws the entries when its write fails, so an accepted change
-is audited or not accepted (`failover.intent.file_store`). The ConfigMap
+is audited or not accepted (`intent.file_store`). The ConfigMap
 store writes the state first (`record`): if the audit append fails, the
 intent stands and the failure is logged (`intent.audit_failed`) with the
 entries.
@@ -32,9 +32,9 @@ from typing import Protocol
 
 import structlog
 
-from failover.intent.audit import AuditEntry, AuditLog, transitions
-from failover.intent.errors import IntentError, StaleEpoch
-from failover.intent.state import IntentState
+from intent.audit import AuditEntry, AuditLog, transitions
+from intent.errors import IntentError, StaleEpoch
+from intent.state import IntentState
 
 log = structlog.get_logger(__name__)
 

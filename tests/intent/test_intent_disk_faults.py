@@ -2,7 +2,7 @@
 errors name the errno and the file, no audit line is torn, an accepted change is audited
 or not accepted, and intent is never silently taken from an older version.
 
-The faults come through the stores' disk seam (`failover.intent.Disk`), as a disk
+The faults come through the stores' disk seam (`intent.Disk`), as a disk
 makes them: a short write when the space runs out mid-line, then errors."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from intent_fixtures import exit_
 from structlog.testing import capture_logs
 
-from failover.intent import (
+from intent import (
     EMPTY,
     Action,
     AuditEntry,

@@ -53,8 +53,8 @@ import dns.query
 import yaml
 from rich.console import Console
 
+from chaos.bench.dns import GDNSD_CONFIG, ZONE, free_port, servers_table
 from chaos.estate import SimulatedEstate
-from gtm.bench.dns import GDNSD_CONFIG, ZONE, free_port, servers_table
 
 SOCKETS = 16  # the generator's sockets: 16-bit IDs each, so no ID repeats within a run
 LATE = 2.0  # seconds after which a query counts as lost

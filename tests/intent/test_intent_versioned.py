@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from failover.intent.versioned import VersionedFiles, VersionTaken
+from intent.versioned import VersionedFiles, VersionTaken
 
 
 def test_a_lost_race_is_tried_again_on_the_newest(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from intent_fixtures import FAST, another_client, big_table, kube
 from structlog.testing import capture_logs
 
-from failover.intent import (
+from intent import (
     CONFIGMAP_LIMIT,
     ConfigMapPublishedStore,
     FilePublishedStore,
@@ -22,7 +22,7 @@ from failover.intent import (
     StaleEpoch,
     StaleGeneration,
 )
-from failover.intent.configmap_published import TABLE_KEY
+from intent.configmap_published import TABLE_KEY
 from policies import WeightTable
 
 SMALL = big_table(services=20)

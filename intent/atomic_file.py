@@ -2,7 +2,7 @@
 
 Blocking calls, meant to run in a worker thread (`asyncio.to_thread`).
 Values that are replaced (the intent state, published tables, the lease)
-are numbered files written by compare-and-swap: `failover.intent.versioned`.
+are numbered files written by compare-and-swap: `intent.versioned`.
 
 - `Disk`: the operations that fail when the state directory is full (ENOSPC),
   read-only (EROFS) or broken (EIO). The stores take one; tests hand in a

@@ -32,11 +32,11 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from prometheus_client import CollectorRegistry
 
-from failover.intent.atomic_file import OS_DISK, Disk
-from failover.intent.errors import CorruptState, StaleGeneration, StoreUnavailable
-from failover.intent.metrics import StoreMetrics
-from failover.intent.store import check_epoch
-from failover.intent.versioned import Found, Version, VersionedFiles
+from intent.atomic_file import OS_DISK, Disk
+from intent.errors import CorruptState, StaleGeneration, StoreUnavailable
+from intent.metrics import StoreMetrics
+from intent.store import check_epoch
+from intent.versioned import Found, Version, VersionedFiles
 from policies.table import WeightTable
 
 log = structlog.get_logger(__name__)
@@ -177,7 +177,7 @@ def table_of(head: PublishedHead, body: bytes) -> WeightTable:
 class FilePublishedStore:
     """The embedded default: `<state dir>/table-dns.json.<n>`, header line then table.
 
-    Compare-and-swap on numbered files without a lock (`failover.intent.versioned`),
+    Compare-and-swap on numbered files without a lock (`intent.versioned`),
     so a leader paused in the middle of a save cannot stall its successor's.
 
     The table is derived data (the leader evaluates it again from intent and

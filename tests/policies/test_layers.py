@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gtm.service.layers import FirstSeen, layer_intent
 from policies import Estate, Health, Kind, Override, Policy, Service, Vip, evaluate
+from policies.layers import FirstSeen, layer_intent
 from policies.table import Out
 
 T0 = 1_000_000.0

@@ -12,7 +12,7 @@ import pytest
 from intent_fixtures import T0, add_many, crash_before_link, exit_
 from prometheus_client import CollectorRegistry
 
-from failover.intent import (
+from intent import (
     EMPTY,
     Action,
     CorruptState,

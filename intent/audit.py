@@ -30,10 +30,10 @@ from typing import Any, Protocol
 
 import structlog
 
-from failover.intent.atomic_file import OS_DISK, Appended, Disk, append_lines, withdraw
-from failover.intent.codec import override_from_dict, override_to_dict
-from failover.intent.errors import StoreUnavailable
-from failover.intent.state import Ending, IntentState, Tombstone
+from intent.atomic_file import OS_DISK, Appended, Disk, append_lines, withdraw
+from intent.codec import override_from_dict, override_to_dict
+from intent.errors import StoreUnavailable
+from intent.state import Ending, IntentState, Tombstone
 from policies.guardrails import Refusal
 from policies.overrides import Kind, Override
 

@@ -1,7 +1,7 @@
 """The embedded default intent store: local files in the state directory.
 
 The state is kept as numbered files (`intent.json.<n>`, the newest is the
-state) written by compare-and-swap without a lock (`failover.intent.versioned`):
+state) written by compare-and-swap without a lock (`intent.versioned`):
 an update reads the newest, applies its pure function, and links the result
 as the next number; when the other member of the pair linked that number
 first, it reads again and applies the function again, so neither change is
@@ -40,13 +40,13 @@ from pathlib import Path
 import structlog
 from prometheus_client import CollectorRegistry
 
-from failover.intent.atomic_file import OS_DISK, Disk
-from failover.intent.audit import AuditEntry, FileAudit, transitions
-from failover.intent.errors import CorruptState, StoreUnavailable
-from failover.intent.metrics import StoreMetrics
-from failover.intent.state import EMPTY, IntentState
-from failover.intent.store import Update, log_transitions, next_state
-from failover.intent.versioned import Version, VersionedFiles
+from intent.atomic_file import OS_DISK, Disk
+from intent.audit import AuditEntry, FileAudit, transitions
+from intent.errors import CorruptState, StoreUnavailable
+from intent.metrics import StoreMetrics
+from intent.state import EMPTY, IntentState
+from intent.store import Update, log_transitions, next_state
+from intent.versioned import Version, VersionedFiles
 
 log = structlog.get_logger(__name__)
 

@@ -12,14 +12,14 @@
   or read-only state directory.
 """
 
-from failover.intent.atomic_file import Disk
-from failover.intent.audit import Action, AuditEntry, AuditLog, FileAudit, transitions
-from failover.intent.codec import override_from_dict, override_to_dict, refusal_to_dict
-from failover.intent.configmap_audit import ConfigMapAudit
-from failover.intent.configmap_cas import CONFIGMAP_LIMIT, KubeRetry
-from failover.intent.configmap_published import ConfigMapPublishedStore
-from failover.intent.configmap_store import ConfigMapIntentStore
-from failover.intent.errors import (
+from intent.atomic_file import Disk
+from intent.audit import Action, AuditEntry, AuditLog, FileAudit, transitions
+from intent.codec import override_from_dict, override_to_dict, refusal_to_dict
+from intent.configmap_audit import ConfigMapAudit
+from intent.configmap_cas import CONFIGMAP_LIMIT, KubeRetry
+from intent.configmap_published import ConfigMapPublishedStore
+from intent.configmap_store import ConfigMapIntentStore
+from intent.errors import (
     CorruptState,
     IntentConflict,
     IntentError,
@@ -29,11 +29,11 @@ from failover.intent.errors import (
     TooLarge,
     UnknownOverride,
 )
-from failover.intent.file_store import FileIntentStore
-from failover.intent.metrics import StoreMetrics
-from failover.intent.published import FilePublishedStore, Published, PublishedHead, PublishedStore
-from failover.intent.state import EMPTY, TOMBSTONE_BOUND, Ending, IntentState, Tombstone
-from failover.intent.store import IntentStore, Update
+from intent.file_store import FileIntentStore
+from intent.metrics import StoreMetrics
+from intent.published import FilePublishedStore, Published, PublishedHead, PublishedStore
+from intent.state import EMPTY, TOMBSTONE_BOUND, Ending, IntentState, Tombstone
+from intent.store import IntentStore, Update
 
 __all__ = [
     "CONFIGMAP_LIMIT",

@@ -44,8 +44,8 @@ from tenacity import (
     wait_random,
 )
 
-from failover.intent.errors import StoreUnavailable, TooLarge
-from failover.intent.metrics import StoreMetrics
+from intent.errors import StoreUnavailable, TooLarge
+from intent.metrics import StoreMetrics
 
 log = structlog.get_logger(__name__)
 

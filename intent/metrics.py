@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
-from failover.intent.errors import StaleEpoch, StaleGeneration
+from intent.errors import StaleEpoch, StaleGeneration
 
 
 class StoreMetrics:

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from intent_fixtures import T0, big_estate, drain, exit_, overrides, states
 
-from failover.intent import EMPTY, Ending, IntentConflict, IntentState, UnknownOverride
-from failover.intent.state import TOMBSTONE_BOUND
+from intent import EMPTY, Ending, IntentConflict, IntentState, UnknownOverride
+from intent.state import TOMBSTONE_BOUND
 from policies import Health, Kind, WeightTable, evaluate
 
 

@@ -22,10 +22,10 @@ import structlog
 from kubernetes_asyncio.client import CoreV1Api
 from prometheus_client import CollectorRegistry
 
-from failover.intent.configmap_cas import ConfigMapCAS, ConfigMapData, KubeRetry
-from failover.intent.errors import CorruptState
-from failover.intent.metrics import StoreMetrics
-from failover.intent.published import (
+from intent.configmap_cas import ConfigMapCAS, ConfigMapData, KubeRetry
+from intent.errors import CorruptState
+from intent.metrics import StoreMetrics
+from intent.published import (
     Encoded,
     Published,
     PublishedHead,

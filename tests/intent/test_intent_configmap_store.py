@@ -10,7 +10,7 @@ from intent_fixtures import FAST, T0, another_client, drain, exit_, kube
 from prometheus_client import CollectorRegistry
 
 from chaos.kubesim import Faults
-from failover.intent import (
+from intent import (
     EMPTY,
     Action,
     ConfigMapAudit,

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, NamedTuple, TypeVar
 
-from failover.intent.atomic_file import OS_DISK, Disk
+from intent.atomic_file import OS_DISK, Disk
 
 KEEP = 3  # files kept: the value and the two before it
 STALE_TEMP = 60.0  # seconds after which a temporary file is a crashed writer's leftover

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from policies import Kind, Override
+from policies.overrides import Kind, Override
 
 _LEAVING = (Kind.EXIT, Kind.DRAIN)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from intent_fixtures import FAST, T0, exit_, kube
 from structlog.testing import capture_logs
 
-from failover.intent import (
+from intent import (
     EMPTY,
     Action,
     AuditEntry,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from chaos.kubesim import KubeSim
-from failover.intent import Ending, FileIntentStore, IntentState, KubeRetry, Tombstone
+from intent import Ending, FileIntentStore, IntentState, KubeRetry, Tombstone
 from policies import Guardrails, Health, Kind, Override, Policy, Service, Vip, WeightTable, evaluate
 from policies.model import Estate
 

@@ -39,8 +39,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from failover.intent.codec import override_from_dict, override_to_dict
-from failover.intent.errors import IntentConflict, UnknownOverride
+from intent.codec import override_from_dict, override_to_dict
+from intent.errors import IntentConflict, UnknownOverride
 from policies.overrides import Kind, Override, active
 
 FORMAT = 1
