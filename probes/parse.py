@@ -7,6 +7,7 @@ the probe kinds in one place and reports every problem of a mapping at once.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 
@@ -20,8 +21,10 @@ from probes.spec import (
     TlsProbe,
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*|(?:\d+(?:\.\d+)?(?:ms|s|m|h|d)\s*)+)$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
+MAX_DURATION = 366 * 86400.0  # a year: no interval, timeout, ramp or expiry of gtm is longer
 _KINDS: dict[str, type[BaseProbe]] = {
     "http": HttpProbe,
     "https": HttpProbe,
@@ -33,16 +36,31 @@ _DURATION_FIELDS = ("interval", "timeout")
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from `5s`, `500ms`, `1m`, `1h`, or a plain number of seconds."""
+    """Seconds from `5s`, `1m30s`, `250ms`, `2h`, `1d`, or a number of seconds; finite,
+    not negative, up to a year. gtm's one duration grammar (config, API bodies, CLI)."""
     if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT[match.group(2)]
-    raise ValueError(f"not a duration (use e.g. 5s, 500ms, 1m): {value!r}")
+        raise ValueError(f"{value!r} is not a duration")
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and len(value) <= 64 and _DURATION.match(value):
+            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(value))
+        else:
+            raise ValueError(f"{_shown(value)} is not a duration (like 5s, 1m30s, 250ms)")
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise ValueError(f"{_shown(value)} is not a finite number of seconds")
+    if seconds < 0:
+        raise ValueError(f"{_shown(value)} is negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{_shown(value)} is longer than a year")
+    return seconds
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_probe_spec(data: Mapping[str, object]) -> ProbeSpec:

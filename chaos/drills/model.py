@@ -63,7 +63,7 @@ from chaos.drills.steps import (
     VipFault,
 )
 from gtm.config import ConfigError, Inventory, Problem, loads
-from gtm.config.errors import Path as FieldPath
+from gtm.config.errors import FieldPath
 from gtm.config.source import Source, parse
 from gtm.config.values import Duration, Name
 

@@ -16,10 +16,10 @@ from multidict import MultiMapping
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from gtm.api.errors import HttpProblem
-from gtm.config.values import parse_duration
 from gtm.plan import parse_spec, what_if_overrides
 from gtm.service.actions import Drain, Enter, Exit, Remove, Rollout
 from policies import Override
+from probes import parse_duration
 
 
 def _not_blank(value: str) -> str:

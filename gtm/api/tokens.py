@@ -21,10 +21,10 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from gtm.config.errors import ConfigError, Path, Problem, dotted
+from gtm.config.errors import ConfigError, FieldPath, Problem, dotted
 from gtm.config.source import Source, read
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class TokenBook:
         return cls(entries, source)
 
     @classmethod
-    def from_file(cls, path: str | FsPath) -> TokenBook:
+    def from_file(cls, path: str | Path) -> TokenBook:
         try:
             src = read(path)
         except ConfigError as e:  # unreadable, or not YAML: names the file and line
@@ -104,9 +104,9 @@ class TokenBook:
                 [src.problem((), "expected a mapping with a 'tokens' list of {name, token, role}")]
             )
         problems = [src.problem((k,), "unknown key") for k in data if k != "tokens"]
-        raw: list[tuple[Path, object, object, object]] = []
+        raw: list[tuple[FieldPath, object, object, object]] = []
         for i, item in enumerate(cast(list[Any], data["tokens"])):
-            at: Path = ("tokens", i)
+            at: FieldPath = ("tokens", i)
             if not isinstance(item, dict):
                 problems.append(src.problem(at, "expected a mapping {name, token, role}"))
                 continue
@@ -125,7 +125,7 @@ class TokenBook:
     def from_secret_data(cls, data: Mapping[str, str | bytes], source: str) -> TokenBook:
         """From a Secret's decoded data: token name -> `role:token`."""
         src = Source(source, None, {})
-        raw: list[tuple[Path, object, object, object]] = []
+        raw: list[tuple[FieldPath, object, object, object]] = []
         problems: list[Problem] = []
         for name in sorted(data):
             value = data[name]
@@ -169,10 +169,10 @@ class TokenBook:
 
 
 def _entries(
-    raw: Iterable[tuple[Path, object, object, object]], src: Source, problems: list[Problem]
+    raw: Iterable[tuple[FieldPath, object, object, object]], src: Source, problems: list[Problem]
 ) -> tuple[_Entry, ...]:
     entries: list[_Entry] = []
-    names: dict[str, Path] = {}
+    names: dict[str, FieldPath] = {}
     digests: dict[bytes, str] = {}
     for at, name, token, role in raw:
         if not isinstance(name, str) or not name.strip():
@@ -206,9 +206,9 @@ def _entries(
     return tuple(entries)
 
 
-def read_token(path: str | FsPath) -> str:
+def read_token(path: str | Path) -> str:
     """A single token kept in a file of its own (the CLI's and peers' credentials)."""
-    p = FsPath(path)
+    p = Path(path)
     try:
         text = p.read_text(encoding="utf-8").strip()
     except OSError as e:

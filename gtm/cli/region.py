@@ -36,8 +36,8 @@ from gtm.client.http import (
     connection_options,
     run,
 )
-from gtm.config import parse_duration
 from gtm.status import LAYERS, MemberStatus, StatusError, read_status
+from probes import parse_duration
 
 SHOWN = 40  # rows / patches printed before "… N more"
 

@@ -15,7 +15,7 @@ from gtm.config.model import (
     ServiceConfig,
     VipConfig,
 )
-from gtm.config.values import parse_duration, split_listen
+from gtm.config.values import split_listen
 
 __all__ = [
     "ApiConfig",
@@ -34,7 +34,6 @@ __all__ = [
     "VipConfig",
     "load",
     "loads",
-    "parse_duration",
     "split_listen",
     "to_estate",
 ]

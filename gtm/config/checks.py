@@ -11,11 +11,11 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gtm.config.errors import Path
+from gtm.config.errors import FieldPath
 from gtm.config.model import BoundsConfig, Config, PolicyConfig
 from probes import HealthSettings, ProbeConfigError, parse_probe_spec
 
-Found = Iterator[tuple[Path, str]]
+Found = Iterator[tuple[FieldPath, str]]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Names:
         )
 
 
-def check(config: Config, names: Names | None = None) -> list[tuple[Path, str]]:
+def check(config: Config, names: Names | None = None) -> list[tuple[FieldPath, str]]:
     known = Names.of(config) if names is None else names
     return [
         *_regions(config),
@@ -70,7 +70,7 @@ def _probes(config: Config) -> Found:
             yield _at(("health",), problem, health)
 
 
-def _at(path: Path, problem: str, fields: dict[str, object]) -> tuple[Path, str]:
+def _at(path: FieldPath, problem: str, fields: dict[str, object]) -> tuple[FieldPath, str]:
     """`timeout: must not …` about a field of `fields` -> that field's path and the rest."""
     name, sep, rest = problem.partition(": ")
     return ((*path, name), rest) if sep and name in fields else (path, problem)
@@ -113,7 +113,7 @@ def _policies(config: Config, known: Names) -> Found:
     regions = list(known.regions)
     names = [p.name for p in config.policies]
     for i, p in enumerate(config.policies):
-        at: Path = ("policies", i)
+        at: FieldPath = ("policies", i)
         if names.index(p.name) != i:
             yield (*at, "name"), f"{p.name!r} is defined twice"
         yield from _split(p, regions, at)
@@ -132,7 +132,7 @@ def _policies(config: Config, known: Names) -> Found:
             )
 
 
-def _all_bounds(p: PolicyConfig) -> Iterator[tuple[Path, BoundsConfig]]:
+def _all_bounds(p: PolicyConfig) -> Iterator[tuple[FieldPath, BoundsConfig]]:
     for section, cb in (("bounds", p.bounds), ("rollout", p.rollout)):
         if cb is not None:
             yield (section, "local"), cb.local
@@ -146,7 +146,7 @@ def split_of(p: PolicyConfig, regions: int) -> tuple[int, int]:
     return p.total - (regions - 1), 1
 
 
-def _split(p: PolicyConfig, regions: list[str], at: Path) -> Found:
+def _split(p: PolicyConfig, regions: list[str], at: FieldPath) -> Found:
     if p.split is not None and p.matrix is not None:
         yield (*at, "matrix"), "give either split (local/remote) or matrix, not both"
         return
@@ -197,7 +197,7 @@ def _services(config: Config, known: Names) -> Found:
     if not config.services:
         yield ("services",), "at least one service is needed"
     for i, s in enumerate(config.services):
-        at: Path = ("services", i)
+        at: FieldPath = ("services", i)
         if first_name[s.name] != i:
             yield (*at, "name"), f"{s.name!r} is defined twice"
         if first_fqdn[s.fqdn] != i:
@@ -285,7 +285,7 @@ def _kubernetes(config: Config, known: Names) -> Found:
     regions = known.regions
     names = [c.name for c in config.kubernetes.clusters]
     for i, c in enumerate(config.kubernetes.clusters):
-        at: Path = ("kubernetes", "clusters", i)
+        at: FieldPath = ("kubernetes", "clusters", i)
         if names.index(c.name) != i:
             yield (*at, "name"), f"{c.name!r} is defined twice"
         if c.region not in regions:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-Path = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]
 
 
-def dotted(path: Path) -> str:
+def dotted(path: FieldPath) -> str:
     """('services', 3, 'vips', 'dc2', 0, 'port') -> 'services[3].vips.dc2[0].port'."""
     out = ""
     for part in path:
@@ -23,7 +23,7 @@ def dotted(path: Path) -> str:
 class Problem:
     file: str
     line: int | None
-    path: Path
+    path: FieldPath
     message: str
 
     def __str__(self) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from gtm.config.checks import Names, check, split_of
-from gtm.config.errors import ConfigError, Path, Problem
+from gtm.config.errors import ConfigError, FieldPath, Problem
 from gtm.config.model import BoundsConfig, Config, PolicyConfig, RegionConfig, ServiceConfig
 from gtm.config.source import Source, parse, read
 from policies import Bounds, Estate, Guardrails, Policy, Redistribute, Service, Vip
@@ -39,10 +39,10 @@ class Inventory:
 
 
 # More rules to apply to a config, as `checks.check` does (`readiness.serving`).
-Rules = Callable[[Config], Iterable[tuple[Path, str]]]
+Rules = Callable[[Config], Iterable[tuple[FieldPath, str]]]
 
 
-def load(path: str | FsPath, *, rules: Rules | None = None) -> Inventory:
+def load(path: str | Path, *, rules: Rules | None = None) -> Inventory:
     return _build(read(path, lenient=True), rules)
 
 
@@ -52,7 +52,7 @@ def loads(text: str, name: str = "<config>", *, rules: Rules | None = None) -> I
 
 def _check(
     config: Config, rules: Rules | None, names: Names | None = None
-) -> list[tuple[Path, str]]:
+) -> list[tuple[FieldPath, str]]:
     return [*check(config, names), *(rules(config) if rules is not None else ())]
 
 
@@ -84,7 +84,7 @@ def _build(src: Source, rules: Rules | None) -> Inventory:
 
 
 # The lists whose entries are dropped whole when one of their fields is bad.
-_ENTRIES: tuple[Path, ...] = (
+_ENTRIES: tuple[FieldPath, ...] = (
     ("regions",),
     ("policies",),
     ("services",),
@@ -104,7 +104,7 @@ def _rules_despite(src: Source, shapes: list[Problem], rules: Rules | None) -> l
     it is likely that one's echo.
     """
     data = src.data
-    kept: dict[Path, list[int]] = {}  # list -> original index of each entry kept
+    kept: dict[FieldPath, list[int]] = {}  # list -> original index of each entry kept
     bad = [p.path for p in shapes]
     config = None
     for _ in range(_ROUNDS):
@@ -135,10 +135,12 @@ def _rules_despite(src: Source, shapes: list[Problem], rules: Rules | None) -> l
     return out
 
 
-def _without(data: dict[str, Any], bad: list[Path], kept: dict[Path, list[int]]) -> dict[str, Any]:
+def _without(
+    data: dict[str, Any], bad: list[FieldPath], kept: dict[FieldPath, list[int]]
+) -> dict[str, Any]:
     """A copy of `data` without what `bad` points at; `kept` maps entries back to the file's."""
-    drop: dict[Path, set[int]] = {}
-    unset: list[Path] = []
+    drop: dict[FieldPath, set[int]] = {}
+    unset: list[FieldPath] = []
     for path in bad:
         at = next((e for e in _ENTRIES if path[: len(e)] == e and len(path) > len(e)), None)
         if at is not None and isinstance(path[len(at)], int):
@@ -170,7 +172,7 @@ def _without(data: dict[str, Any], bad: list[Path], kept: dict[Path, list[int]])
     return out
 
 
-def _copy_spine(data: Any, paths: list[Path]) -> Any:
+def _copy_spine(data: Any, paths: list[FieldPath]) -> Any:
     """`data` with every dict and list along `paths` copied, the rest shared."""
     out = dict(data)
     for path in paths:
@@ -188,7 +190,7 @@ def _copy_spine(data: Any, paths: list[Path]) -> Any:
     return out
 
 
-def _get(data: Any, path: Path) -> Any:
+def _get(data: Any, path: FieldPath) -> Any:
     for key in path:
         if isinstance(data, dict):
             data = data.get(key)
@@ -199,14 +201,14 @@ def _get(data: Any, path: Path) -> Any:
     return data
 
 
-def _names(data: Any, at: Path) -> list[str]:
+def _names(data: Any, at: FieldPath) -> list[str]:
     items = _get(data, at)
     if not isinstance(items, list):
         return []
     return [x["name"] for x in items if isinstance(x, dict) and isinstance(x.get("name"), str)]
 
 
-def _original(path: Path, kept: dict[Path, list[int]]) -> Path:
+def _original(path: FieldPath, kept: dict[FieldPath, list[int]]) -> FieldPath:
     """A path into the config checked -> the same place in the file."""
     for at, indexes in kept.items():
         n = len(at)
@@ -215,7 +217,7 @@ def _original(path: Path, kept: dict[Path, list[int]]) -> Path:
     return path
 
 
-def _location(err: Any) -> Path:
+def _location(err: Any) -> FieldPath:
     # Drop pydantic's union/type tags from the location: ('client_cidrs', 0, 'IPv4Network').
     return tuple(p for p in err["loc"] if isinstance(p, int) or not p[:1].isupper())
 

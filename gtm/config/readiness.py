@@ -14,13 +14,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from gtm.config.errors import Path
+from gtm.config.errors import FieldPath
 from gtm.config.model import Config
 
-Found = Iterator[tuple[Path, str]]
+Found = Iterator[tuple[FieldPath, str]]
 
 
-def serving(config: Config, *, files: bool = True) -> list[tuple[Path, str]]:
+def serving(config: Config, *, files: bool = True) -> list[tuple[FieldPath, str]]:
     """Problems `gtm serve` would meet, or would hide; `files=False` leaves the files aside."""
     return [*_clients(config), *overlaps(config), *(_files(config) if files else ())]
 
@@ -72,7 +72,7 @@ def overlaps(config: Config) -> Found:
         holders.append((i, j, cidr))
 
 
-def _named(config: Config) -> Iterator[tuple[Path, str]]:
+def _named(config: Config) -> Iterator[tuple[FieldPath, str]]:
     """Each file the config names (path in the config, file name), as `gtm serve` opens it."""
     api = config.api
     if api.tokens_file is not None:

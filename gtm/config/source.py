@@ -22,12 +22,12 @@ import re
 import sys
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gtm.config.errors import ConfigError, Path, Problem
+from gtm.config.errors import ConfigError, FieldPath, Problem
 
 MAX_DEPTH = 64  # nested mappings and sequences; an estate config needs about eight
 MAX_ALIAS_NODES = 1_000_000  # nodes reached through aliases, at least
@@ -61,7 +61,7 @@ class Source:
     # values dropped while building (a duplicate key's), kept so no id in `lines` is reused
     dropped: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
-    def line(self, path: Path) -> int | None:
+    def line(self, path: FieldPath) -> int | None:
         """The line of `path`, or of its nearest ancestor that exists."""
         found, node = self.start, self.data
         for part in path:
@@ -76,11 +76,11 @@ class Source:
                 break
         return found
 
-    def problem(self, path: Path, message: str) -> Problem:
+    def problem(self, path: FieldPath, message: str) -> Problem:
         return Problem(self.file, self.line(path), path, message)
 
 
-def read(path: str | FsPath, *, lenient: bool = False) -> Source:
+def read(path: str | Path, *, lenient: bool = False) -> Source:
     """The file's document; `ConfigError` if it cannot be read or has problems.
 
     With `lenient`, problems that leave usable data (a duplicate key, a
@@ -89,7 +89,7 @@ def read(path: str | FsPath, *, lenient: bool = False) -> Source:
     """
     name = str(path)
     try:
-        text = FsPath(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError([Problem(name, None, (), f"cannot read: {e.strerror or e}")]) from e
     except UnicodeDecodeError as e:
@@ -134,7 +134,7 @@ def parse(text: str, name: str = "<config>", *, lenient: bool = False) -> Source
 class _Open:
     """A mapping or sequence being built."""
 
-    path: Path
+    path: FieldPath
     value: dict[Any, Any] | list[Any]
     anchor: str | None
     marks: list[int] = field(default_factory=list)  # line of each key or item
@@ -190,10 +190,10 @@ class _Builder:
             elif kind is yaml.StreamEndEvent:
                 return
 
-    def _fatal(self, line: int, message: str, path: Path = ()) -> None:
+    def _fatal(self, line: int, message: str, path: FieldPath = ()) -> None:
         raise ConfigError([Problem(self.name, line, path, message)])
 
-    def _path(self) -> Path | None:
+    def _path(self) -> FieldPath | None:
         """The path of the node that starts now, or None when it is a mapping's key."""
         if not self.stack:
             return ()
@@ -318,7 +318,7 @@ class _Builder:
             self.problems.append(Problem(self.name, line, (*top.path, key), message))
         top.key = key
 
-    def _construct(self, event: yaml.ScalarEvent, line: int, path: Path, is_key: bool) -> Any:
+    def _construct(self, event: yaml.ScalarEvent, line: int, path: FieldPath, is_key: bool) -> Any:
         text = event.value
         tag = event.tag
         plain = tag is None and event.implicit[0]

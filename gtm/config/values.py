@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 import socket
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, PlainValidator
 
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)(ms|s|m|h|d)\s*)+$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+from probes.parse import parse_duration
+
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-MAX_DURATION = 366 * 86400.0  # a year: no interval, ramp or expiry of gtm is longer
-
-
-def parse_duration(value: object) -> float:
-    """`5s`, `1m30s`, `250ms`, `2h`, or a number of seconds; finite, up to a year."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    try:
-        if isinstance(value, int | float):
-            seconds = float(value)
-        elif isinstance(value, str) and len(value) <= 64 and _DURATION.match(value):
-            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(value))
-        else:
-            raise ValueError(f"{_shown(value)} is not a duration (like 5s, 1m30s, 250ms)")
-    except OverflowError:
-        seconds = math.inf
-    if not math.isfinite(seconds):
-        raise ValueError(f"{_shown(value)} is not a finite number of seconds")
-    if seconds < 0:
-        raise ValueError(f"{_shown(value)} is negative")
-    if seconds > MAX_DURATION:
-        raise ValueError(f"{_shown(value)} is longer than a year")
-    return seconds
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _port(value: int) -> int:

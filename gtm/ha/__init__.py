@@ -12,7 +12,6 @@ coordination.k8s.io/v1 Lease); anything with `get`/`create`/`update` works.
 """
 
 from gtm.ha.changes import ChangeFeed, Holder, LeaderChange, LeaderTerm
-from gtm.ha.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from gtm.ha.elector import Elector, NotLeader
 from gtm.ha.file_lease import FileLease
 from gtm.ha.kube_lease import ADDRESS_ANNOTATION, KubeLease
@@ -23,9 +22,7 @@ from gtm.ha.settings import ElectionSettings
 
 __all__ = [
     "ADDRESS_ANNOTATION",
-    "SYSTEM_CLOCK",
     "ChangeFeed",
-    "Clock",
     "ElectionSettings",
     "Elector",
     "FileLease",
@@ -39,9 +36,7 @@ __all__ = [
     "LeaseConflict",
     "LeaseRecord",
     "LeaseUnavailable",
-    "ManualClock",
     "NotLeader",
-    "SystemClock",
     "format_micro_time",
     "parse_micro_time",
 ]

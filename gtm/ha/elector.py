@@ -44,11 +44,11 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from gtm.ha.changes import ChangeFeed, Holder, LeaderChange, LeaderTerm
-from gtm.ha.clock import SYSTEM_CLOCK, Clock
 from gtm.ha.leadership import Leadership
 from gtm.ha.metrics import ElectionMetrics
 from gtm.ha.record import LeaseBackend, LeaseConflict, LeaseRecord
 from gtm.ha.settings import ElectionSettings
+from probes.clock import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
 
@@ -68,12 +68,12 @@ class Elector:
         backend: LeaseBackend,
         settings: ElectionSettings,
         *,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self._backend = backend
         self._settings = settings
-        self._clock = clock
+        self._clock = clock if clock is not None else SystemClock()
         self._log = log.bind(identity=settings.identity)
         self._metrics = ElectionMetrics(
             registry if registry is not None else CollectorRegistry(),

@@ -24,8 +24,8 @@ from gtm.ha import (
     LeaseConflict,
     LeaseRecord,
     LeaseUnavailable,
-    ManualClock,
 )
+from probes.clock import ManualClock
 
 WHOLE_SECOND = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # zero microseconds: the pitfall
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -42,7 +42,7 @@ async def test_an_elector_creates_a_lease_the_server_accepts(sim: KubeSim) -> No
         elector = Elector(
             lease,
             ElectionSettings("dc1-a", address="http://10.0.0.1:8080", duration=15.5),
-            clock=ManualClock(WHOLE_SECOND),
+            clock=ManualClock(wall=WHOLE_SECOND),
         )
         await elector.attempt()
         assert elector.is_leader() and elector.epoch == 1

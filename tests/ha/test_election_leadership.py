@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from election_harness import MemoryLease, eventually
 
-from gtm.ha import ElectionSettings, Elector, LeaderChange, LeadershipLost, ManualClock
+from gtm.ha import ElectionSettings, Elector, LeaderChange, LeadershipLost
+from probes.clock import ManualClock
 
 
 def member(lease: MemoryLease, clock: ManualClock, name: str) -> Elector:
@@ -45,7 +46,7 @@ async def test_the_body_waits_for_leadership_and_is_cancelled_when_the_term_ends
     assert not started.is_set(), "no work before leading"
     await a.attempt()
     await asyncio.wait_for(started.wait(), 1)
-    clock.advance(10)  # renewals stopped: the deadline passes
+    await clock.advance(10)  # renewals stopped: the deadline passes
     await a.attempt()  # the loop notices and announces the end of the term
     with pytest.raises(LeadershipLost) as lost:
         await asyncio.wait_for(task, 1)
@@ -63,7 +64,7 @@ async def test_a_crashing_body_steps_down_so_the_standby_takes_over_at_once(
             _ = 1 / 0
     assert not a.is_leader()
     assert lease.record is not None and lease.record.holder is None
-    clock.advance(0.1)
+    await clock.advance(0.1)
     await a.attempt()
     assert not a.is_leader(), "it does not take back the lease it gave up"
     await b.attempt()
@@ -142,7 +143,7 @@ async def test_wait_leading_and_wait_not_leading(lease: MemoryLease, clock: Manu
     not_leading = asyncio.create_task(a.wait_not_leading())
     await asyncio.sleep(0.01)
     assert not not_leading.done()
-    clock.advance(10)
+    await clock.advance(10)
     await asyncio.wait_for(a.wait_not_leading(), 0.1)  # is_leader() is false already
     assert not not_leading.done()
     await a.attempt()  # the loop's round at the deadline announces the end: waiters wake

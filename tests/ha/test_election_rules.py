@@ -20,9 +20,9 @@ from gtm.ha import (
     LeaderChange,
     LeaseRecord,
     LeaseUnavailable,
-    ManualClock,
     NotLeader,
 )
+from probes.clock import ManualClock
 
 # duration 15, renew deadline 10, retry 2 (the config defaults)
 
@@ -82,7 +82,7 @@ async def test_renewal_keeps_the_epoch_and_moves_the_renew_time(
     assert lease.record is not None
     acquired = lease.record.acquire_time
     for _ in range(20):  # 40 s of renewals: far past one renew deadline
-        clock.advance(2)
+        await clock.advance(2)
         await a.attempt()
         assert a.is_leader()
     assert lease.record.transitions == 1 and a.epoch == 1
@@ -95,10 +95,10 @@ async def test_a_held_lease_is_taken_only_after_it_expires(
 ) -> None:
     a, b = member(lease, clock, "dc1-a"), member(lease, clock, "dc1-b")
     await a.attempt()
-    clock.advance(15)  # renew time + duration == now: still held
+    await clock.advance(15)  # renew time + duration == now: still held
     await b.attempt()
     assert not b.is_leader()
-    clock.advance(0.001)
+    await clock.advance(0.001)
     await b.attempt()
     assert b.is_leader() and b.epoch == 2
 
@@ -109,14 +109,14 @@ async def test_a_paused_leader_stops_at_the_renew_deadline_and_resumes_as_follow
     a, b = member(lease, clock, "dc1-a"), member(lease, clock, "dc1-b")
     await a.attempt()
     with a.changes() as feed:
-        clock.advance(9.999)  # a is paused: no attempt() while time moves
+        await clock.advance(9.999)  # a is paused: no attempt() while time moves
         assert a.is_leader()
-        clock.advance(0.001)
+        await clock.advance(0.001)
         assert not a.is_leader(), "the deadline holds without the loop running"
         assert a.epoch is None
         with pytest.raises(NotLeader):
             a.require_leader()
-        clock.advance(5.001)
+        await clock.advance(5.001)
         await b.attempt()  # the lease expired: b takes it
         assert b.is_leader() and b.epoch == 2
         await a.attempt()  # a wakes up: it sees b and does not act
@@ -135,7 +135,7 @@ async def test_retaking_its_own_lease_after_a_lapse_starts_a_new_epoch(
 ) -> None:
     a = member(lease, clock, "dc1-a")
     await a.attempt()
-    clock.advance(12)  # past the renew deadline, before expiry; nobody else took it
+    await clock.advance(12)  # past the renew deadline, before expiry; nobody else took it
     assert not a.is_leader()
     await a.attempt()
     assert a.is_leader()
@@ -151,10 +151,10 @@ async def test_a_failing_backend_ends_the_term_at_the_renew_deadline(
     lease.fail = LeaseUnavailable("500 InternalError")
     with capture_logs() as logs:
         for _ in range(4):
-            clock.advance(2)
+            await clock.advance(2)
             await a.attempt()
             assert a.is_leader()
-        clock.advance(2)
+        await clock.advance(2)
         assert not a.is_leader()
         await a.attempt()
     events = [entry["event"] for entry in logs]
@@ -173,7 +173,7 @@ async def test_a_hung_backend_is_cut_off_by_the_call_timeout(
     async with asyncio.timeout(1):
         await a.attempt()  # returns: the timeout ends the attempt
     assert a.is_leader()
-    clock.advance(10)
+    await clock.advance(10)
     assert not a.is_leader()
 
 
@@ -186,7 +186,7 @@ async def test_a_record_naming_someone_else_ends_the_term_at_once(
     lease.record = LeaseRecord(
         "intruder", None, clock.now(), clock.now(), 15, 2, str(int(lease.record.version) + 1)
     )
-    clock.advance(2)
+    await clock.advance(2)
     await a.attempt()
     assert not a.is_leader()
     assert lease.record.holder == "intruder"
@@ -206,7 +206,7 @@ async def test_release_clears_the_holder_and_the_other_takes_over_at_once(
     assert lease.record.transitions == 1
     assert [e["event"] for e in logs] == ["leader.released"]
     assert logs[0]["handed_back"] is True
-    clock.advance(0.1)
+    await clock.advance(0.1)
     await b.attempt()
     assert b.is_leader() and b.epoch == 2
     await a.attempt()  # released is final
@@ -220,10 +220,10 @@ async def test_step_down_hands_the_lease_over_and_stays_out_for_one_duration(
     await a.attempt()
     await a.step_down("test")
     assert lease.record is not None and lease.record.holder is None
-    clock.advance(14.9)
+    await clock.advance(14.9)
     await a.attempt()
     assert not a.is_leader(), "it leaves the lease to the standby"
-    clock.advance(0.2)
+    await clock.advance(0.2)
     await a.attempt()
     assert a.is_leader() and a.epoch == 2, "with no standby, it takes the lease back later"
 
@@ -233,7 +233,7 @@ async def test_transitions_count_every_change_of_hands(
 ) -> None:
     a, b = member(lease, clock, "dc1-a"), member(lease, clock, "dc1-b")
     await a.attempt()
-    clock.advance(16)
+    await clock.advance(16)
     await b.attempt()  # a died
     await b.release()
     await a.attempt()
@@ -259,7 +259,7 @@ async def test_the_is_leader_gauge_follows_the_clock_without_the_loop(
     assert registry.get_sample_value("gtm_leader_is_leader") == 1
     assert registry.get_sample_value("gtm_leader_epoch") == 1
     assert registry.get_sample_value("gtm_leader_transitions_total", {"change": "acquired"}) == 1
-    clock.advance(10)
+    await clock.advance(10)
     assert registry.get_sample_value("gtm_leader_is_leader") == 0
     assert registry.get_sample_value("gtm_leader_epoch") == 0
 
@@ -271,7 +271,7 @@ async def test_a_deleted_lease_does_not_reset_the_epoch(
     await a.attempt()
     await b.attempt()
     lease.record = None  # an operator deleted the Lease
-    clock.advance(2)
+    await clock.advance(2)
     await b.attempt()
     assert b.is_leader() and b.epoch == 2, "epoch 1 was used: the stores would refuse it"
     await a.attempt()
