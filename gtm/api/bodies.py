@@ -16,8 +16,8 @@ from multidict import MultiMapping
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from gtm.api.errors import HttpProblem
-from gtm.plan import parse_spec, what_if_overrides
 from gtm.service.actions import Drain, Enter, Exit, Remove, Rollout
+from gtm.what_if import parse_spec, what_if_overrides
 from policies import Override
 from probes import parse_duration
 

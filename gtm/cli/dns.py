@@ -29,7 +29,7 @@ from gtm.config import Inventory
 from gtm.dns import Answers, DnsServer, DnsWorkers
 from gtm.dns.records import glue_addresses
 from gtm.dns.sockets import bind
-from gtm.plan import what_if
+from gtm.what_if import what_if
 from policies import WeightTable
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from gtm.config import ConfigError, Inventory, load
+from gtm.exits import Exit
 from gtm.health_snapshot import load_health
-from gtm.plan import what_if_overrides
+from gtm.what_if import what_if_overrides
 from policies import Health, Override
 
 OVERRIDE_HELP = (
@@ -50,7 +51,7 @@ def load_or_exit(path: str) -> Inventory:
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)
-        sys.exit(2)
+        sys.exit(Exit.INPUT)
 
 
 def health_or_exit(path: str | None, inventory: Inventory) -> Health:
@@ -61,7 +62,7 @@ def health_or_exit(path: str | None, inventory: Inventory) -> Health:
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)
-        sys.exit(2)
+        sys.exit(Exit.INPUT)
 
 
 def parse_overrides(specs: Sequence[str], *, force: bool, now: float) -> list[Override]:

@@ -19,14 +19,10 @@ from gtm.cli.options import (
 from gtm.cli.render import refusals_view
 from gtm.config import Inventory
 from gtm.config.model import PowerDnsConfig
+from gtm.exits import Exit
 from gtm.exporters import ExportError, PowerDnsExporter, RenderError, UnsafePlan
-from gtm.plan import what_if
+from gtm.what_if import what_if
 from policies import WeightTable
-
-EXIT_FAILED = 1  # PowerDNS refused a request or could not be reached
-EXIT_CONFIG = 2  # the config (or health file) cannot be used, or the table cannot be rendered
-EXIT_REFUSED = 3  # a guardrail refused an override: nothing was published
-EXIT_UNSAFE = 4  # the plan exceeds the blast-radius limit: nothing was published
 
 
 @click.command()
@@ -55,7 +51,7 @@ def publish(
     settings = inventory.config.dns.powerdns
     if settings is None:
         click.echo(f"{config_path}: dns.powerdns is not set: no PowerDNS to publish to", err=True)
-        sys.exit(EXIT_CONFIG)
+        sys.exit(Exit.INPUT)
     health = health_or_exit(health_path, inventory)
     t = now()
     evaluation = what_if(
@@ -64,7 +60,7 @@ def publish(
     if evaluation.refusals:
         Console(stderr=True).print(refusals_view(evaluation.refusals))
         click.echo("refused by a guardrail: nothing published", err=True)
-        sys.exit(EXIT_REFUSED)
+        sys.exit(Exit.REFUSED)
     sys.exit(asyncio.run(_publish(inventory, evaluation.table, settings, dry_run, force)))
 
 
@@ -79,32 +75,32 @@ async def _publish(
         exporter = PowerDnsExporter.from_config(settings)
     except ExportError as e:
         click.echo(str(e), err=True)
-        return EXIT_CONFIG
+        return Exit.INPUT
     async with exporter:
         try:
             plan = await exporter.plan(inventory, table)
         except RenderError as e:
             for problem in e.problems:
                 click.echo(problem, err=True)
-            return EXIT_CONFIG
+            return Exit.INPUT
         except ExportError as e:
             click.echo(f"cannot read the zones: {e}", err=True)
-            return EXIT_FAILED
+            return Exit.FAILED
         click.echo(str(plan))
         if dry_run:
             if plan.safety.unsafe and not force:
                 click.echo("dry run: applying would be refused (--force to apply)")
-                return EXIT_UNSAFE
+                return Exit.REFUSED
             click.echo("dry run: nothing changed")
             return 0
         try:
             published = await exporter.apply(plan, force=force)
         except UnsafePlan as e:
             click.echo(f"refused: {e}", err=True)
-            return EXIT_UNSAFE
+            return Exit.REFUSED
         except ExportError as e:
             click.echo(f"failed: {e}", err=True)
-            return EXIT_FAILED
+            return Exit.FAILED
     if published.changed:
         created = ""
         if published.zones_created:

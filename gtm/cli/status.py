@@ -27,7 +27,8 @@ from gtm.client.convergence import (
     progress,
     summary,
 )
-from gtm.client.http import EXIT_TIMEOUT, ApiClient, ApiError, CliError, connection_options, run
+from gtm.client.http import ApiClient, ApiError, CliError, connection_options, run
+from gtm.exits import Exit
 from gtm.status import StatusError, read_status
 from policies import WeightTable
 
@@ -138,7 +139,7 @@ async def converge(api: ApiClient, change: Change, within: float) -> None:
                 await asyncio.sleep(min(POLL, within - elapsed))
     except TimeoutError:
         missing.append("(members were still being asked when the time was up)")
-    raise CliError(f"not converged after {within:.0f}s:\n  " + "\n  ".join(missing), EXIT_TIMEOUT)
+    raise CliError(f"not converged after {within:.0f}s:\n  " + "\n  ".join(missing), Exit.TIMEOUT)
 
 
 async def _candidates(api: ApiClient, change: Change) -> list[str]:

@@ -10,6 +10,7 @@ import click
 from gtm.api.tokens import TokenBook
 from gtm.config import ConfigError, Inventory, Problem, load
 from gtm.config.readiness import serving
+from gtm.exits import Exit
 
 
 @click.command()
@@ -41,7 +42,7 @@ def validate(files: tuple[str, ...], no_files: bool) -> None:
             f"{f}: ok ({len(c.regions)} regions, {len(c.services)} services, "
             f"{vips} VIPs, {len(c.policies)} policies, {len(c.kubernetes.clusters)} clusters)"
         )
-    sys.exit(1 if bad else 0)
+    sys.exit(Exit.INPUT if bad else Exit.OK)
 
 
 def _token_problems(inv: Inventory) -> list[Problem]:

@@ -31,18 +31,18 @@ import click
 import yaml
 
 from gtm.api.tokens import TokenFileError, read_token
+from gtm.exits import Exit
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 DEMO_FILE = Path(".gtm-demo") / "cli.yaml"
 
-EXIT_SERVER, EXIT_INPUT, EXIT_REFUSED, EXIT_TIMEOUT = 1, 2, 3, 4
 WRITE_WAIT = 60.0  # seconds a write may take (reads: the client's timeout)
 
 
 class CliError(Exception):
     """Something the operator must fix or know; carries the command's exit code."""
 
-    def __init__(self, message: str, code: int = EXIT_INPUT) -> None:
+    def __init__(self, message: str, code: int = Exit.INPUT) -> None:
         super().__init__(message)
         self.code = code
 
@@ -139,10 +139,10 @@ class ApiError(Exception):
     @property
     def code(self) -> int:
         if self.status == 409:
-            return EXIT_REFUSED
+            return Exit.REFUSED
         if 400 <= self.status < 500:
-            return EXIT_INPUT
-        return EXIT_SERVER
+            return Exit.INPUT
+        return Exit.FAILED
 
 
 # A write that finds no leader (a takeover takes up to a lease duration) asks again this long.

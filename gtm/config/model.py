@@ -172,7 +172,7 @@ class DnsConfig(Model):
     default_region: str | None = None  # row for clients that match no region's CIDRs
     nameservers: list[Fqdn] = []  # NS at the apex; default ns1.<zone>
     hostmaster: str | None = None  # SOA RNAME; default hostmaster.<zone>
-    workers: int = Field(default=1, ge=1, le=64)  # answer processes (gtm.dns.workers)
+    workers: int = Field(default=1, ge=1, le=64)  # answer processes (gtm.dns.pool)
     # bytes asked for the UDP socket's receive buffer: a burst waits there, not dropped
     udp_receive_buffer: int = Field(default=8 << 20, ge=64 << 10, le=1 << 30)
     # bytes the answer path's caches of queries seen may hold (per answer process)

@@ -9,9 +9,9 @@ async with DnsWorkers(2, inventory, table, ("0.0.0.0", 53)) as pool:  # answer p
 
 from gtm.dns.answers import Answers, Resolution
 from gtm.dns.metrics import DnsCollector, DnsMetrics, Snapshot
+from gtm.dns.pool import DnsWorkers, WorkerFailed, WorkersCollector
 from gtm.dns.server import DnsServer
 from gtm.dns.topology import Match, Topology
-from gtm.dns.workers import DnsWorkers, WorkerFailed, WorkersCollector
 
 __all__ = [
     "Answers",

@@ -1,4 +1,4 @@
-"""One answer process of `DnsWorkers`: `python -m gtm.dns.worker UDP_FD TCP_FD INDEX [--no-uvloop]`.
+"""One answer process (a worker) of `DnsWorkers` (gtm.dns.pool): `python -m gtm.dns.worker UDP_FD TCP_FD INDEX [--no-uvloop]`.
 
 It answers on the sockets its parent bound and passed down (the same kernel
 queues as its siblings'), with the inventory and the table rows the parent

@@ -2,7 +2,7 @@
 
 A task asks to wake every `INTERVAL` seconds and records how much later than
 that it woke: the longest any single step of the control plane held the loop
-in that interval, at least. DNS does not run on this loop (gtm.dns.workers);
+in that interval, at least. DNS does not run on this loop (gtm.dns.pool);
 the API, the probes, the peers and the leader's writes do.
 """
 

@@ -18,7 +18,7 @@ import dns.query
 
 from gtm.config import Inventory, loads
 from gtm.dns import Answers, DnsServer
-from gtm.plan import what_if
+from gtm.what_if import what_if
 from policies import Cell, Health, Row, WeightTable
 
 ESTATE = """

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from gtm.config import Inventory
 from gtm.exporters import PowerDnsClient, PowerDnsError, PowerDnsExporter, RetryPolicy
-from gtm.plan import what_if
+from gtm.what_if import what_if
 from policies import Health, State, TargetHealth, WeightTable
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from gtm.exporters import (
     make_plan,
     plan_zone,
 )
-from gtm.plan import what_if
+from gtm.what_if import what_if
 from policies import Health
 
 ZONE = "example.com."

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from gtm.config import Inventory
 from gtm.exporters import PowerDnsExporter, UnsafePlan
-from gtm.plan import what_if
+from gtm.what_if import what_if
 from policies import Health, Kind, Override, State, TargetHealth, WeightTable
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import pytest
 
 from gtm.config import Inventory, loads
 from gtm.exporters import RenderError, desired
-from gtm.plan import what_if
+from gtm.what_if import what_if
 from policies import Health, Kind, Override, WeightTable
 
 

@@ -1,8 +1,8 @@
-"""What would happen: the table for given health and overrides, and the change from today's.
+"""What if: the table for given health and overrides, and the change from the all-healthy one.
 
 `gtm plan` prints it and `gtm dns serve` serves it, so an operator checks the
 answers before the service runs. The baseline is the table with every
-region healthy and no overrides; the plan is one evaluation from it.
+region healthy and no overrides; the what-if is one evaluation from it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DNS answering apart from the control plane: answer processes that follow the member's table.
+"""DNS answering apart from the control plane: the pool of worker processes that follow the member's table.
 
     async with DnsWorkers(1, inventory, table, listen=("0.0.0.0", 53)) as dns:
         await dns.publish(new_table)          # every worker serves it, or `behind` says so
