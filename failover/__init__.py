@@ -37,7 +37,7 @@ Public API:
 - `distribute_conflicts(rules, services, localities)` -> `DistributeConflict`s: the
   DestinationRules whose locality `distribute` overrides the WLE weights (pure; the
   reconciler re-lists the rules every `rules_resync` seconds, reports, never writes them).
-- `WriteStopped` (`Fenced`: a newer leader's epoch is on a WLE; `NotLeader`:
+- `WriteStopped` (`Fenced`: a newer leader's epoch is on a WLE; `LeaseNotHeld`:
   `may_write()` said no) — writing stops; the caller steps down.
 - `KubeError` (`TemporaryError`, `PermanentError`, `Conflict`) — API errors left after retries.
 
@@ -48,7 +48,7 @@ Ambient mode ignores WorkloadEntry health: there, only `spec.weight` acts.
 """
 
 from failover.distribute import DistributeConflict, distribute_conflicts
-from failover.fencing import Fenced, NotLeader, WriteStopped
+from failover.fencing import Fenced, LeaseNotHeld, WriteStopped
 from failover.kube import Conflict, KubeError, PermanentError, TemporaryError
 from failover.mesh_plan import MeshPlan, Patch, Skipped
 from failover.progress import ApplyResult, Progress
@@ -63,8 +63,8 @@ __all__ = [
     "DistributeConflict",
     "Fenced",
     "KubeError",
+    "LeaseNotHeld",
     "MeshPlan",
-    "NotLeader",
     "Patch",
     "PermanentError",
     "Progress",

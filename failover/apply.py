@@ -12,7 +12,7 @@ import asyncio
 
 from failover.cache import EntryCache
 from failover.desired import Target
-from failover.fencing import Leadership, WriteStopped
+from failover.fencing import WriteFence, WriteStopped
 from failover.kube import KubeError
 from failover.mesh_plan import MeshPlan
 from failover.progress import ApplyResult
@@ -26,7 +26,7 @@ async def apply_plan(
     plan: MeshPlan,
     cache: EntryCache,
     writer: EntryWriter,
-    leadership: Leadership,
+    fence: WriteFence,
     *,
     force: bool,
 ) -> ApplyResult:
@@ -38,7 +38,7 @@ async def apply_plan(
     for key in [*targets, *((s.namespace, s.name) for s in plan.fenced)]:
         entry = cache.get(key)
         if entry is not None:
-            leadership.fence(entry)  # a stale leader writes nothing at all
+            fence.refuse_newer(entry)  # a stale leader writes nothing at all
     todo = iter(list(targets))
     patched = conflicts = 0
     failed: list[str] = []
@@ -51,7 +51,7 @@ async def apply_plan(
                 failed.append(f"{key[0]}/{key[1]}: gone")
                 continue
             try:
-                done = await writer.converge(entry, targets[key], leadership)
+                done = await writer.converge(entry, targets[key], fence)
             except KubeError as e:
                 failed.append(f"{key[0]}/{key[1]}: {e}")
                 continue

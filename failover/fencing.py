@@ -1,9 +1,9 @@
 """Only the current leader writes: its epoch goes with every write, and is checked first.
 
-`Leadership` is what the service layer hands the reconciler: the epoch (the
+`WriteFence` is what the service layer hands the reconciler: the epoch (the
 Lease's transition count) and `may_write()`, true while the lease is held
 and its renew deadline not passed. Before every write the reconciler asks
-`check(entry)`: a lost lease stops the write (`NotLeader`), and so does a
+`check(entry)`: a lost lease stops the write (`LeaseNotHeld`), and so does a
 WLE a newer leader already wrote (`Fenced`) — a paused, stale leader that
 wakes up does not overwrite a newer state.
 """
@@ -20,7 +20,7 @@ class WriteStopped(Exception):
     """Writing stopped: this instance must not write (any more) under its epoch."""
 
 
-class NotLeader(WriteStopped):
+class LeaseNotHeld(WriteStopped):
     pass
 
 
@@ -34,17 +34,17 @@ class Fenced(WriteStopped):
 
 
 @dataclass(frozen=True, slots=True)
-class Leadership:
+class WriteFence:
     epoch: int
     may_write: Callable[[], bool]
 
-    def fence(self, entry: WorkloadEntry) -> None:
+    def refuse_newer(self, entry: WorkloadEntry) -> None:
         """Raise `Fenced` when a newer leader already wrote `entry`."""
         if entry.epoch > self.epoch:
             raise Fenced(str(entry), entry.epoch, self.epoch)
 
     def check(self, entry: WorkloadEntry) -> None:
         """Raise unless this leader may write `entry` now (asked before every write)."""
-        self.fence(entry)
+        self.refuse_newer(entry)
         if not self.may_write():
-            raise NotLeader(f"epoch {self.epoch}: may_write() is false, the lease is not held")
+            raise LeaseNotHeld(f"epoch {self.epoch}: may_write() is false, the lease is not held")

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from failover.apply import apply_plan
 from failover.cache import EntryCache
 from failover.desired import Desired, Target
-from failover.fencing import Leadership, WriteStopped
+from failover.fencing import WriteFence, WriteStopped
 from failover.kube import KubeClient, KubeError
 from failover.mesh_plan import MeshPlan, healthy_condition_ok, in_sync, plan
 from failover.metrics import Metrics
@@ -55,10 +55,10 @@ def _utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class _Order:
-    """A table to enforce, with the leadership that enforces it."""
+    """A table to enforce, with the fence that enforces it."""
 
     table: WeightTable
-    leadership: Leadership
+    fence: WriteFence
     force: bool
 
 
@@ -187,11 +187,11 @@ class Reconciler:
         """Make the plan's patches, each re-diffed against the WLE as it is at write time.
 
         Raises `UnsafePlan` (unless `force`) before writing anything, and
-        `WriteStopped` as soon as the leadership is lost or a newer epoch is met.
+        `WriteStopped` as soon as the lease is lost or a newer epoch is met.
         """
         cache, writer = self._parts()
         return await apply_plan(
-            self.settings, plan, cache, writer, Leadership(epoch, may_write), force=force
+            self.settings, plan, cache, writer, WriteFence(epoch, may_write), force=force
         )
 
     # -- continuous: running, set_table, progress -------------------------------------
@@ -232,7 +232,7 @@ class Reconciler:
         force: bool = False,
     ) -> None:
         """Enforce `table` from now on (once the blast-radius check passes, or `force`)."""
-        self._pending = _Order(table, Leadership(epoch, may_write), force)
+        self._pending = _Order(table, WriteFence(epoch, may_write), force)
         self._wake.set()
 
     def progress(self) -> Progress:
@@ -312,7 +312,7 @@ class Reconciler:
             order.table.generation,
             cache,
             desired.target,
-            epoch=order.leadership.epoch,
+            epoch=order.fence.epoch,
             now=self._now(),
             ensure_annotation=self.settings.ensure_annotation,
         )
@@ -328,7 +328,7 @@ class Reconciler:
         self._log.info(
             "wle.table.accepted",
             generation=order.table.generation,
-            epoch=order.leadership.epoch,
+            epoch=order.fence.epoch,
             patches=len(mesh.patches),
             managed=mesh.managed,
             unhealthy_after=mesh.unhealthy_after,
@@ -387,13 +387,11 @@ class Reconciler:
                 ):
                     continue
                 try:
-                    await writer.converge(entry, target, order.leadership)
+                    await writer.converge(entry, target, order.fence)
                 except WriteStopped as e:
                     if self._order is order and not self._stopped:
                         self._stopped = e
-                        self._log.warning(
-                            "wle.write.stopped", why=str(e), epoch=order.leadership.epoch
-                        )
+                        self._log.warning("wle.write.stopped", why=str(e), epoch=order.fence.epoch)
                         self._changed.set()
                 except KubeError as e:
                     self._log.warning("wle.patch.failed", entry=f"{key[0]}/{key[1]}", error=str(e))

@@ -5,7 +5,7 @@ copy the previous answer returned (status first, then the main resource);
 each carries the resourceVersion it was computed from. A 409 means someone
 else wrote the WLE in between: the writer GETs it and diffs again, so their
 change (another condition, a label) is kept and only what still differs is
-written. Before every write the leadership is checked (`fencing`).
+written. Before every write the fence is checked (`fencing`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import structlog
 
 from failover.cache import EntryCache
 from failover.desired import Target
-from failover.fencing import Leadership
+from failover.fencing import WriteFence
 from failover.kube import Conflict, KubeClient, NotFound, PermanentError
 from failover.mesh_plan import diff
 from failover.metrics import ClusterMetrics
@@ -50,25 +50,23 @@ class EntryWriter:
         self._metrics = metrics
         self._now = now
 
-    async def converge(
-        self, entry: WorkloadEntry, target: Target, leadership: Leadership
-    ) -> Written:
+    async def converge(self, entry: WorkloadEntry, target: Target, fence: WriteFence) -> Written:
         """Patch `entry` until it holds `target`; raises `WriteStopped` or a `KubeError`."""
         patched = conflicts = 0
         budget = 2 + 2 * self._s.retry.conflict_attempts  # writes, re-reads included
         for _ in range(budget):
-            leadership.fence(entry)  # a stale leader stops even where nothing differs
+            fence.refuse_newer(entry)  # a stale leader stops even where nothing differs
             patches = diff(
                 self._s.name,
                 entry,
                 target,
-                epoch=leadership.epoch,
+                epoch=fence.epoch,
                 now=self._now(),
                 ensure_annotation=self._s.ensure_annotation,
             )
             if not patches:
                 return Written(patched, conflicts)
-            leadership.check(entry)
+            fence.check(entry)
             patch = patches[0]
             try:
                 obj = await self._kube.patch_entry(

@@ -15,10 +15,10 @@ from gtm.ha.changes import ChangeFeed, Holder, LeaderChange, LeaderTerm
 from gtm.ha.elector import Elector, NotLeader
 from gtm.ha.file_lease import FileLease
 from gtm.ha.kube_lease import ADDRESS_ANNOTATION, KubeLease
-from gtm.ha.leadership import Leadership, LeadershipLost
 from gtm.ha.microtime import format_micro_time, parse_micro_time
 from gtm.ha.record import LeaseBackend, LeaseConflict, LeaseRecord, LeaseUnavailable
 from gtm.ha.settings import ElectionSettings
+from gtm.ha.term import LeadershipLost, TermScope
 
 __all__ = [
     "ADDRESS_ANNOTATION",
@@ -30,13 +30,13 @@ __all__ = [
     "KubeLease",
     "LeaderChange",
     "LeaderTerm",
-    "Leadership",
     "LeadershipLost",
     "LeaseBackend",
     "LeaseConflict",
     "LeaseRecord",
     "LeaseUnavailable",
     "NotLeader",
+    "TermScope",
     "format_micro_time",
     "parse_micro_time",
 ]

@@ -44,10 +44,10 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from gtm.ha.changes import ChangeFeed, Holder, LeaderChange, LeaderTerm
-from gtm.ha.leadership import Leadership
 from gtm.ha.metrics import ElectionMetrics
 from gtm.ha.record import LeaseBackend, LeaseConflict, LeaseRecord
 from gtm.ha.settings import ElectionSettings
+from gtm.ha.term import TermScope
 from probes.clock import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
@@ -144,9 +144,9 @@ class Elector:
         if self.is_leader():
             await self._not_leading.wait()
 
-    def leading(self) -> Leadership:
-        """`async with elector.leading() as term:` runs the body only while leading (see Leadership)."""
-        return Leadership(self)
+    def leading(self) -> TermScope:
+        """`async with elector.leading() as term:` runs the body only while leading (see TermScope)."""
+        return TermScope(self)
 
     def changes(self) -> ChangeFeed:
         """A feed of every LeaderChange from now on; close it (or use `with`) when done."""

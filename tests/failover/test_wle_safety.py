@@ -21,7 +21,7 @@ from wle_fixtures import (
 )
 
 from chaos.kubesim import KubeSim
-from failover import Fenced, NotLeader, UnsafePlan
+from failover import Fenced, LeaseNotHeld, UnsafePlan
 
 
 async def test_plan_mode_lists_the_patches_and_writes_nothing(sim: KubeSim) -> None:
@@ -107,6 +107,6 @@ async def test_may_write_is_asked_before_every_write(sim: KubeSim) -> None:
     allowed = iter([True, True, True])
     async with reconciler(sim, estate, concurrency=1) as r:
         plan = await r.plan(table(estate, exit_("dc2")), epoch=1)
-        with pytest.raises(NotLeader):
+        with pytest.raises(LeaseNotHeld):
             await r.apply(plan, epoch=1, may_write=lambda: next(allowed, False))
     assert patched(sim) == 3

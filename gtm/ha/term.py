@@ -1,4 +1,4 @@
-"""`async with elector.leading() as term:` — work tied to one term of leadership.
+"""`async with elector.leading() as term:` — a `TermScope`: work tied to one term of leadership.
 
     while True:
         try:
@@ -43,7 +43,7 @@ class LeadershipLost(Exception):
         super().__init__(f"leadership lost (epoch {term.epoch})")
 
 
-class Leadership:
+class TermScope:
     def __init__(self, elector: Elector) -> None:
         self._elector = elector
         self._task: asyncio.Task[object] | None = None
@@ -55,7 +55,7 @@ class Leadership:
 
     async def __aenter__(self) -> LeaderTerm:
         if self._task is not None:
-            raise RuntimeError("a Leadership scope is entered once; call elector.leading() again")
+            raise RuntimeError("a TermScope is entered once; call elector.leading() again")
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("elector.leading() must be used inside a task")
