@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 
-class Exit(IntEnum):
+class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # the member, a peer (PowerDNS, Kubernetes) or a drill failed
     INPUT = 2  # bad usage, config, credentials or file: nothing was done

@@ -35,7 +35,7 @@ from chaos.drills.model import DrillError, DrillFile, load_drill
 from chaos.drills.runner import DrillResult, RunOptions, run_drill
 from chaos.drills.samples import StepRecord
 from chaos.drills.workflow import Stage
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 
 
 @click.group()
@@ -99,11 +99,11 @@ def _run(
             _fail(str(e))
         result = asyncio.run(run_against(drills[0], config, out, on_step=_print_step(console)))
         _summary(console, [result])
-        sys.exit(0 if result.passed else Exit.FAILED)
+        sys.exit(0 if result.passed else ExitCode.FAILED)
     base = base_port if base_port is not None else find_free_base(DEFAULT_BASE, len(drills))
     results = asyncio.run(_run_all(console, drills, out, short, DrillPorts(base)))
     _summary(console, results)
-    sys.exit(0 if all(r.passed for r in results) else Exit.FAILED)
+    sys.exit(0 if all(r.passed for r in results) else ExitCode.FAILED)
 
 
 async def _run_all(
@@ -140,7 +140,7 @@ def _load(files: Sequence[str]) -> list[DrillFile]:
 
 def _fail(message: str) -> NoReturn:
     click.secho(message, fg="red", err=True)
-    sys.exit(Exit.INPUT)
+    sys.exit(ExitCode.INPUT)
 
 
 @contextlib.contextmanager

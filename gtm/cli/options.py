@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from gtm.config import ConfigError, Inventory, load
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 from gtm.health_snapshot import load_health
 from gtm.what_if import what_if_overrides
 from policies import Health, Override
@@ -51,7 +51,7 @@ def load_or_exit(path: str) -> Inventory:
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)
-        sys.exit(Exit.INPUT)
+        sys.exit(ExitCode.INPUT)
 
 
 def health_or_exit(path: str | None, inventory: Inventory) -> Health:
@@ -62,7 +62,7 @@ def health_or_exit(path: str | None, inventory: Inventory) -> Health:
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)
-        sys.exit(Exit.INPUT)
+        sys.exit(ExitCode.INPUT)
 
 
 def parse_overrides(specs: Sequence[str], *, force: bool, now: float) -> list[Override]:

@@ -17,7 +17,7 @@ from gtm.cli.options import (
     what_if_options,
 )
 from gtm.cli.render import decisions_view, refusals_view, table_view
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 from gtm.what_if import what_if
 from intent import refusal_to_dict
 
@@ -72,4 +72,4 @@ def plan(
             console.print("no change from the all-healthy table")
         if ev.refusals:
             console.print(refusals_view(ev.refusals))
-    sys.exit(Exit.REFUSED if ev.refusals else Exit.OK)
+    sys.exit(ExitCode.REFUSED if ev.refusals else ExitCode.OK)

@@ -19,7 +19,7 @@ from gtm.cli.options import (
 from gtm.cli.render import refusals_view
 from gtm.config import Inventory
 from gtm.config.model import PowerDnsConfig
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 from gtm.exporters import ExportError, PowerDnsExporter, RenderError, UnsafePlan
 from gtm.what_if import what_if
 from policies import WeightTable
@@ -51,7 +51,7 @@ def publish(
     settings = inventory.config.dns.powerdns
     if settings is None:
         click.echo(f"{config_path}: dns.powerdns is not set: no PowerDNS to publish to", err=True)
-        sys.exit(Exit.INPUT)
+        sys.exit(ExitCode.INPUT)
     health = health_or_exit(health_path, inventory)
     t = now()
     evaluation = what_if(
@@ -60,7 +60,7 @@ def publish(
     if evaluation.refusals:
         Console(stderr=True).print(refusals_view(evaluation.refusals))
         click.echo("refused by a guardrail: nothing published", err=True)
-        sys.exit(Exit.REFUSED)
+        sys.exit(ExitCode.REFUSED)
     sys.exit(asyncio.run(_publish(inventory, evaluation.table, settings, dry_run, force)))
 
 
@@ -75,32 +75,32 @@ async def _publish(
         exporter = PowerDnsExporter.from_config(settings)
     except ExportError as e:
         click.echo(str(e), err=True)
-        return Exit.INPUT
+        return ExitCode.INPUT
     async with exporter:
         try:
             plan = await exporter.plan(inventory, table)
         except RenderError as e:
             for problem in e.problems:
                 click.echo(problem, err=True)
-            return Exit.INPUT
+            return ExitCode.INPUT
         except ExportError as e:
             click.echo(f"cannot read the zones: {e}", err=True)
-            return Exit.FAILED
+            return ExitCode.FAILED
         click.echo(str(plan))
         if dry_run:
             if plan.safety.unsafe and not force:
                 click.echo("dry run: applying would be refused (--force to apply)")
-                return Exit.REFUSED
+                return ExitCode.REFUSED
             click.echo("dry run: nothing changed")
             return 0
         try:
             published = await exporter.apply(plan, force=force)
         except UnsafePlan as e:
             click.echo(f"refused: {e}", err=True)
-            return Exit.REFUSED
+            return ExitCode.REFUSED
         except ExportError as e:
             click.echo(f"failed: {e}", err=True)
-            return Exit.FAILED
+            return ExitCode.FAILED
     if published.changed:
         created = ""
         if published.zones_created:

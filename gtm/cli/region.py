@@ -34,7 +34,7 @@ from gtm.client.http import (
     connection_options,
     run,
 )
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 from gtm.status import LAYERS, MemberStatus, StatusError, read_status
 from probes import parse_duration
 
@@ -184,7 +184,7 @@ def region_status(as_json: bool, **opts: Any) -> None:
         try:
             own = read_status(status, api.base)
         except StatusError as e:
-            raise CliError(str(e), Exit.FAILED) from None
+            raise CliError(str(e), ExitCode.FAILED) from None
         Console().print(_regions_view(own, intent))
         return 0
 
@@ -279,7 +279,7 @@ def _show_refusal(e: ApiError) -> None:
     for r in details.get("refusals", ()):
         rule, message = escape(str(r.get("rule"))), escape(str(r.get("message")))
         console.print(f"[red]refused by {rule}[/red]: {message}", highlight=False)
-    console.print(f"[red]refused[/red] (exit {Exit.REFUSED}); nothing changed", highlight=False)
+    console.print(f"[red]refused[/red] (exit {ExitCode.REFUSED}); nothing changed", highlight=False)
 
 
 def _regions_view(status: MemberStatus, intent: Mapping[str, Any]) -> Table:

@@ -9,7 +9,7 @@ import sys
 import click
 
 from gtm.config import ConfigError
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 from gtm.logs import configure
 from gtm.service.runtime import MemberRuntime
 
@@ -35,10 +35,10 @@ def serve(config_path: str, region: str | None, member: str | None) -> None:
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)
-        sys.exit(Exit.INPUT)
+        sys.exit(ExitCode.INPUT)
     except ValueError as e:
         click.echo(f"gtm serve: {e}", err=True)
-        sys.exit(Exit.INPUT)
+        sys.exit(ExitCode.INPUT)
     configure(
         runtime.inventory.config.instance.log_format, member=runtime.identity, region=runtime.region
     )

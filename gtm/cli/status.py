@@ -28,7 +28,7 @@ from gtm.client.convergence import (
     summary,
 )
 from gtm.client.http import ApiClient, ApiError, CliError, connection_options, run
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 from gtm.status import StatusError, read_status
 from policies import WeightTable
 
@@ -139,7 +139,9 @@ async def converge(api: ApiClient, change: Change, within: float) -> None:
                 await asyncio.sleep(min(POLL, within - elapsed))
     except TimeoutError:
         missing.append("(members were still being asked when the time was up)")
-    raise CliError(f"not converged after {within:.0f}s:\n  " + "\n  ".join(missing), Exit.TIMEOUT)
+    raise CliError(
+        f"not converged after {within:.0f}s:\n  " + "\n  ".join(missing), ExitCode.TIMEOUT
+    )
 
 
 async def _candidates(api: ApiClient, change: Change) -> list[str]:

@@ -10,7 +10,7 @@ import click
 from gtm.api.tokens import TokenBook
 from gtm.config import ConfigError, Inventory, Problem, load
 from gtm.config.readiness import serving
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 
 
 @click.command()
@@ -42,7 +42,7 @@ def validate(files: tuple[str, ...], no_files: bool) -> None:
             f"{f}: ok ({len(c.regions)} regions, {len(c.services)} services, "
             f"{vips} VIPs, {len(c.policies)} policies, {len(c.kubernetes.clusters)} clusters)"
         )
-    sys.exit(Exit.INPUT if bad else Exit.OK)
+    sys.exit(ExitCode.INPUT if bad else ExitCode.OK)
 
 
 def _token_problems(inv: Inventory) -> list[Problem]:

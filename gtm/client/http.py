@@ -9,8 +9,9 @@ Settings, first found wins, each on its own:
    written by `gtm demo`; relative paths are from the current directory);
 4. the server `http://127.0.0.1:8080`; there is no default token.
 
-Exit codes of the runbook: 0 done, 1 server error or unreachable, 2 bad input
-or credentials, 3 refused by a guardrail, 4 not converged before the timeout.
+Exit codes (`gtm.exits.ExitCode`, the same for every gtm command): 0 done, 1 the
+member failed or could not be reached, 2 bad input or credentials, 3 refused by a
+guardrail or a safety limit, 4 not converged before the timeout.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import click
 import yaml
 
 from gtm.api.tokens import TokenFileError, read_token
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 DEMO_FILE = Path(".gtm-demo") / "cli.yaml"
@@ -42,7 +43,7 @@ WRITE_WAIT = 60.0  # seconds a write may take (reads: the client's timeout)
 class CliError(Exception):
     """Something the operator must fix or know; carries the command's exit code."""
 
-    def __init__(self, message: str, code: int = Exit.INPUT) -> None:
+    def __init__(self, message: str, code: int = ExitCode.INPUT) -> None:
         super().__init__(message)
         self.code = code
 
@@ -139,10 +140,10 @@ class ApiError(Exception):
     @property
     def code(self) -> int:
         if self.status == 409:
-            return Exit.REFUSED
+            return ExitCode.REFUSED
         if 400 <= self.status < 500:
-            return Exit.INPUT
-        return Exit.FAILED
+            return ExitCode.INPUT
+        return ExitCode.FAILED
 
 
 # A write that finds no leader (a takeover takes up to a lease duration) asks again this long.

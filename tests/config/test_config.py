@@ -111,7 +111,7 @@ def test_validate_command_exit_codes_and_messages() -> None:
     assert ok.returncode == 0, ok.stderr
     assert "ok (3 regions, 6 services" in ok.stdout
     bad = gtm("validate", "tests/config/bad-shapes.yaml", "tests/config/bad-port.yaml")
-    assert bad.returncode == 2  # Exit.INPUT
+    assert bad.returncode == 2  # ExitCode.INPUT
     assert (
         "tests/config/bad-port.yaml:10 services[0].vips.dc1[0].port: 70000 is not a valid port"
         in bad.stderr
@@ -130,7 +130,7 @@ def test_validate_reports_every_problem_of_a_file_at_once() -> None:
 @pytest.mark.parametrize("name", ["bad-alias-self.yaml", "bad-alias-bomb.yaml", "bad-nesting.yaml"])
 def test_validate_never_prints_a_traceback(name: str) -> None:
     out = gtm("validate", f"tests/config/{name}")
-    assert out.returncode == 2  # Exit.INPUT
+    assert out.returncode == 2  # ExitCode.INPUT
     assert "Traceback" not in out.stderr
     assert f"tests/config/{name}:" in out.stderr.splitlines()[0]
 
@@ -143,7 +143,7 @@ def test_validate_reads_the_token_file_as_serve_does(tmp_path: Path) -> None:
     estate["api"]["tokens_file"] = str(tokens)
     config.write_text(yaml.safe_dump(estate))
     out = gtm("validate", str(config))
-    assert out.returncode == 2  # Exit.INPUT
+    assert out.returncode == 2  # ExitCode.INPUT
     assert f"{tokens}:2 tokens[0].token: " in out.stderr
     assert "must be at least 16 characters" in out.stderr
     tokens.unlink()

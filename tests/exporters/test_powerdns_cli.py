@@ -67,10 +67,10 @@ def test_a_region_exit_needs_force_past_the_blast_radius(
     path = config(tmp_path, estate_text(pdns.api_url))
     assert run("-c", path)[0] == 0
     code, out = run("-c", path, "-o", "exit=dc2", "--dry-run")
-    assert code == 3, out  # Exit.REFUSED
+    assert code == 3, out  # ExitCode.REFUSED
     assert "5 of 5 existing gtm rrset(s) change (100%), limit 30%: REFUSED unless forced" in out
     code, out = run("-c", path, "-o", "exit=dc2")
-    assert code == 3, out  # Exit.REFUSED
+    assert code == 3, out  # ExitCode.REFUSED
     assert "refused: plan changes 5 of 5 existing gtm records (100%)" in out
     assert dig("TXT", "_gtm-generation.example.com") == ['"1"']
     code, out = run("-c", path, "-o", "exit=dc2", "--force")
