@@ -203,8 +203,11 @@ def _conditions(
         else:
             out.append(dict(c))
     out += [c for c in (healthy, fence) if c]
+    before = was or "missing"
+    if was == "False" and old is not None and old.get("message"):
+        before += f" ({old['message']})"
     reason = "" if target.healthy else f" ({target.message})"
-    return out, f"Healthy {was or 'missing'} -> {status}{reason}"
+    return out, f"Healthy {before} -> {status}{reason}"
 
 
 @dataclass(frozen=True)

@@ -184,14 +184,17 @@ class IntentState:
         id: str | None = None,
         lasts: float = 0.0,
     ) -> IntentState:
-        """Bring `region` back (for `services`, None: all): close the exits it ends and
+        """Bring `region` back (for `services`, None: all): close the exits it ends — and,
+        when `services` are named, the drains of those services — and
         add an ENTER override that lives `ramp` seconds (at least `lasts`, at least
         one second; `ramp` None: each service ramps over its policy's ramp), so the
         engine ramps back and the service can order the layers
         (the mesh first, DNS after its TTL) while the override is in force.
 
-        An exit of some services that the enter covers only in part is narrowed to
-        the rest (a new exit, id `<exit id>~<enter id>`). An exit of every service
+        An exit (or drain) of some services that the enter covers only in part is
+        narrowed to the rest (a new one, id `<id>~<enter id>`). An enter of the
+        whole region leaves its drains alone: a drain is taken back by naming its
+        services (or removing it), never as a side effect. An exit of every service
         cannot be narrowed to "all but these": entering part of it is an IntentConflict.
         The default id is derived from the arguments: the same call twice changes
         nothing the second time (nor does any call whose id is already known).
@@ -207,7 +210,9 @@ class IntentState:
         ended: list[Tombstone] = []
         narrowed: list[Override] = []
         for o in sorted(self.overrides.values(), key=lambda o: o.id):
-            if o.kind is not Kind.EXIT or o.region != region:
+            if o.region != region or o.kind not in (Kind.EXIT, Kind.DRAIN):
+                continue
+            if o.kind is Kind.DRAIN and scope is None:
                 continue
             if scope is not None and o.services is None:
                 raise IntentConflict(

@@ -118,6 +118,7 @@ class RolloutBody(Body):
 
 class RemoveBody(Body):
     reason: Reason
+    dry_run: bool = False
 
     def action(self, override_id: str) -> Remove:
         return Remove(override_id=override_id, reason=self.reason)

@@ -4,7 +4,7 @@ Shapes (the runbook CLI reads them):
 
 - action result: `{accepted, dry_run, override_ids, dns: [{service, source, old, new}],
   rows_changed, mesh: {cluster: [line…]}, moved_share, checks: [check…], refusals: [check…],
-  message, intent_version}`, a check being `{rule, passed, message, changed, total, limit,
+  message, ends: [override described…], ramp: {from, until} | null, intent_version}`, a check being `{rule, passed, message, changed, total, limit,
   where}` (`refusals`: the checks that failed; forced ones answer 200 and show here)
 - plan: `{generation, base_generation, changed, rows: [{service, source, old, new}],
   decisions: [{service, source, target, rule, input, old, new}], refusals, admitted, forced}`
@@ -78,6 +78,8 @@ def result_json(r: ActionResult) -> dict[str, Any]:
         "checks": [check_json(c) for c in p.checks],
         "refusals": [check_json(c) for c in p.checks if not c.passed],
         "message": p.action,
+        "ends": list(p.ends),
+        "ramp": None if p.ramp is None else {"from": p.ramp[0], "until": p.ramp[1]},
         "intent_version": r.intent_version,
     }
 

@@ -87,4 +87,4 @@ rollout = _write("rollout")
 
 async def remove_override(request: web.Request) -> web.Response:
     body = parse(RemoveBody, await json_body(request))
-    return await _act(request, body.action(request.match_info["id"]), False)
+    return await _act(request, body.action(request.match_info["id"]), body.dry_run)

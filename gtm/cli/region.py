@@ -238,8 +238,20 @@ def _show_result(result: Mapping[str, Any]) -> None:
         )
     if result.get("message"):
         console.print(escape(str(result["message"])))
+    for ended in result.get("ends") or ():
+        console.print(f"ends {escape(str(ended))}", highlight=False)
+    ramp = result.get("ramp")
     rows = result.get("dns", [])
-    t = Table(title=f"DNS rows that change ({len(rows)})")
+    title = f"DNS rows that change ({len(rows)})"
+    if isinstance(ramp, Mapping):
+        start, end = float(ramp["from"]), float(ramp["until"])
+        title = f"DNS rows once the ramp is over ({len(rows)})"
+        console.print(
+            f"the mesh takes the region back first; DNS ramps back from {_when(start)}"
+            f" until {_when(end)} ({end - start:.0f}s)",
+            highlight=False,
+        )
+    t = Table(title=title)
     for col in ("service", "clients in", "weights"):
         t.add_column(col)
     for row in rows[:SHOWN]:
@@ -257,7 +269,9 @@ def _show_result(result: Mapping[str, Any]) -> None:
             console.print(f"  {escape(line)}", highlight=False)
         if len(lines) > SHOWN:
             console.print(f"  … {len(lines) - SHOWN} more")
-    console.print(f"share of DNS traffic moved: {100 * float(result.get('moved_share', 0)):.1f}%")
+    share = 100 * float(result.get("moved_share", 0))
+    moved = "comes back by the end of the ramp" if isinstance(ramp, Mapping) else "moved"
+    console.print(f"share of DNS traffic {moved}: {share:.1f}%")
 
 
 def _weights(row: Mapping[str, Any]) -> str:

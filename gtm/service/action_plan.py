@@ -14,9 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from failover import MeshPlan
-from policies import Check, Estate, Evaluation, Health, Override, UnsafePlan, WeightTable, evaluate
+from policies import (
+    Check,
+    Estate,
+    Evaluation,
+    Health,
+    Kind,
+    Override,
+    UnsafePlan,
+    WeightTable,
+    evaluate,
+)
 from policies.layers import layer_intent
 
 MAX_ROWS_SHOWN = 200
@@ -44,6 +55,8 @@ class ActionPlan:
     mesh: Mapping[str, MeshPlan] = field(default_factory=dict)  # cluster -> its plan
     moved_share: float = 0.0  # of all DNS traffic, summed over every row
     checks: tuple[Check, ...] = ()  # guardrails and blast-radius limits, with their numbers
+    ends: tuple[str, ...] = ()  # the overrides it ends, described ("exit-… exit dc2 (all)")
+    ramp: tuple[float, float] | None = None  # an enter: DNS ramps back from, until (epoch s)
 
     @classmethod
     def of(
@@ -120,6 +133,10 @@ class ActionPlan:
         out = [
             f"{self.action}: {self.rows_changed} DNS row(s) change, {self.moved_share:.1%} moved"
         ]
+        out += [f"  ends {e}" for e in self.ends]
+        if self.ramp is not None:
+            start, end = self.ramp
+            out.append(f"  DNS ramps back from {_utc(start)} until {_utc(end)}")
         out += [f"  {r.service} in {r.source}: {dict(r.old)} -> {dict(r.new)}" for r in self.dns]
         for plan in self.mesh.values():
             out += [f"  {line}" for line in plan.lines()]
@@ -141,6 +158,25 @@ def settle(
     """The one evaluation of an action: the overrides `after` it, as both layers hold them
     once the hold has passed (the new one judged after those already in force)."""
     return evaluate(estate, health, layer_intent(after, now + hold, hold).dns, served, now)
+
+
+def settle_enter(
+    estate: Estate,
+    health: Health,
+    after: Sequence[Override],
+    served: WeightTable | None,
+    now: float,
+    hold: float,
+) -> Evaluation:
+    """Where DNS ends up once an enter's ramp is over: the overrides `after` it, as DNS
+    holds them after the hold, with every enter's ramp finished (the ramp is the way
+    there; `max_step` does not bound the destination)."""
+    dns = layer_intent(after, now + hold, hold).dns
+    return evaluate(estate, health, [o for o in dns if o.kind is not Kind.ENTER], None, now)
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _guardrails(settled: Evaluation, ids: Sequence[str]) -> list[Check]:

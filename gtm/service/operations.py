@@ -22,7 +22,7 @@ import structlog
 
 from failover import MeshPlan
 from gtm.config import Inventory
-from gtm.service.action_plan import ActionPlan, settle
+from gtm.service.action_plan import ActionPlan, settle, settle_enter
 from gtm.service.actions import (
     Action,
     ActionResult,
@@ -93,10 +93,15 @@ class Operations:
         new = [o for oid, o in planned.overrides.items() if oid not in state.overrides]
         override = new[-1] if new else _override(action, who, now)
         leaving = override.kind is not Kind.ENTER
+        ends = _ended(state, planned)
+        if isinstance(action, Enter) and not ends:
+            raise BadAction(_nothing_to_enter(action, state), region=action.region)
         force = leaving and getattr(action, "force", False)
         served = self._served()
-        settled = settle(
-            inventory.estate, self._health(), planned.active(now), served, now, self._hold()
+        hold = self._hold()
+        after = planned.active(now)
+        settled = (settle if leaving else settle_enter)(
+            inventory.estate, self._health(), after, served, now, hold
         )
         safety = inventory.config.safety
         plan = ActionPlan.of(
@@ -109,6 +114,9 @@ class Operations:
             max_traffic_share=safety.max_traffic_share,
             max_unhealthy_share=safety.max_unhealthy_share,
         )
+        plan = replace(plan, ends=tuple(f"{o.id}: {o.describe()}" for o in ends))
+        if isinstance(action, Enter):
+            plan = replace(plan, ramp=(now + hold, now + hold + _ramp(action, inventory)))
         result = ActionResult(plan, accepted=True, dry_run=dry_run, intent_version=state.version)
         try:
             plan.raise_if_unsafe(force)
@@ -159,13 +167,30 @@ class Operations:
             raise BadAction(
                 f"no override {action.override_id!r} in force", known=sorted(state.overrides)
             )
-        plan = ActionPlan(f"remove {action.override_id}", (action.override_id,))
+        removed = state.overrides[action.override_id]
+
+        def change(s: IntentState) -> IntentState:
+            return s.remove(action.override_id, who, action.reason, now)
+
+        inventory, served, hold = self._inventory(), self._served(), self._hold()
+        after = change(state).active(now)
+        settled = settle_enter(inventory.estate, self._health(), after, served, now, hold)
+        safety = inventory.config.safety
+        plan = ActionPlan.of(
+            f"remove {action.override_id}",
+            (action.override_id,),
+            settled,
+            served,
+            await self._mesh_plans(settled.table),
+            leaving=False,
+            max_traffic_share=safety.max_traffic_share,
+            max_unhealthy_share=safety.max_unhealthy_share,
+        )
+        plan = replace(plan, ends=(f"{removed.id}: {removed.describe()}",))
         result = ActionResult(plan, accepted=True, dry_run=dry_run, intent_version=state.version)
         if dry_run:
             return result
-        stored = await self._store.update(
-            lambda s: s.remove(action.override_id, who, action.reason, now), self._epoch()
-        )
+        stored = await self._store.update(change, self._epoch())
         self._on_change(stored)
         log.info("operator.removed", override=action.override_id, who=who)
         return replace(result, intent_version=stored.version)
@@ -224,6 +249,35 @@ def _override(action: Exit | Drain | Rollout | Enter, who: str, now: float) -> O
         ramp=ramp,
         force=force,
     )
+
+
+def _ended(before: IntentState, after: IntentState) -> list[Override]:
+    """The overrides in force `before` that `after` ends (an enter closes exits and drains)."""
+    return [o for oid, o in sorted(before.overrides.items()) if oid in after.tombstones]
+
+
+def _nothing_to_enter(action: Enter, state: IntentState) -> str:
+    scope = "all services" if action.services is None else ", ".join(sorted(action.services))
+    what = "exit" if action.services is None else "exit or drain"
+    message = f"nothing to enter: no {what} of {action.region} ({scope}) is in force"
+    drains = [
+        o for o in state.overrides.values() if o.region == action.region and o.kind is Kind.DRAIN
+    ]
+    if drains and action.services is None:
+        named = "; ".join(f"{o.id} ({', '.join(sorted(o.services or ()))})" for o in drains)
+        message += (
+            f"; drains stay until named: {named} (gtm region enter {action.region} -s SERVICE,"
+            " or gtm override remove ID)"
+        )
+    return message
+
+
+def _ramp(action: Enter, inventory: Inventory) -> float:
+    """How long DNS ramps back: the enter's own ramp, else the longest of its services'."""
+    if action.ramp is not None:
+        return action.ramp
+    names = action.services if action.services is not None else inventory.services
+    return max((inventory.estate.service(n).policy.ramp for n in names), default=0.0)
 
 
 def _expiry(now: float, expires_in: float | None) -> float | None:

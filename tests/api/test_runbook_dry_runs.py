@@ -74,8 +74,9 @@ def test_region_enter_dry_run(gtm: Gtm, leader: Members, token_files: dict[str, 
     assert r.returncode == 0, r.stdout + r.stderr
     assert "plan (dry run: nothing changed) — override enter-" in r.stdout
     assert "enter dc2 (foo)" in r.stdout
-    assert "DNS rows that change (3)" in r.stdout and "dc2 0 → 1" in r.stdout
-    assert "Healthy False -> True" in r.stdout
+    assert "DNS rows once the ramp is over (3)" in r.stdout and "dc2 0 → 1" in r.stdout
+    assert "ends exit-" in r.stdout and "DNS ramps back from" in r.stdout
+    assert "Healthy False (Region Exit) -> True" in r.stdout
     assert unchanged(leader, before, 1)
 
 
