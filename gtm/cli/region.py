@@ -82,7 +82,10 @@ def _act(path: str, body: dict[str, Any], opts: Mapping[str, Any], *, leaving: b
         _show_result(result)
         if opts["wait"] and not result.get("dry_run"):
             ids = tuple(result.get("override_ids", ()))
-            await converge(api, Change(ids, body["region"], leaving, scope), opts["timeout"])
+            ramp = result.get("ramp")
+            settles = float(ramp["until"]) if isinstance(ramp, Mapping) else None
+            change = Change(ids, body["region"], leaving, scope, settles)
+            await converge(api, change, opts["timeout"])
         return 0
 
     run(work, opts, refused=_show_refusal)

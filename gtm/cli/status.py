@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,38 +27,69 @@ from gtm.client.convergence import (
     ended_ids,
     needs_tombstones,
     progress,
-    summary,
 )
 from gtm.client.http import ApiClient, ApiError, CliError, connection_options, run
 from gtm.exits import ExitCode
 from gtm.status import StatusError, read_status
 from policies import WeightTable
 
-POLL = 0.5  # seconds between looks while waiting
+POLL = 1.0  # seconds between looks while waiting
 GRACE = 2.0  # seconds a last look may take past the timeout
 CANDIDATES = 64  # services whose table rows --wait fetches to pick the DNS sample from
 
 
-async def member_views(api: ApiClient, change: Change | None = None) -> list[MemberView]:
-    """The member asked and every peer its status lists; problems are kept, not raised."""
-    first = await api.get("/v1/status")
-    try:
-        own = read_status(first, api.base)
-    except StatusError as e:
-        raise CliError(str(e), 1) from None
-    peers = [p for p in own.peers if p.url and p.url.rstrip("/") != api.base]
-    views = [MemberView(api.base, own)] + await asyncio.gather(
-        *(_peer(api, p.url.rstrip("/")) for p in peers if p.url)
-    )
-    views += [
-        MemberView(p.identity or "?", None, "listed without a url: cannot be asked")
-        for p in own.peers
-        if not p.url
-    ]
-    views = _distinct(views)
-    if change is None:
-        return views
-    return list(await asyncio.gather(*(_with_tombstones(api, v, change) for v in views)))
+class Members:
+    """Every member the runbook has heard of, asked through whichever one answers.
+
+    The member first asked (normally the leader) lists its peers in its status;
+    each look starts from the first member that answers, in the order they were
+    learnt, so a member that dies (a SIGKILLed leader) costs one look, not the
+    wait: the lost one is reported and the others go on being asked.
+    """
+
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+        self.urls: list[str] = [api.base]
+
+    def _learn(self, url: str) -> None:
+        url = url.rstrip("/")
+        if url not in self.urls:
+            self.urls.append(url)
+
+    async def look(self, change: Change | None = None) -> list[MemberView]:
+        """One view per member: the first that answers, then every peer it and earlier
+        looks named; problems are kept as views, not raised. No member answering at all
+        raises the first member's error."""
+        lost: list[MemberView] = []
+        for url in list(self.urls):
+            try:
+                own = read_status(await self._api.get("/v1/status", base=url), url)
+            except ApiError as e:
+                if e.status != 0:  # it answered: a refused token is the operator's to fix
+                    raise
+                lost.append(MemberView(url, None, e.error))
+                continue
+            except StatusError as e:
+                raise CliError(str(e), ExitCode.FAILED) from None
+            for p in own.peers:
+                if p.url:
+                    self._learn(p.url)
+            asked = {url, *(v.url for v in lost)}
+            others = [u for u in self.urls if u not in asked]
+            views = [MemberView(url, own), *lost]
+            views += await asyncio.gather(*(_peer(self._api, u) for u in others))
+            views += [
+                MemberView(p.identity or "?", None, "listed without a url: cannot be asked")
+                for p in own.peers
+                if not p.url
+            ]
+            views = _distinct(views)
+            if change is None:
+                return views
+            return list(
+                await asyncio.gather(*(_with_tombstones(self._api, v, change) for v in views))
+            )
+        raise ApiError(0, "no member answers: " + "; ".join(f"{v.url}: {v.problem}" for v in lost))
 
 
 def _distinct(views: list[MemberView]) -> list[MemberView]:
@@ -92,13 +125,18 @@ async def _with_tombstones(api: ApiClient, view: MemberView, change: Change) -> 
 
 
 async def converge(api: ApiClient, change: Change, within: float) -> None:
-    """Print progress until every member shows `change` and answers accordingly.
+    """Print progress until every member that answers shows `change` and answers accordingly.
 
+    A member that stops answering is reported as lost and the others go on being
+    asked; an enter's answers are checked once its ramp is over. Prints a line per
+    change of state (on a terminal, also the per-member figures as they move).
     Raises CliError (exit 4) when `within` seconds pass first.
     """
     console = Console(highlight=False)
+    detailed = console.is_terminal
     loop = asyncio.get_running_loop()
     started = loop.time()
+    members = Members(api)
     candidates = ",".join(await _candidates(api, change)) or None
     regions_of = vip_regions(await api.get("/v1/table", service=candidates))
     services = sample(change, regions_of)
@@ -113,25 +151,43 @@ async def converge(api: ApiClient, change: Change, within: float) -> None:
     try:
         async with asyncio.timeout_at(started + within + GRACE):  # a member that hangs
             while True:
-                views = await member_views(api, change)
-                rows = [progress(change, v) for v in views]
+                try:
+                    views = await members.look(change)
+                except ApiError as e:
+                    views = [MemberView(api.base, None, e.error)]
+                reached = [v for v in views if v.status is not None]
+                lost = [v for v in views if v.status is None]
+                rows = [progress(change, v) for v in reached]
+                held = bool(rows) and all(r.done for r in rows)
+                ramping = held and change.settles_at is not None and time.time() < change.settles_at
                 checks: list[AnswerCheck] = []
-                if all(r.done for r in rows):
-                    checks = await _answers(change, views, regions_of, services)
-                lines = [r.line() for r in rows] + [c.line() for c in checks]
+                if held and not ramping:
+                    checks = await _answers(change, reached, regions_of, services)
                 missing = [r.line() for r in rows if not r.done]
                 missing += [c.line() for c in checks if not c.ok]
+                missing += [f"{v.url}: lost: {v.problem}" for v in lost if not rows]
                 elapsed = loop.time() - started
-                if lines != shown:
-                    console.print(f"[dim]{elapsed:6.1f}s[/dim] {summary(rows)}")
-                    for line in lines:
+                head = _summary(rows, lost, checks, change.settles_at if ramping else None)
+                lost_lines = [f"{v.url}: lost: {v.problem}" for v in lost]
+                lines = [head, *(r.line() for r in rows), *lost_lines, *(c.line() for c in checks)]
+                # on a terminal every move is shown; elsewhere (a log) only changes of state
+                states = [
+                    head,
+                    *(r.state() for r in rows),
+                    *lost_lines,
+                    *(c.state() for c in checks),
+                ]
+                if (lines if detailed else states) != shown:
+                    console.print(f"[dim]{elapsed:6.1f}s[/dim] {escape(lines[0])}")
+                    for line in lines[1:]:
                         console.print(f"         {escape(line)}")
-                    shown = lines
-                if not missing and checks:
+                    shown = lines if detailed else states
+                if checks and all(c.ok for c in checks):
+                    gone = f"; lost (not asked): {', '.join(v.url for v in lost)}" if lost else ""
                     console.print(
                         f"[green]converged[/green] after {elapsed:.1f}s: {len(rows)} member(s)"
                         " hold the change in DNS and mesh; their DNS answers agree"
-                        f" ({sum(c.asked for c in checks)} queries)"
+                        f" ({sum(c.asked for c in checks)} queries){escape(gone)}"
                     )
                     return
                 if elapsed >= within:
@@ -142,6 +198,27 @@ async def converge(api: ApiClient, change: Change, within: float) -> None:
     raise CliError(
         f"not converged after {within:.0f}s:\n  " + "\n  ".join(missing), ExitCode.TIMEOUT
     )
+
+
+def _summary(
+    rows: Sequence[MemberProgress],
+    lost: Sequence[MemberView],
+    checks: Sequence[AnswerCheck],
+    ramp_ends: float | None,
+) -> str:
+    """Where the change stands, in one line that changes only when the state does."""
+    held = sum(r.done for r in rows)
+    out = f"{held}/{len(rows)} members hold the change in DNS and mesh"
+    if lost:
+        out += f"; {len(lost)} lost"
+    if ramp_ends is not None:
+        until = datetime.fromtimestamp(ramp_ends, UTC).strftime("%H:%M:%SZ")
+        out += f"; DNS ramps back until {until}, its answers are checked then"
+    elif checks:
+        out += f"; DNS answers as expected on {sum(c.ok for c in checks)}/{len(checks)}"
+    elif rows and held == len(rows):
+        out += "; checking DNS answers"
+    return out
 
 
 async def _candidates(api: ApiClient, change: Change) -> list[str]:
@@ -178,7 +255,7 @@ def status(as_json: bool, **opts: Any) -> None:
     """Role, leader, generation, health, mesh progress, every member, and the table."""
 
     async def work(api: ApiClient) -> int:
-        views = await member_views(api)
+        views = await Members(api).look()
         try:
             table: dict[str, Any] | None = await api.get("/v1/table")
         except ApiError as e:

@@ -44,6 +44,12 @@ class AnswerCheck:
     def ok(self) -> bool:
         return self.problem is None and not self.wrong
 
+    def state(self) -> str:
+        """`line()` without the sampled answers, which differ from poll to poll."""
+        if self.problem is not None:
+            return f"{self.member}: DNS not checked: {self.problem}"
+        return f"{self.member}: DNS {'answers as expected' if self.ok else 'not yet as expected'}"
+
     def line(self) -> str:
         if self.problem is not None:
             return f"{self.member}: DNS not checked: {self.problem}"

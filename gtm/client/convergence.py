@@ -10,7 +10,7 @@ DNS what it answers (`gtm.client.answers_check`), which these statuses cannot sh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ class Change:
     region: str
     leaving: bool  # exit or drain: answers leave the region; enter: they come back
     services: frozenset[str] | None  # None: every service
+    settles_at: float | None = None  # an enter: when DNS has ramped back (epoch seconds)
 
     def describe(self) -> str:
         scope = "all services" if self.services is None else ", ".join(sorted(self.services))
@@ -68,6 +69,16 @@ class MemberProgress:
             f"; WLEs patched {wles}" if wles else ""
         )
 
+    def state(self) -> str:
+        """`line()` without the figures that move on every poll (generations, counts)."""
+        head = f"{self.name} ({self.role})"
+        if self.problem is not None:
+            return f"{head}: {self.problem}"
+        marks = " ".join(f"{layer} {'✓' if ok else '…'}" for layer, ok in self.layers.items())
+        synced = all(p.synced_to(self.mesh_generation) for p in self.mesh.values())
+        wles = "" if not self.mesh else f"; WLEs {'in sync' if synced else 'being patched'}"
+        return f"{head}: admitted {marks}{wles}"
+
 
 def needs_tombstones(change: Change, status: MemberStatus) -> bool:
     """Some id is neither admitted nor in force here: ask the member whether it ended."""
@@ -110,8 +121,3 @@ def _cluster(name: str, p: MeshProgress, mesh_generation: int | None) -> str:
 def ended_ids(intent: Mapping[str, Any]) -> frozenset[str]:
     """The ended ids of an intent state as `GET /v1/overrides` returns it."""
     return frozenset(str(t.get("id")) for t in intent.get("tombstones", ()) if isinstance(t, dict))
-
-
-def summary(rows: Sequence[MemberProgress]) -> str:
-    done = sum(r.done for r in rows)
-    return f"{done}/{len(rows)} members converged"

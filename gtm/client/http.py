@@ -54,10 +54,16 @@ class Connection:
     token: str | None
     ca_file: str | None = None
     source: str = "default"  # where the server came from, for messages
+    demo_file: str = str(DEMO_FILE)  # the demo's settings file looked for, for messages
 
     def require_token(self) -> str:
         if self.token is None:
-            raise CliError("no token: pass --token-file or set GTM_TOKEN")
+            raise CliError(
+                f"no token for {self.server} (server from {self.source}): looked for --token-file,"
+                f" GTM_TOKEN, GTM_TOKEN_FILE and {self.demo_file}; pass --token-file F,"
+                " set GTM_TOKEN or GTM_TOKEN_FILE, or run where `gtm demo` wrote"
+                f" {DEMO_FILE} (set GTM_SERVER too when the server is not {DEFAULT_SERVER})"
+            )
         return self.token
 
 
@@ -118,7 +124,9 @@ def resolve_connection(
         ca = str(cwd / ca)
     if not url.startswith(("http://", "https://")):
         raise CliError(f"{source}: {url!r} is not an http:// or https:// URL")
-    return Connection(url.rstrip("/"), token, ca, source)
+    demo_file = cwd / DEMO_FILE
+    looked = f"{demo_file} ({'no token_file in it' if demo_file.is_file() else 'not found'})"
+    return Connection(url.rstrip("/"), token, ca, source, looked)
 
 
 def connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
