@@ -5,15 +5,25 @@ down, changes anything, or carries a secret into a log or an answer.
   Python's digit limit, tiny, huge and non-finite durations: 400 naming the key or field.
 - Text fields: valid UTF-8 only, no lone surrogate, no C0/C1 control character: 400
   naming the field.
+- HTTP the parser refuses (a header or request line over 8 KB, a control character in a
+  header, too many headers, not HTTP at all): a plain, generic 400/431, and one log event
+  that holds none of the request's bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from api_members import Api, Members
+import structlog
+from aiohttp import web
+from api_members import OPERATOR, Api, Members
 
+from gtm.api.serve import ServerLog, serve_api
 from intent import IntentState
 
 
@@ -301,3 +311,171 @@ async def test_text_that_is_fine_still_passes(api: Api, leader: Members) -> None
     assert status == 200, body
     (o,) = leader.intent().overrides.values()
     assert o.why == "Wartung — 机房 🚧"
+
+
+# -- 3. HTTP the parser refuses ---------------------------------------------------------
+
+SECRET = OPERATOR  # a real operator token: it must not reach a log or an answer
+
+
+async def raw_exchange(url: str, request: bytes) -> bytes:
+    """Send `request` as is on a fresh connection; everything the member answers."""
+    where = urlsplit(url)
+    assert where.hostname is not None and where.port is not None
+    reader, writer = await asyncio.open_connection(where.hostname, where.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+def request_with(*headers: bytes, target: bytes = b"/v1/status") -> bytes:
+    lines = [b"GET " + target + b" HTTP/1.1", b"Host: gtm", *headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+PADDING = b"Q" * 9000
+MALFORMED: dict[str, tuple[bytes, int]] = {
+    "Authorization over 8 KB": (
+        request_with(b"Authorization: Bearer " + SECRET.encode() + PADDING),
+        431,
+    ),
+    "Authorization over 8 KB, token at the end": (
+        request_with(b"Authorization: Bearer " + PADDING + SECRET.encode()),
+        431,
+    ),
+    "a request line over 8 KB": (
+        request_with(
+            b"Authorization: Bearer " + SECRET.encode(),
+            target=b"/v1/status?token=" + SECRET.encode() + PADDING,
+        ),
+        431,
+    ),
+    "a control character in the Authorization header": (
+        request_with(b"Authorization: Bearer " + SECRET.encode() + b"\x01"),
+        400,
+    ),
+    "a header name with a space, then the token": (
+        request_with(b"X Bad: 1", b"Authorization: Bearer " + SECRET.encode()),
+        400,
+    ),
+    "too many headers after the token": (
+        request_with(
+            b"Authorization: Bearer " + SECRET.encode(),
+            *(b"X-H%d: v" % i for i in range(300)),
+        ),
+        431,
+    ),
+    "not HTTP (a TLS hello on the plain port)": (
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + SECRET.encode() + b"\r\n\r\n",
+        400,
+    ),
+}
+
+
+def secret_fragments() -> list[bytes]:
+    """The token and every 8-byte slice of it: a truncated echo counts too."""
+    token = SECRET.encode()
+    return [token] + [token[i : i + 8] for i in range(len(token) - 7)]
+
+
+async def test_a_request_the_http_parser_refuses_answers_generically_and_logs_no_bytes(
+    leader: Members,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = leader.url("dc1-a")
+    answers: dict[str, bytes] = {}
+    with structlog.testing.capture_logs() as events:
+        for what, (request, status) in MALFORMED.items():
+            answer = await raw_exchange(url, request)
+            answers[what] = answer
+            head, _, text = answer.partition(b"\r\n\r\n")
+            assert head.split(b" ", 2)[1] == str(status).encode(), (what, answer[:300])
+            # (and the member closed the connection: `raw_exchange` read to its end)
+            doc = json.loads(text)
+            assert set(doc) == {"error", "details"} and doc["error"], (what, doc)
+    logged = [e for e in events if e["event"] == "api.bad_http"]
+    assert [e["status"] for e in logged] == [s for _, s in MALFORMED.values()], events
+    for e in logged:
+        assert set(e) <= {"event", "log_level", "status", "error", "remote"}, e
+    # once more with the default (printing) structlog configuration
+    for request, _ in MALFORMED.values():
+        await raw_exchange(url, request)
+    out, err = capsys.readouterr()
+    assert "api.bad_http" in out + err
+    # the member still serves
+    assert (await raw_exchange(url, request_with(b"Connection: close"))).startswith(b"HTTP/1.1 401")
+    texts = {
+        "answers": b"".join(answers.values()),
+        "events": repr(events).encode(),
+        "printed": (out + err).encode(),
+        "stdlib logs": caplog.text.encode(),
+    }
+    for where, text in texts.items():
+        for fragment in secret_fragments():
+            assert fragment not in text, f"{fragment!r} in the {where}"
+        assert b"QQQQQQQQ" not in text, where
+        assert b"Traceback" not in text, where
+    assert not [r for r in caplog.records if r.name.startswith("aiohttp")], caplog.text
+
+
+async def test_an_exception_past_the_middleware_answers_500_and_logs_only_its_type(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last resort of a served app (the member's has `problems`, which catches first)."""
+    caplog.set_level(logging.DEBUG)
+
+    async def crash(request: web.Request) -> web.Response:
+        raise ValueError(f"cannot use {request.headers['Authorization']}")
+
+    app = web.Application()
+    app.router.add_get("/crash", crash)
+    with structlog.testing.capture_logs() as events:
+        async with serve_api(app, "127.0.0.1:0") as served:
+            answer = await raw_exchange(
+                served.url,
+                request_with(b"Authorization: Bearer " + SECRET.encode(), target=b"/crash"),
+            )
+    assert answer.startswith(b"HTTP/1.1 500")
+    assert (
+        json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+        == "internal error (see the member's log)"
+    )
+    (event,) = [e for e in events if e["event"] == "api.unhandled"]
+    assert event["error"] == "ValueError" and "test_api_hostile.py" in event["where"]
+    out, err = capsys.readouterr()
+    for text in (answer, repr(events).encode(), (out + err + caplog.text).encode()):
+        assert SECRET.encode()[:8] not in text
+
+
+def test_aiohttps_server_log_keeps_no_argument_text_or_traceback() -> None:
+    try:
+        raise RuntimeError(f"bad header {SECRET}")
+    except RuntimeError as e:
+        with structlog.testing.capture_logs() as events:
+            ServerLog().exception(
+                "Error handling request from %s: %s", "10.0.0.1", SECRET, exc_info=e
+            )
+            ServerLog().warning(
+                "Failed to create request handler with custom kwargs %r", {"t": SECRET}
+            )
+            ServerLog().debug("Ignored premature client disconnection")  # below INFO: dropped
+    assert events == [
+        {
+            "event": "api.server_log",
+            "log_level": "error",
+            "message": "Error handling request from %s: %s",
+            "error": "RuntimeError",
+        },
+        {
+            "event": "api.server_log",
+            "log_level": "warning",
+            "message": "Failed to create request handler with custom kwargs %r",
+            "error": None,
+        },
+    ]
