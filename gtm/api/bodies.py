@@ -3,11 +3,20 @@
 Bodies are strict: unknown fields are refused, booleans are JSON booleans,
 durations are seconds or strings like "10m". `parse` reports every problem
 of a body at once, each with its field path.
+
+`json_body` reads only what is plainly JSON text: UTF-8 (no byte order mark,
+no other encoding), each key once per object at any depth (a second `dry_run`
+must not undo the first), nesting at most `MAX_DEPTH` deep, integers of at
+most `MAX_DIGITS` digits (a longer one reaches the models as a `LongInteger`,
+which every field refuses by name). Text fields hold no control character
+and no lone surrogate; durations are finite, 0 or at least a second (ramp),
+at least a second (expiry, window), and at most a year.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -21,6 +30,29 @@ from gtm.what_if import parse_spec, what_if_overrides
 from policies import Override
 from probes import parse_duration
 
+MAX_DEPTH = 32  # nested objects and arrays; a body needs two
+MAX_DIGITS = 40  # an integer literal longer than this is no value of any body
+MIN_SECONDS = 1.0  # the shortest expiry, window or (non-zero) ramp
+
+# C0 and C1 controls (tab and newline too: these are one-line values), DEL, and UTF-16
+# surrogates (never text); they would reach terminals, logs and the audit as they are
+_BAD_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _shown(text: str) -> str:
+    """`text` quoted, escaped to ASCII and cut at 40 characters: safe in any answer or log."""
+    return ascii(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _plain_text(value: str) -> str:
+    found = _BAD_CHARACTER.search(value)
+    if found is None:
+        return value
+    ch, at = found.group(), found.start()
+    if ch >= "\ud800":
+        raise ValueError(f"a lone surrogate U+{ord(ch):04X} at character {at}")
+    raise ValueError(f"a control character U+{ord(ch):04X} at character {at}")
+
 
 def _not_blank(value: str) -> str:
     value = value.strip()
@@ -29,10 +61,45 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_not_blank)]
-Reason = Annotated[str, AfterValidator(_not_blank), Field(max_length=1000)]
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+class LongInteger:
+    """An integer literal of a body with more than `MAX_DIGITS` digits, kept unconverted.
+
+    Python refuses to convert one of over 4,300 digits (ValueError) and no field
+    takes one of 40: validators see this instead and refuse it with the field's name.
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit integer"
+
+
+def _seconds(value: object) -> float:
+    """A duration (`parse_duration`: finite, not negative, at most a year)."""
+    if isinstance(value, LongInteger):
+        raise ValueError(f"{value!r} is not a number of seconds (at most a year)")
+    return parse_duration(value)
+
+
+def _at_least_a_second(seconds: float) -> float:
+    if seconds < MIN_SECONDS:
+        raise ValueError(f"{seconds:g} seconds is shorter than a second")
+    return seconds
+
+
+def _none_or_at_least_a_second(seconds: float) -> float:
+    return seconds if seconds == 0 else _at_least_a_second(seconds)
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+Text = Annotated[PlainText, AfterValidator(_not_blank), Field(max_length=256)]
+Reason = Annotated[PlainText, AfterValidator(_not_blank), Field(max_length=1000)]
+# a ramp: 0 (at once) or at least a second; an expiry or a window: at least a second
+Seconds = Annotated[float, BeforeValidator(_seconds), AfterValidator(_none_or_at_least_a_second)]
+Positive = Annotated[float, BeforeValidator(_seconds), AfterValidator(_at_least_a_second)]
 Services = Annotated[list[Text], Field(min_length=1, max_length=100_000)]
 
 
@@ -130,7 +197,10 @@ def _spec(value: str) -> str:
 
 
 class PlanBody(Body):
-    overrides: Annotated[list[Annotated[str, AfterValidator(_spec)]], Field(max_length=100)] = []
+    overrides: Annotated[
+        list[Annotated[PlainText, AfterValidator(_spec), Field(max_length=1000)]],
+        Field(max_length=100),
+    ] = []
     force: bool = False
 
     def what_if(self, who: str, now: float) -> list[Override]:
@@ -148,7 +218,7 @@ class Query(BaseModel):
 
 class HistoryQuery(Query):
     limit: int = Field(default=100, ge=1, le=10_000)
-    since: float | None = None
+    since: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class ObservationsQuery(Query):
@@ -166,10 +236,19 @@ class TableQuery(Query):
 B = TypeVar("B", bound=BaseModel)
 
 
+def _field_name(part: str | int) -> str:
+    """A part of a field path as an answer shows it: an unknown key may hold anything."""
+    if isinstance(part, int):
+        return str(part)
+    if len(part) > 40 or _BAD_CHARACTER.search(part) or not part.isprintable():
+        return _shown(part)
+    return part
+
+
 def field_problems(e: ValidationError) -> list[dict[str, str]]:
     out = []
     for err in e.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(body)"
+        where = ".".join(_field_name(p) for p in err["loc"]) or "(body)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field"
@@ -195,15 +274,95 @@ def parse_query(model: type[B], query: MultiMapping[str], many: Sequence[str] = 
     return parse(model, data, "query")
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object, or a 400 saying what is wrong with it."""
-    raw = await request.read()
+# a string, with the colon after it when it is a key, or a bracket
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?|[\[\]{}]')
+
+
+def too_deep(raw: bytes) -> str | None:
+    """Where `raw` nests objects and arrays deeper than `MAX_DEPTH`, found without parsing it.
+
+    The top-level key whose value is too deep (`(body)` when the body is not an
+    object); None when nothing is. Strings are skipped whole, so brackets in
+    text do not count; a body with fewer brackets than the bound is not scanned.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return None
+    in_object = raw.lstrip()[:1] == b"{"
+    depth = 0
+    key = "(body)"
+    for m in _TOKEN.finditer(raw):
+        first = raw[m.start()]
+        if first == ord('"'):
+            if in_object and depth == 1 and m.group(1) is not None:
+                key = _key_name(m.group()[: -len(m.group(1))])
+        elif first in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return key
+        else:
+            depth -= 1
+    return None
+
+
+def _key_name(quoted: bytes) -> str:
+    try:
+        name = json.loads(quoted.decode("utf-8"))
+    except ValueError:
+        return "(body)"
+    return _field_name(name) if isinstance(name, str) else "(body)"
+
+
+class _BadKey(ValueError):
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"the key {_shown(key)} {problem}")
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _BadKey(key, "is given twice in one object")
+        if _BAD_CHARACTER.search(key):
+            raise _BadKey(key, "holds a control character or a lone surrogate")
+        obj[key] = value
+    return obj
+
+
+def _integer(text: str) -> int | LongInteger:
+    digits = len(text) - text.startswith("-")
+    return LongInteger(digits) if digits > MAX_DIGITS else int(text)
+
+
+def loads(raw: bytes) -> object:
+    """`raw` as JSON under the rules of the module doc, or a 400 saying what is wrong."""
     if not raw.strip():
         raise HttpProblem(400, "bad JSON: the body is empty (expected a JSON object)")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        text = raw.decode("utf-8")  # strict: no surrogates, overlong forms, other encodings
+    except UnicodeDecodeError as e:
+        raise HttpProblem(400, f"bad JSON: not UTF-8 (byte {e.start}: {e.reason})") from None
+    deep = too_deep(raw)
+    if deep is not None:
+        problem = f"nested deeper than {MAX_DEPTH} levels"
+        raise HttpProblem(
+            400,
+            f"bad JSON: {deep}: {problem}",
+            {"fields": [{"field": deep, "error": problem}]},
+        )
+    try:
+        return json.loads(text, object_pairs_hook=_object, parse_int=_integer)
+    except _BadKey as e:
+        raise HttpProblem(400, f"bad JSON: {e}", {"key": _field_name(e.key)}) from None
+    except json.JSONDecodeError as e:
         raise HttpProblem(400, f"bad JSON: {e}") from None
+    except (ValueError, RecursionError) as e:  # any limit of the parser not foreseen above
+        raise HttpProblem(400, f"bad JSON: {type(e).__name__}") from None
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or a 400 saying what is wrong with it."""
+    data = loads(await request.read())
     if not isinstance(data, dict):
         raise HttpProblem(400, f"bad JSON: expected an object, not {type(data).__name__}")
     return data
