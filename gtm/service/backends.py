@@ -11,14 +11,14 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from prometheus_client import CollectorRegistry
 
 from failover import ClusterSettings, Reconciler
 from gtm.config import ClusterConfig, Inventory
 from gtm.ha import ElectionSettings, Elector, FileLease, KubeLease
-from gtm.kube import kube_configuration
 from intent import (
+    STORE_RETRY,
+    STORE_TIMEOUT,
     AuditLog,
     ConfigMapAudit,
     ConfigMapIntentStore,
@@ -30,6 +30,7 @@ from intent import (
     PublishedStore,
     StoreMetrics,
 )
+from kube import NO_RETRY, Client, load_configuration
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,10 @@ async def open_stores(
             dns_table=FilePublishedStore(state_dir / "table-dns.json", metrics=metrics),
             mesh_table=FilePublishedStore(state_dir / "table-mesh.json", metrics=metrics),
         )
-    configuration = await kube_configuration(_cluster(inventory, region, store.cluster))
-    client = await stack.enter_async_context(ApiClient(configuration))
-    api = CoreV1Api(client)
+    configuration = await load_configuration(_cluster(inventory, region, store.cluster))
+    api = await stack.enter_async_context(
+        Client(configuration, timeout=STORE_TIMEOUT, retry=STORE_RETRY)
+    )
     audit_cm = ConfigMapAudit(api, name=store.audit, namespace=store.namespace, metrics=metrics)
     return Stores(
         intent=ConfigMapIntentStore(
@@ -104,11 +106,11 @@ async def open_elector(
     if lease.backend == "file":
         backend = FileLease(Path(lease.path) if lease.path else state_dir / f"{region}.lease")
     else:
-        configuration = await kube_configuration(_cluster(inventory, region, lease.cluster))
-        client = await stack.enter_async_context(ApiClient(configuration))
-        backend = KubeLease(
-            client, name=lease.name, namespace=lease.namespace, request_timeout=settings.timeout
+        configuration = await load_configuration(_cluster(inventory, region, lease.cluster))
+        client = await stack.enter_async_context(
+            Client(configuration, timeout=settings.timeout, retry=NO_RETRY)
         )
+        backend = KubeLease(client, name=lease.name, namespace=lease.namespace)
     return Elector(backend, settings, registry=registry)
 
 
@@ -136,7 +138,7 @@ async def open_reconcilers(
     localities = {r.name: r.locality for r in inventory.config.regions}
     out = []
     for cluster in own_clusters(inventory, region):
-        configuration = await kube_configuration(cluster)
+        configuration = await load_configuration(cluster)
         out.append(
             Reconciler(
                 cluster_settings(cluster, inventory),
