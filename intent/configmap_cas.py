@@ -33,16 +33,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from intent.errors import StoreUnavailable, TooLarge
 from intent.metrics import StoreMetrics
-from kube import Client, Conflict, KubeError, NotFound, RetrySettings, TemporaryError
+from kube import Client, Conflict, KubeError, NotFound, TemporaryError
 
 log = structlog.get_logger(__name__)
 
 CONFIGMAP_LIMIT = 1024 * 1024  # bytes of data plus decoded binaryData (kube validation)
-# What the stores' client is given by default: quick retries, a short timeout.
-STORE_RETRY = RetrySettings(
-    attempts=8, backoff=0.05, backoff_max=2.0, retry_after_max=10.0, conflict_attempts=10
-)
-STORE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)

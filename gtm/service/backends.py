@@ -14,11 +14,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from failover import ClusterSettings, Reconciler
-from gtm.config import ClusterConfig, Inventory
+from gtm.config import ClusterConfig, Inventory, RetryConfig
 from gtm.ha import ElectionSettings, Elector, FileLease, KubeLease
 from intent import (
-    STORE_RETRY,
-    STORE_TIMEOUT,
     AuditLog,
     ConfigMapAudit,
     ConfigMapIntentStore,
@@ -30,7 +28,7 @@ from intent import (
     PublishedStore,
     StoreMetrics,
 )
-from kube import NO_RETRY, Client, load_configuration
+from kube import NO_RETRY, Client, RetrySettings, load_configuration
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ async def open_stores(
         )
     configuration = await load_configuration(_cluster(inventory, region, store.cluster))
     api = await stack.enter_async_context(
-        Client(configuration, timeout=STORE_TIMEOUT, retry=STORE_RETRY)
+        Client(configuration, timeout=store.timeout, retry=retry_settings(store.retry))
     )
     audit_cm = ConfigMapAudit(api, name=store.audit, namespace=store.namespace, metrics=metrics)
     return Stores(
@@ -129,7 +127,13 @@ def cluster_settings(cluster: ClusterConfig, inventory: Inventory) -> ClusterSet
         api_version=cluster.api_version,
         max_unhealthy_share=inventory.config.safety.max_unhealthy_share,
         ensure_annotation=cluster.ensure_annotation,
+        retry=retry_settings(cluster.retry),
     )
+
+
+def retry_settings(retry: RetryConfig) -> RetrySettings:
+    """The config's retry section as the client's settings (the same names)."""
+    return RetrySettings(**retry.model_dump())
 
 
 async def open_reconcilers(
