@@ -13,7 +13,8 @@ Public API:
   `request(verb, call, *, what) -> dict` (the one retrying request),
   `watch(call, *, resource_version, seconds)` -> `WatchEvent`s; `.core`,
   `.custom_objects`, `.coordination` (the API groups to bind calls from);
-  `.timeout`, `.retry`; `aclose()` / `async with`.
+  `.timeout`, `.retry`; `derive(metrics=, context=)` (the same connection and
+  limits, counted and logged apart); `aclose()` / `async with`.
 - `RetrySettings` (`attempts`, `backoff`, `backoff_max`, `retry_after_max`,
   `conflict_attempts`), `NO_RETRY` — the one retry settings type.
 - `RequestMetrics` — what a client counts (request, retry, waited).
