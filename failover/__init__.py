@@ -20,7 +20,7 @@ line with the table rows whose source is the cluster's region: each WLE's
             await r.until_converged(table.generation)   # bound with asyncio.timeout
 
 Public API:
-- `ClusterSettings`, `RetrySettings` — what a cluster's reconciler is told.
+- `ClusterSettings` — what a cluster's reconciler is told (its `retry` a `kube.RetrySettings`).
 - `Reconciler(settings, client, estate, localities, *, registry, now, sleep, clock)`:
   `client` is a kubernetes-asyncio `Configuration` or a zero-argument
   factory of `ApiClient` (the reconciler closes what it opens); `localities`
@@ -39,7 +39,7 @@ Public API:
   reconciler re-lists the rules every `rules_resync` seconds, reports, never writes them).
 - `WriteStopped` (`Fenced`: a newer leader's epoch is on a WLE; `LeaseNotHeld`:
   `may_write()` said no) — writing stops; the caller steps down.
-- `KubeError` (`TemporaryError`, `PermanentError`, `Conflict`) — API errors left after retries.
+- API errors left after retries are `kube.KubeError`s.
 
 Writes carry the leader's epoch (`gtm.io/epoch` annotation on the main
 resource, a `gtm.io/Epoch` condition in status); WLEs carrying the
@@ -49,29 +49,23 @@ Ambient mode ignores WorkloadEntry health: there, only `spec.weight` acts.
 
 from failover.distribute import DistributeConflict, distribute_conflicts
 from failover.fencing import Fenced, LeaseNotHeld, WriteStopped
-from failover.kube import Conflict, KubeError, PermanentError, TemporaryError
 from failover.mesh_plan import MeshPlan, Patch, Skipped
 from failover.progress import ApplyResult, Progress
 from failover.reconciler import Reconciler
-from failover.settings import ClusterSettings, RetrySettings
+from failover.settings import ClusterSettings
 from policies import UnsafePlan
 
 __all__ = [
     "ApplyResult",
     "ClusterSettings",
-    "Conflict",
     "DistributeConflict",
     "Fenced",
-    "KubeError",
     "LeaseNotHeld",
     "MeshPlan",
     "Patch",
-    "PermanentError",
     "Progress",
     "Reconciler",
-    "RetrySettings",
     "Skipped",
-    "TemporaryError",
     "UnsafePlan",
     "WriteStopped",
     "distribute_conflicts",

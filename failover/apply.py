@@ -13,12 +13,12 @@ import asyncio
 from failover.cache import EntryCache
 from failover.desired import Target
 from failover.fencing import WriteFence, WriteStopped
-from failover.kube import KubeError
 from failover.mesh_plan import MeshPlan
 from failover.progress import ApplyResult
 from failover.settings import ClusterSettings
 from failover.workload import Key
 from failover.writer import EntryWriter
+from kube import KubeError
 
 
 async def apply_plan(

@@ -5,9 +5,9 @@ resourceVersion; a watch the server ends is resumed from the last version
 seen (bookmarks included); a 410 (too old) means a re-list, then a watch
 from the new list; every `resync` seconds a full re-list is the backstop for
 an event that was never delivered. Broken streams and failed lists back off
-exponentially. Writes feed their answers in with `observe()`, so the cache
-does not wait for the watch to see gtm's own patches, and an older copy never
-replaces a newer one.
+exponentially (`RetrySettings.pause`). Writes feed their answers in with
+`observe()`, so the cache does not wait for the watch to see gtm's own
+patches, and an older copy never replaces a newer one.
 
 Every change is reported to `on_change(key, old, new)` (`new` None: gone).
 """
@@ -22,10 +22,10 @@ from typing import Any
 
 import structlog
 
-from failover.kube import Expired, KubeClient, KubeError
-from failover.rate_limit import Sleep
+from failover.kube import KubeClient
 from failover.settings import ClusterSettings
 from failover.workload import Key, WorkloadEntry, not_older
+from kube import Expired, KubeError, Sleep
 
 log = structlog.get_logger(__name__)
 
@@ -119,10 +119,7 @@ class EntryCache:
                 self.watching = False
                 if self._failures == 1:
                     self._log.warning("wle.watch.lost", error=str(e))
-                retry = self._s.retry
-                await self._sleep(
-                    min(retry.backoff_max, retry.backoff * 2 ** min(self._failures, 10))
-                )
+                await self._sleep(self._s.retry.pause(self._failures))
 
     async def _watch(self, version: str, seconds: float) -> None:
         """Apply the watch's events to the cache, keeping the last resourceVersion seen."""

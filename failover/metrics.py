@@ -2,7 +2,8 @@
 
 One `Metrics` per registry (every cluster's reconciler shares it, as the
 metric names may be registered once); `Metrics.of(registry)` returns it.
-`ClusterMetrics` binds the cluster label.
+`ClusterMetrics` binds the cluster label; it is the `kube.RequestMetrics` of the
+cluster's client (requests, retries, rate-limit waits).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class ClusterMetrics:
     def request(self, verb: str, code: int) -> None:
         self._m.requests.labels(self.cluster, verb, str(code)).inc()
 
-    def retry(self, verb: str) -> None:
+    def retry(self, verb: str, cause: str = "") -> None:
         self._m.retries.labels(self.cluster, verb).inc()
 
     def waited(self, seconds: float) -> None:

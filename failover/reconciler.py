@@ -25,23 +25,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from kubernetes_asyncio.client import ApiClient, Configuration
 from prometheus_client import CollectorRegistry
 
 from failover.apply import apply_plan
 from failover.cache import EntryCache
 from failover.desired import Desired, Target
 from failover.fencing import WriteFence, WriteStopped
-from failover.kube import KubeClient, KubeError
+from failover.kube import KubeClient
 from failover.mesh_plan import MeshPlan, healthy_condition_ok, in_sync, plan
 from failover.metrics import Metrics
 from failover.progress import ApplyResult, Progress
-from failover.rate_limit import Sleep
 from failover.rule_scan import RuleScanner
 from failover.settings import ClusterSettings
 from failover.vip_index import VipIndex
 from failover.workload import Key, WorkloadEntry
 from failover.writer import EntryWriter
+from kube import ApiClient, Configuration, KubeError, Sleep
 from policies import Estate, UnsafePlan, WeightTable
 
 log = structlog.get_logger(__name__)

@@ -27,9 +27,10 @@ from collections.abc import Iterable, Mapping
 import structlog
 
 from failover.distribute import DistributeConflict, distribute_conflicts
-from failover.kube import Forbidden, KubeClient, KubeError, NotFound
+from failover.kube import KubeClient
 from failover.metrics import ClusterMetrics
 from failover.settings import ClusterSettings
+from kube import Forbidden, KubeError, NotFound
 
 log = structlog.get_logger(__name__)
 

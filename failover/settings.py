@@ -2,38 +2,19 @@
 
 `ClusterSettings` mirrors `gtm.config.model.ClusterConfig` (the service layer
 maps one onto the other; `failover` may not import `gtm`) plus the knobs of
-the reconciler itself: retries, the blast-radius limit, the resync periods.
+the reconciler itself: retries (`kube.RetrySettings`), the blast-radius
+limit, the resync periods.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kube import RetrySettings
+
 WLE_GROUP = "networking.istio.io"
 WLE_PLURAL = "workloadentries"
 DR_PLURAL = "destinationrules"  # same group and version as the WLEs; read only
-
-
-@dataclass(frozen=True, slots=True)
-class RetrySettings:
-    """How `kube.KubeClient.request()` retries a temporary error (429, 5xx, timeouts).
-
-    The wait before attempt n+1 is an exponential backoff with jitter from
-    `backoff` up to `backoff_max`, and never less than the server's
-    Retry-After (capped at `retry_after_max`).
-    """
-
-    attempts: int = 8
-    backoff: float = 0.1
-    backoff_max: float = 5.0
-    retry_after_max: float = 60.0
-    conflict_attempts: int = 5  # re-read and rebuild a write after a 409 at most this often
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.conflict_attempts < 1:
-            raise ValueError("attempts and conflict_attempts must be >= 1")
-        if self.backoff < 0 or self.backoff_max < self.backoff:
-            raise ValueError("need 0 <= backoff <= backoff_max")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,12 @@ import structlog
 from failover.cache import EntryCache
 from failover.desired import Target
 from failover.fencing import WriteFence
-from failover.kube import Conflict, KubeClient, NotFound, PermanentError
+from failover.kube import KubeClient
 from failover.mesh_plan import diff
 from failover.metrics import ClusterMetrics
 from failover.settings import ClusterSettings
 from failover.workload import WorkloadEntry
+from kube import Conflict, NotFound, PermanentError
 
 log = structlog.get_logger(__name__)
 

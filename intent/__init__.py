@@ -8,6 +8,8 @@
 - `AuditLog` (`FileAudit`, `ConfigMapAudit`): append-only history.
 - `PublishedStore` (`FilePublishedStore`, `ConfigMapPublishedStore`): the
   table last published, with its generation and epoch.
+- The ConfigMap stores take a `kube.Client` (its timeout and `RetrySettings`
+  come from the config's `ha.store`).
 - `Disk`: the file calls the file stores make, for a test to fail like a full
   or read-only state directory.
 """
@@ -16,7 +18,7 @@ from intent.atomic_file import Disk
 from intent.audit import Action, AuditEntry, AuditLog, FileAudit, transitions
 from intent.codec import override_from_dict, override_to_dict, refusal_to_dict
 from intent.configmap_audit import ConfigMapAudit
-from intent.configmap_cas import CONFIGMAP_LIMIT, KubeRetry
+from intent.configmap_cas import CONFIGMAP_LIMIT
 from intent.configmap_published import ConfigMapPublishedStore
 from intent.configmap_store import ConfigMapIntentStore
 from intent.errors import (
@@ -55,7 +57,6 @@ __all__ = [
     "IntentError",
     "IntentState",
     "IntentStore",
-    "KubeRetry",
     "Published",
     "PublishedHead",
     "PublishedStore",

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import structlog
-from kubernetes_asyncio.client import CoreV1Api
 from prometheus_client import CollectorRegistry
 
 from intent.audit import AuditEntry, newest_first
-from intent.configmap_cas import CONFIGMAP_LIMIT, ConfigMapCAS, ConfigMapData, KubeRetry
+from intent.configmap_cas import CONFIGMAP_LIMIT, ConfigMapCAS, ConfigMapData
 from intent.metrics import StoreMetrics
+from kube import Client
 
 log = structlog.get_logger(__name__)
 
@@ -33,24 +33,22 @@ _BUDGET = CONFIGMAP_LIMIT * 7 // 8  # leave room for metadata
 class ConfigMapAudit:
     def __init__(
         self,
-        api: CoreV1Api,
+        client: Client,
         *,
         name: str = "gtm-audit",
         namespace: str = "gtm",
         keep: int = 500,
-        retry: KubeRetry | None = None,
         metrics: StoreMetrics | None = None,
     ) -> None:
         if keep < 1:
             raise ValueError(f"keep must be >= 1, not {keep}")
         self.keep = keep
         self._cas = ConfigMapCAS(
-            api,
+            client,
             name,
             namespace,
             store="configmap/audit",
             labels={"app.kubernetes.io/name": "gtm", "app.kubernetes.io/component": "audit"},
-            retry=retry,
             metrics=metrics or StoreMetrics(CollectorRegistry()),
         )
 

@@ -6,63 +6,38 @@ wrote), applies the pure `change`, and writes the result with a PUT that
 carries the resourceVersion it read (a POST when the ConfigMap is missing).
 A 409 (another writer got in first; or AlreadyExists on create) or a 404
 (deleted meanwhile) re-reads and re-applies `change`, at most
-`KubeRetry.conflicts` rounds (tenacity, with a little jitter between them),
-then `StoreUnavailable`. The first try of a round is optimistic, on the copy
-this object last wrote (saving a GET while it is the only writer); only the
-server accepting that write confirms the copy: when `change` finds nothing
-to do, or raises, on it, it is run again on a fresh read.
+`conflict_attempts` rounds of the client's `RetrySettings` (tenacity, with a
+little jitter between them), then `StoreUnavailable`. The first try of a
+round is optimistic, on the copy this object last wrote (saving a GET while
+it is the only writer); only the server accepting that write confirms the
+copy: when `change` finds nothing to do, or raises, on it, it is run again on
+a fresh read.
 
-Every request has a timeout (the client's `_request_timeout` and an
-`asyncio.timeout` around it) and is retried on 429 (honouring Retry-After),
-5xx, timeouts and connection errors, with jittered exponential backoff
-(tenacity), `KubeRetry.attempts` times. A PUT retried after a 5xx whose
-write did land gets a 409 and re-reads, so a retried write never applies
-twice. Other errors (403 for missing RBAC, 422) are reported at once as
-`StoreUnavailable`, with the server's message.
+Every request goes through `kube.Client.request()`: a timeout, and retries of
+429 (honouring Retry-After), 5xx, timeouts and connection errors. A PUT
+retried after a 5xx whose write did land gets a 409 and re-reads, so a
+retried write never applies twice. Other errors (403 for missing RBAC, 422)
+are reported at once as `StoreUnavailable`, with the server's message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
-import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
-import aiohttp
 import structlog
-from kubernetes_asyncio.client import CoreV1Api, V1ConfigMap, V1ObjectMeta
-from kubernetes_asyncio.client.exceptions import ApiException
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random,
-)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from intent.errors import StoreUnavailable, TooLarge
 from intent.metrics import StoreMetrics
+from kube import Client, Conflict, KubeError, NotFound, TemporaryError
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-
 CONFIGMAP_LIMIT = 1024 * 1024  # bytes of data plus decoded binaryData (kube validation)
-_TRANSIENT = frozenset({429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class KubeRetry:
-    attempts: int = 8  # per request, on 429/5xx/timeouts/connection errors
-    conflicts: int = 10  # read-modify-write rounds on 409
-    backoff: float = 0.05  # first backoff, seconds; doubles, with full jitter
-    max_backoff: float = 2.0
-    max_retry_after: float = 10.0  # cap on a server's Retry-After
-    timeout: float = 5.0  # per request
 
 
 @dataclass(frozen=True)
@@ -107,24 +82,38 @@ class _Conflict(Exception):
     """The write lost a race (409, or 404 on a PUT): read again and apply the change again."""
 
 
+class _StoreCounts:
+    """The client's `RequestMetrics`, counted as the store's retries."""
+
+    def __init__(self, metrics: StoreMetrics, store: str) -> None:
+        self._metrics, self._store = metrics, store
+
+    def request(self, verb: str, code: int) -> None:
+        pass
+
+    def retry(self, verb: str, cause: str) -> None:
+        self._metrics.retried(self._store, cause)
+
+    def waited(self, seconds: float) -> None:
+        pass
+
+
 class ConfigMapCAS:
     def __init__(
         self,
-        api: CoreV1Api,
+        client: Client,
         name: str,
         namespace: str,
         *,
         store: str,
         labels: Mapping[str, str] | None = None,
-        retry: KubeRetry | None = None,
         metrics: StoreMetrics,
     ) -> None:
-        self.api = api
+        self.client = client.derive(metrics=_StoreCounts(metrics, store), context={"store": store})
         self.name = name
         self.namespace = namespace
         self.store = store  # the metrics' label
         self.labels = dict(labels or {})
-        self.retry = retry or KubeRetry()
         self.metrics = metrics
         self._cached: ConfigMapData | None = None
 
@@ -133,14 +122,17 @@ class ConfigMapCAS:
         return f"configmap {self.namespace}/{self.name}"
 
     async def read(self) -> ConfigMapData:
+        core = self.client.core
         try:
-            obj = await self._call(
-                "get", self.api.read_namespaced_config_map, name=self.name, namespace=self.namespace
+            obj = await self.client.request(
+                "get",
+                partial(core.read_namespaced_config_map, self.name, self.namespace),
+                what=self.where,
             )
-        except ApiException as e:
-            if e.status != 404:
-                raise StoreUnavailable(f"{self.where}: get failed: {_explain(e)}") from e
+        except NotFound:
             current = ConfigMapData()
+        except KubeError as e:
+            raise self._unavailable("get", e) from e
         else:
             current = _decode(obj)
         self._cached = current
@@ -148,14 +140,13 @@ class ConfigMapCAS:
 
     async def swap(self, change: Change) -> Swap:
         """Apply `change` (pure; None or the same content: nothing to write) and write it."""
+        rounds = self.client.retry.conflict_attempts
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.conflicts),
-            wait=wait_random(0, self.retry.backoff),  # spreads writers that collided
+            stop=stop_after_attempt(rounds),
+            wait=wait_random(0, self.client.retry.backoff),  # spreads writers that collided
             retry=retry_if_exception_type(_Conflict),
             before_sleep=lambda state: log.debug(
-                "intent.cas_conflict",
-                store=self.store,
-                attempt=f"{state.attempt_number}/{self.retry.conflicts}",
+                "intent.cas_conflict", store=self.store, attempt=f"#{state.attempt_number}/{rounds}"
             ),
             reraise=True,
         )
@@ -165,7 +156,7 @@ class ConfigMapCAS:
                     return await self._attempt(change)
         except _Conflict:
             raise StoreUnavailable(
-                f"{self.where}: gave up after {self.retry.conflicts} conflicting writes "
+                f"{self.where}: gave up after {rounds} conflicting writes "
                 "(other writers keep changing it)"
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -203,130 +194,54 @@ class ConfigMapCAS:
         return Swap(current, written)
 
     async def _write(self, current: ConfigMapData, new: ConfigMapData) -> ConfigMapData:
-        body = V1ConfigMap(
-            api_version="v1",
-            kind="ConfigMap",
-            metadata=V1ObjectMeta(
-                name=self.name,
-                namespace=self.namespace,
-                labels={**new.labels, **self.labels} or None,
-                annotations=dict(new.annotations) or None,
-                resource_version=current.resource_version,
-            ),
-            data=dict(new.data) or None,
-            binary_data=dict(new.binary_data) or None,
-        )
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        labels = {**new.labels, **self.labels}
+        if labels:
+            metadata["labels"] = labels
+        if new.annotations:
+            metadata["annotations"] = dict(new.annotations)
+        if current.resource_version is not None:
+            metadata["resourceVersion"] = current.resource_version
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+        if new.data:
+            body["data"] = dict(new.data)
+        if new.binary_data:
+            body["binaryData"] = dict(new.binary_data)
         creating = current.resource_version is None
+        core = self.client.core
+        verb, call = (
+            ("create", partial(core.create_namespaced_config_map, self.namespace, body))
+            if creating
+            else (
+                "replace",
+                partial(core.replace_namespaced_config_map, self.name, self.namespace, body),
+            )
+        )
         try:
-            if creating:
-                obj = await self._call(
-                    "create",
-                    self.api.create_namespaced_config_map,
-                    namespace=self.namespace,
-                    body=body,
-                )
-            else:
-                obj = await self._call(
-                    "replace",
-                    self.api.replace_namespaced_config_map,
-                    name=self.name,
-                    namespace=self.namespace,
-                    body=body,
-                )
-        except ApiException as e:
-            if e.status == 409 or (e.status == 404 and not creating):
-                raise _Conflict from e
+            obj = await self.client.request(verb, call, what=self.where)
+        except (Conflict, NotFound) as e:
+            if isinstance(e, NotFound) and creating:
+                raise self._unavailable(verb, e) from e
+            raise _Conflict from e
+        except KubeError as e:
             if e.status == 413:
-                raise TooLarge(f"{self.where}: {_explain(e)}") from e
-            raise StoreUnavailable(f"{self.where}: write failed: {_explain(e)}") from e
+                raise TooLarge(f"{self.where}: {e}") from e
+            raise self._unavailable(verb, e) from e
         return _decode(obj)
 
-    async def _call(self, verb: str, call: Callable[..., Awaitable[T]], **kwargs: Any) -> T:
-        """One request with a timeout, retried on transient errors; 404/409 are raised as is."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts),
-            wait=self._wait,
-            retry=retry_if_exception(_transient),
-            before_sleep=lambda state: self._retrying(verb, state),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    async with asyncio.timeout(self.retry.timeout):
-                        return await call(**kwargs, _request_timeout=self.retry.timeout)
-        except ApiException as e:
-            if e.status not in _TRANSIENT:
-                raise  # 404, 409, 413 and the permanent ones: the caller decides
-            raise StoreUnavailable(
-                f"{self.where}: {verb} failed {self.retry.attempts} times: {_explain(e)}"
-            ) from e
-        except (TimeoutError, aiohttp.ClientError) as e:
-            raise StoreUnavailable(
-                f"{self.where}: {verb} failed {self.retry.attempts} times: {e!r}"
-            ) from e
-        raise AssertionError("unreachable: tenacity either returns or raises")
-
-    def _wait(self, state: RetryCallState) -> float:
-        cap = min(self.retry.max_backoff, self.retry.backoff * 2 ** (state.attempt_number - 1))
-        wait = random.uniform(0, cap)
-        error = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(error, ApiException) and error.status == 429:
-            wait = max(wait, min(self.retry.max_retry_after, _retry_after(error)))
-        return wait
-
-    def _retrying(self, verb: str, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome is not None else None
-        cause = _cause(error)
-        self.metrics.retried(self.store, cause)
-        log.warning(
-            "intent.kube_retry",
-            store=self.store,
-            verb=verb,
-            attempt=f"{state.attempt_number}/{self.retry.attempts}",
-            cause=cause,
-            wait=round(state.upcoming_sleep, 3),
-        )
+    def _unavailable(self, verb: str, error: KubeError) -> StoreUnavailable:
+        if isinstance(error, TemporaryError):
+            attempts = self.client.retry.attempts
+            return StoreUnavailable(f"{self.where}: {verb} failed {attempts} times: {error}")
+        return StoreUnavailable(f"{self.where}: {verb} failed: {error}")
 
 
-def _decode(obj: V1ConfigMap) -> ConfigMapData:
-    meta = obj.metadata
+def _decode(obj: Mapping[str, Any]) -> ConfigMapData:
+    meta = obj.get("metadata") or {}
     return ConfigMapData(
-        data=dict(obj.data or {}),
-        binary_data=dict(obj.binary_data or {}),
-        labels=dict(meta.labels or {}),
-        annotations=dict(meta.annotations or {}),
-        resource_version=meta.resource_version,
+        data=dict(obj.get("data") or {}),
+        binary_data=dict(obj.get("binaryData") or {}),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        resource_version=meta.get("resourceVersion"),
     )
-
-
-def _transient(error: BaseException) -> bool:
-    if isinstance(error, ApiException):
-        return error.status in _TRANSIENT
-    return isinstance(error, TimeoutError | aiohttp.ClientError)
-
-
-def _cause(error: BaseException | None) -> str:
-    if isinstance(error, ApiException):
-        return str(error.status)
-    if isinstance(error, TimeoutError):
-        return "timeout"
-    return "connection"
-
-
-def _retry_after(error: ApiException) -> float:
-    try:
-        return float((error.headers or {}).get("Retry-After", 0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _explain(error: ApiException) -> str:
-    """`409 Conflict: <the Status message>`."""
-    message = ""
-    try:
-        body = json.loads(error.body) if error.body else {}
-        message = str(body.get("message", "")) if isinstance(body, dict) else ""
-    except (TypeError, ValueError):
-        message = str(error.body)[:200]
-    return f"{error.status} {error.reason}" + (f": {message}" if message else "")

@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 import structlog
-from kubernetes_asyncio.client import CoreV1Api
 from prometheus_client import CollectorRegistry
 
-from intent.configmap_cas import ConfigMapCAS, ConfigMapData, KubeRetry
+from intent.configmap_cas import ConfigMapCAS, ConfigMapData
 from intent.errors import CorruptState
 from intent.metrics import StoreMetrics
 from intent.published import (
@@ -32,6 +31,7 @@ from intent.published import (
     decode_table,
     must_write,
 )
+from kube import Client
 from policies.table import WeightTable
 
 log = structlog.get_logger(__name__)
@@ -53,21 +53,19 @@ def decompress(value: str) -> bytes:
 class ConfigMapPublishedStore:
     def __init__(
         self,
-        api: CoreV1Api,
+        client: Client,
         *,
         name: str = "gtm-published",
         namespace: str = "gtm",
-        retry: KubeRetry | None = None,
         metrics: StoreMetrics | None = None,
     ) -> None:
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
         self._cas = ConfigMapCAS(
-            api,
+            client,
             name,
             namespace,
             store=LABEL,
             labels={"app.kubernetes.io/name": "gtm", "app.kubernetes.io/component": "published"},
-            retry=retry,
             metrics=self.metrics,
         )
 

@@ -3,8 +3,8 @@
 Compare-and-swap on `metadata.resourceVersion` (see `configmap_cas`): the
 state is read, `fn` applied under the fencing rules of `store`, and written
 with a PUT carrying the resourceVersion read; a 409 re-reads and re-applies
-`fn`. The ConfigMap is created on the first write. The ApiClient behind
-`api` belongs to the caller, who closes it.
+`fn`. The ConfigMap is created on the first write. The `kube.Client`
+belongs to the caller, who closes it.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import structlog
-from kubernetes_asyncio.client import CoreV1Api
 from prometheus_client import CollectorRegistry
 
 from intent.audit import AuditLog
-from intent.configmap_cas import ConfigMapCAS, ConfigMapData, KubeRetry
+from intent.configmap_cas import ConfigMapCAS, ConfigMapData
 from intent.errors import CorruptState
 from intent.metrics import StoreMetrics
 from intent.state import EMPTY, IntentState
 from intent.store import Update, next_state, record
+from kube import Client
 
 log = structlog.get_logger(__name__)
 
@@ -31,23 +31,21 @@ LABEL = "configmap/intent"
 class ConfigMapIntentStore:
     def __init__(
         self,
-        api: CoreV1Api,
+        client: Client,
         *,
         name: str = "gtm-intent",
         namespace: str = "gtm",
         audit: AuditLog | None = None,
-        retry: KubeRetry | None = None,
         metrics: StoreMetrics | None = None,
     ) -> None:
         self.audit = audit
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
         self._cas = ConfigMapCAS(
-            api,
+            client,
             name,
             namespace,
             store=LABEL,
             labels={"app.kubernetes.io/name": "gtm", "app.kubernetes.io/component": "intent"},
-            retry=retry,
             metrics=self.metrics,
         )
 

@@ -33,12 +33,12 @@ from typing import Any
 import aiohttp
 import click
 import structlog
-from kubernetes_asyncio.client import Configuration
 from prometheus_client import CollectorRegistry
 
 from chaos.kubesim import KubeSim
 from chaos.kubesim.snapshot import save
 from failover import ClusterSettings, Reconciler
+from kube import Configuration
 from policies import Estate, Health, Kind, Override, Policy, Service, Vip, evaluate
 
 REGIONS = ("dc1", "dc2", "dc3")

@@ -9,8 +9,8 @@ The kubeconfig (`<work>/kubeconfig`) has one context per region, named after
 it, which is what the members' `kubernetes.clusters` point at. Each cluster
 keeps its objects in `<work>/clusters/<region>.json` across restarts.
 
-Seeding goes through the real API with kubernetes-asyncio, through that
-kubeconfig, so the objects are exactly what an apiserver holds: a create
+Seeding goes through the real API with `kube.Client` (kubernetes-asyncio),
+through that kubeconfig, so the objects are exactly what an apiserver holds: a create
 (which drops `status`), then the Healthy condition through the `status`
 subresource. An object that already exists (a restart from the state file)
 is left as it is: the seed never undoes what gtm did.
@@ -23,14 +23,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import structlog
 import yaml
-from kubernetes_asyncio.client import ApiClient, Configuration, CustomObjectsApi
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config import load_kube_config
 
 from chaos.estate.launcher import Launcher
 from chaos.estate.mesh import (
@@ -45,10 +43,9 @@ from chaos.estate.mesh import (
 )
 from chaos.estate.ports import HOST, PortPlan
 from gtm.config import Inventory
+from kube import MERGE_PATCH, Client, Configuration, Conflict, load_configuration
 
 log = structlog.get_logger(__name__)
-
-MERGE_PATCH = "application/merge-patch+json"
 
 
 @dataclass(frozen=True)
@@ -77,36 +74,51 @@ def write_kubeconfig(path: Path, servers: Mapping[str, str], namespace: str) -> 
     return path
 
 
+@dataclass(frozen=True)
+class _Context:
+    """A kubeconfig context, as `kube.load_configuration` reads it."""
+
+    kubeconfig: str
+    context: str
+    in_cluster: bool = False
+
+
 async def client_configuration(kubeconfig: Path, context: str) -> Configuration:
-    config = Configuration()
-    await load_kube_config(
-        config_file=str(kubeconfig), context=context, client_configuration=config
-    )
-    return config
+    return await load_configuration(_Context(str(kubeconfig), context))
 
 
 async def seed_cluster(
-    api: CustomObjectsApi, objects: MeshObjects, now: datetime | None = None
+    client: Client, objects: MeshObjects, now: datetime | None = None
 ) -> SeedResult:
     """Create the objects that are missing; a created WLE then gets Healthy True via `/status`."""
     status = healthy_status(now or datetime.now(UTC))
+    api = client.custom_objects
     created = kept = 0
     plurals = [(SE_PLURAL, o) for o in objects.service_entries]
     plurals += [(WLE_PLURAL, o) for o in objects.workload_entries]
     for plural, body in plurals:
         meta = body["metadata"]
+        where = f"{meta['namespace']}/{meta['name']}"
         try:
-            await api.create_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], plural, body
+            await client.request(
+                "create",
+                partial(
+                    api.create_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    meta["namespace"],
+                    plural,
+                    body,
+                ),
+                what=where,
             )
-        except ApiException as error:
-            if error.status != 409:
-                raise
+        except Conflict:
             kept += 1
             continue
         created += 1
         if plural == WLE_PLURAL:
-            await api.patch_namespaced_custom_object_status(
+            patch = partial(
+                api.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
                 meta["namespace"],
@@ -115,6 +127,7 @@ async def seed_cluster(
                 {"status": status},
                 _content_type=MERGE_PATCH,
             )
+            await client.request("patch", patch, what=where)
     return SeedResult(objects.region, created, kept)
 
 
@@ -177,9 +190,9 @@ class Clusters:
     async def seed_all(self) -> dict[str, SeedResult]:
         async def one(region: str) -> SeedResult:
             config = await client_configuration(self.kubeconfig, region)
-            async with ApiClient(config) as client:
+            async with Client(config) as client:
                 objects = mesh_objects(self.inventory, region, self.seed)
-                return await seed_cluster(CustomObjectsApi(client), objects)
+                return await seed_cluster(client, objects)
 
         results = await asyncio.gather(*(one(r) for r in self.urls))
         self.seeded = {r.region: r for r in results}

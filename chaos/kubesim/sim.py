@@ -20,7 +20,6 @@ from typing import Any
 import structlog
 import yaml
 from aiohttp import web
-from kubernetes_asyncio.client import Configuration
 
 from chaos.kubesim import snapshot
 from chaos.kubesim.control import seed_object
@@ -31,6 +30,7 @@ from chaos.kubesim.stats import RequestStats
 from chaos.kubesim.store import Store
 from chaos.kubesim.watch import WatchHub
 from chaos.kubesim.watchstream import WatchSettings
+from kube import Configuration
 
 log = structlog.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 The Secret's keys are token names and its values `role:token` (base64 in
 `data`, as the API server returns them); it is read through
-kubernetes-asyncio from `api.tokens_secret.cluster`, by default the first
+`kube.Client` from `api.tokens_secret.cluster`, by default the first
 cluster of the member's region (or of the config, when no region is given).
 """
 
@@ -10,25 +10,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import partial
 
 import structlog
-from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from gtm.api.tokens import TokenBook, TokenFileError
 from gtm.config import ApiConfig, ClusterConfig, Inventory
 from gtm.config.errors import Problem
-from gtm.kube import kube_configuration
+from kube import Client, load_configuration
 
 log = structlog.get_logger("gtm.api")
 
 
-async def read_token_secret(core: CoreV1Api, name: str, namespace: str) -> TokenBook:
-    """The tokens of Secret `namespace/name`; `ApiException` when it cannot be read."""
-    secret = await core.read_namespaced_secret(name, namespace)
+async def read_token_secret(client: Client, name: str, namespace: str) -> TokenBook:
+    """The tokens of Secret `namespace/name`; a `kube.KubeError` when it cannot be read."""
+    secret = await client.request(
+        "get",
+        partial(client.core.read_namespaced_secret, name, namespace),
+        what=f"{namespace}/{name}",
+    )
     source = f"secret {namespace}/{name}"
     decoded: dict[str, bytes] = {}
     problems: list[Problem] = []
-    for key, value in (secret.data or {}).items():
+    for key, value in (secret.get("data") or {}).items():
         try:
             decoded[key] = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
@@ -51,9 +55,8 @@ async def load_tokens(api: ApiConfig, inventory: Inventory, region: str | None =
         log.warning("api.no_tokens", hint="set api.tokens_file or api.tokens_secret")
         return TokenBook((), "no tokens configured")
     cluster = _cluster(inventory, ref.cluster, region)
-    configuration = await kube_configuration(cluster)
-    async with ApiClient(configuration) as client:
-        return await read_token_secret(CoreV1Api(client), ref.name, ref.namespace)
+    async with Client(await load_configuration(cluster), timeout=cluster.timeout) as client:
+        return await read_token_secret(client, ref.name, ref.namespace)
 
 
 def _cluster(inventory: Inventory, name: str | None, region: str | None) -> ClusterConfig:

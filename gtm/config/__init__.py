@@ -12,6 +12,7 @@ from gtm.config.model import (
     PolicyConfig,
     ProbeConfig,
     RegionConfig,
+    RetryConfig,
     ServiceConfig,
     VipConfig,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "ProbeConfig",
     "Problem",
     "RegionConfig",
+    "RetryConfig",
     "ServiceConfig",
     "VipConfig",
     "load",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from gtm.config.errors import FieldPath
-from gtm.config.model import BoundsConfig, Config, PolicyConfig
+from gtm.config.model import BoundsConfig, Config, PolicyConfig, RetryConfig
 from probes import HealthSettings, ProbeConfigError, parse_probe_spec
 
 Found = Iterator[tuple[FieldPath, str]]
@@ -279,6 +279,7 @@ def _ha(config: Config, known: Names) -> Found:
         yield ("ha",), "the kubernetes backend needs a cluster under kubernetes.clusters"
     if config.instance.region is not None and config.instance.region not in regions:
         yield ("instance", "region"), f"unknown region {config.instance.region!r}"
+    yield from _retry(("ha", "store", "retry"), config.ha.store.retry)
 
 
 def _kubernetes(config: Config, known: Names) -> Found:
@@ -292,3 +293,12 @@ def _kubernetes(config: Config, known: Names) -> Found:
             yield (*at, "region"), f"unknown region {c.region!r} (regions: {', '.join(regions)})"
         if c.in_cluster and c.kubeconfig:
             yield (*at, "in_cluster"), "give in_cluster or kubeconfig, not both"
+        yield from _retry((*at, "retry"), c.retry)
+
+
+def _retry(at: FieldPath, retry: RetryConfig) -> Found:
+    if retry.backoff > retry.backoff_max:
+        yield (
+            (*at, "backoff"),
+            f"{retry.backoff:g}s must not exceed backoff_max {retry.backoff_max:g}s",
+        )

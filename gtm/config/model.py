@@ -208,6 +208,25 @@ class ApiConfig(Model):
     peer_token_file: str | None = None  # token this member presents to its peers
 
 
+class RetryConfig(Model):
+    """How a Kubernetes client retries 429, 5xx, timeouts (kube.RetrySettings; same names)."""
+
+    attempts: int = Field(default=8, ge=1)  # per request
+    backoff: Duration = 0.1  # first wait; doubles, with full jitter ...
+    backoff_max: Duration = 5.0  # ... up to this
+    retry_after_max: Duration = 60.0  # cap on a server's Retry-After
+    conflict_attempts: int = Field(default=5, ge=1)  # re-read-and-rebuild rounds after a 409
+
+
+class StoreRetryConfig(RetryConfig):
+    """The stores' retries: quicker, as a member waits on them."""
+
+    backoff: Duration = 0.05
+    backoff_max: Duration = 2.0
+    retry_after_max: Duration = 10.0
+    conflict_attempts: int = Field(default=10, ge=1)
+
+
 class ClusterConfig(Model):
     name: Name
     region: str
@@ -224,6 +243,7 @@ class ClusterConfig(Model):
     timeout: Duration = 10.0
     api_version: Literal["v1", "v1beta1"] = "v1"  # networking.istio.io (v1beta1 before Istio 1.22)
     ensure_annotation: bool = True  # add a missing health-checks annotation (else report it)
+    retry: RetryConfig = RetryConfig()
 
 
 class KubernetesConfig(Model):
@@ -276,6 +296,8 @@ class StoreConfig(Model):
     intent: str = "gtm-intent"  # ConfigMap names
     audit: str = "gtm-audit"
     table: str = "gtm-table"
+    timeout: Duration = 5.0  # per request to the API
+    retry: StoreRetryConfig = StoreRetryConfig()
 
 
 class InstanceConfig(Model):

@@ -1,4 +1,4 @@
-"""`KubeLease`: the lease as a `coordination.k8s.io/v1` Lease, through kubernetes-asyncio.
+"""`KubeLease`: the lease as a `coordination.k8s.io/v1` Lease, through `kube.Client`.
 
     holderIdentity        the leader's identity (absent when released)
     leaseDurationSeconds  the duration, rounded up to whole seconds (at least 1)
@@ -10,45 +10,36 @@ Create when missing (409: another member created it first), replace with
 the resourceVersion read (409: someone else wrote since). Bodies are plain
 JSON dicts with the MicroTime strings formatted here — the client would
 otherwise serialise a datetime with `isoformat()`, which a real API server
-rejects when the microseconds are zero. Answers are read raw
-(`_preload_content=False`) and parsed here, so timestamps come back as aware
-UTC datetimes whatever the host's time zone. Labels, other annotations and
-Lease fields gtm does not manage are kept from the object read.
+rejects when the microseconds are zero. Answers come back raw (the client's
+JSON) and are parsed here, so timestamps are aware UTC datetimes whatever the
+host's time zone. Labels, other annotations and Lease fields gtm does not
+manage are kept from the object read. Each call is one attempt (`NO_RETRY`):
+the elector's loop is the retry, paced by its retry period.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
+from functools import partial
 from types import TracebackType
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient, Configuration, CoordinationV1Api
-
 from gtm.ha.microtime import format_micro_time, optional_micro_time
 from gtm.ha.record import LeaseConflict, LeaseRecord, LeaseUnavailable
+from kube import NO_RETRY, Call, Client, Configuration, Conflict, KubeError, NotFound
 
 ADDRESS_ANNOTATION = "gtm.io/leader-address"
 API_VERSION = "coordination.k8s.io/v1"
+DEFAULT_TIMEOUT = 10.0  # seconds per request, when not given (the elector bounds it too)
 
 
 class KubeLease:
-    def __init__(
-        self,
-        api_client: ApiClient,
-        *,
-        name: str,
-        namespace: str,
-        request_timeout: float | None = None,
-        owns_client: bool = False,
-    ) -> None:
-        self._client = api_client
-        self._api = CoordinationV1Api(api_client)
+    def __init__(self, client: Client, *, name: str, namespace: str) -> None:
+        self._client = client
+        self._api = client.coordination
         self.name = name
         self.namespace = namespace
-        self.request_timeout = request_timeout  # also passed to aiohttp, besides the elector's
-        self._owns_client = owns_client
         self._last: dict[str, Any] | None = None  # the object last read or written
 
     @classmethod
@@ -60,21 +51,15 @@ class KubeLease:
         namespace: str,
         request_timeout: float | None = None,
     ) -> KubeLease:
-        """A KubeLease with its own ApiClient, closed by `aclose()` / leaving `async with`."""
-        return cls(
-            ApiClient(configuration),
-            name=name,
-            namespace=namespace,
-            request_timeout=request_timeout,
-            owns_client=True,
-        )
+        """A KubeLease with its own client, closed by `aclose()` / leaving `async with`."""
+        client = Client(configuration, timeout=request_timeout or DEFAULT_TIMEOUT, retry=NO_RETRY)
+        return cls(client, name=name, namespace=namespace)
 
     def __repr__(self) -> str:
         return f"KubeLease({self.namespace}/{self.name})"
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.close()
+        await self._client.aclose()  # closes the connection only if the client opened it
 
     async def __aenter__(self) -> KubeLease:
         return self
@@ -90,63 +75,55 @@ class KubeLease:
     # -- the backend ------------------------------------------------------------------
 
     async def get(self) -> LeaseRecord | None:
-        status, body = await self._send(
-            self._api.read_namespaced_lease(self.name, self.namespace, **self._options())
-        )
-        if status == 404:
+        try:
+            body = await self._send(
+                "get", partial(self._api.read_namespaced_lease, self.name, self.namespace)
+            )
+        except NotFound:
             return None
-        return self._stored(status, body, "read")
+        except KubeError as error:
+            raise self._unavailable("read", error) from error
+        return self._stored(body)
 
     async def create(self, record: LeaseRecord) -> LeaseRecord:
-        status, body = await self._send(
-            self._api.create_namespaced_lease(
-                self.namespace, self._body(record, None), **self._options()
-            )
-        )
-        if status == 409:
-            raise LeaseConflict(f"Lease {self.namespace}/{self.name} exists: {_message(body)}")
-        return self._stored(status, body, "create")
+        call = partial(self._api.create_namespaced_lease, self.namespace, self._body(record, None))
+        try:
+            body = await self._send("create", call)
+        except Conflict as error:
+            raise LeaseConflict(
+                f"Lease {self.namespace}/{self.name} exists: {error.message or error.reason}"
+            ) from error
+        except KubeError as error:
+            raise self._unavailable("create", error) from error
+        return self._stored(body)
 
     async def update(self, record: LeaseRecord, expected_version: str) -> LeaseRecord:
-        status, body = await self._send(
-            self._api.replace_namespaced_lease(
-                self.name,
-                self.namespace,
-                self._body(record, expected_version),
-                **self._options(),
-            )
+        call = partial(
+            self._api.replace_namespaced_lease,
+            self.name,
+            self.namespace,
+            self._body(record, expected_version),
         )
-        if status in (404, 409):
+        try:
+            body = await self._send("replace", call)
+        except (Conflict, NotFound) as error:
             raise LeaseConflict(
                 f"Lease {self.namespace}/{self.name} changed since version"
-                f" {expected_version}: {_message(body)}"
-            )
-        return self._stored(status, body, "replace")
+                f" {expected_version}: {error.message or error.reason}"
+            ) from error
+        except KubeError as error:
+            raise self._unavailable("replace", error) from error
+        return self._stored(body)
 
     # -- wire -------------------------------------------------------------------------
 
-    def _options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"_preload_content": False}
-        if self.request_timeout is not None:
-            options["_request_timeout"] = self.request_timeout
-        return options
+    async def _send(self, verb: str, call: Call) -> dict[str, Any]:
+        return await self._client.request(verb, call, what=f"{self.namespace}/{self.name}")
 
-    async def _send(self, request: Any) -> tuple[int, dict[str, Any]]:
-        response = await request
-        async with response:
-            raw = await response.read()
-            status = int(response.status)
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = {"message": raw[:200].decode("utf-8", "replace")}
-        return status, body if isinstance(body, dict) else {}
+    def _unavailable(self, verb: str, error: KubeError) -> LeaseUnavailable:
+        return LeaseUnavailable(f"{verb} Lease {self.namespace}/{self.name}: {error}")
 
-    def _stored(self, status: int, body: dict[str, Any], verb: str) -> LeaseRecord:
-        if not 200 <= status < 300:
-            raise LeaseUnavailable(
-                f"{verb} Lease {self.namespace}/{self.name}: {status} {_message(body)}"
-            )
+    def _stored(self, body: dict[str, Any]) -> LeaseRecord:
         try:
             record = decode(body)
         except (ValueError, KeyError, TypeError) as error:
@@ -215,7 +192,3 @@ def decode(lease: dict[str, Any]) -> LeaseRecord:
         transitions=int(spec.get("leaseTransitions") or 0),
         version=str(metadata["resourceVersion"]),
     )
-
-
-def _message(body: dict[str, Any]) -> str:
-    return str(body.get("message") or body.get("reason") or "no message")

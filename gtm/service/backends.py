@@ -11,13 +11,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from prometheus_client import CollectorRegistry
 
 from failover import ClusterSettings, Reconciler
-from gtm.config import ClusterConfig, Inventory
+from gtm.config import ClusterConfig, Inventory, RetryConfig
 from gtm.ha import ElectionSettings, Elector, FileLease, KubeLease
-from gtm.kube import kube_configuration
 from intent import (
     AuditLog,
     ConfigMapAudit,
@@ -30,6 +28,7 @@ from intent import (
     PublishedStore,
     StoreMetrics,
 )
+from kube import NO_RETRY, Client, RetrySettings, load_configuration
 
 
 @dataclass(frozen=True)
@@ -72,9 +71,10 @@ async def open_stores(
             dns_table=FilePublishedStore(state_dir / "table-dns.json", metrics=metrics),
             mesh_table=FilePublishedStore(state_dir / "table-mesh.json", metrics=metrics),
         )
-    configuration = await kube_configuration(_cluster(inventory, region, store.cluster))
-    client = await stack.enter_async_context(ApiClient(configuration))
-    api = CoreV1Api(client)
+    configuration = await load_configuration(_cluster(inventory, region, store.cluster))
+    api = await stack.enter_async_context(
+        Client(configuration, timeout=store.timeout, retry=retry_settings(store.retry))
+    )
     audit_cm = ConfigMapAudit(api, name=store.audit, namespace=store.namespace, metrics=metrics)
     return Stores(
         intent=ConfigMapIntentStore(
@@ -104,11 +104,11 @@ async def open_elector(
     if lease.backend == "file":
         backend = FileLease(Path(lease.path) if lease.path else state_dir / f"{region}.lease")
     else:
-        configuration = await kube_configuration(_cluster(inventory, region, lease.cluster))
-        client = await stack.enter_async_context(ApiClient(configuration))
-        backend = KubeLease(
-            client, name=lease.name, namespace=lease.namespace, request_timeout=settings.timeout
+        configuration = await load_configuration(_cluster(inventory, region, lease.cluster))
+        client = await stack.enter_async_context(
+            Client(configuration, timeout=settings.timeout, retry=NO_RETRY)
         )
+        backend = KubeLease(client, name=lease.name, namespace=lease.namespace)
     return Elector(backend, settings, registry=registry)
 
 
@@ -127,7 +127,13 @@ def cluster_settings(cluster: ClusterConfig, inventory: Inventory) -> ClusterSet
         api_version=cluster.api_version,
         max_unhealthy_share=inventory.config.safety.max_unhealthy_share,
         ensure_annotation=cluster.ensure_annotation,
+        retry=retry_settings(cluster.retry),
     )
+
+
+def retry_settings(retry: RetryConfig) -> RetrySettings:
+    """The config's retry section as the client's settings (the same names)."""
+    return RetrySettings(**retry.model_dump())
 
 
 async def open_reconcilers(
@@ -136,7 +142,7 @@ async def open_reconcilers(
     localities = {r.name: r.locality for r in inventory.config.regions}
     out = []
     for cluster in own_clusters(inventory, region):
-        configuration = await kube_configuration(cluster)
+        configuration = await load_configuration(cluster)
         out.append(
             Reconciler(
                 cluster_settings(cluster, inventory),

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from api_members import ESTATE, OPERATOR, TOKENS_YAML, VIEWER
-from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from chaos.kubesim import KubeSim
 from gtm.api import Grant, TokenBook, TokenFileError, read_token, read_token_secret
 from gtm.config import loads
+from kube import Client
 
 
 def write(tmp_path: Path, text: str, name: str = "tokens.yaml") -> Path:
@@ -152,8 +152,8 @@ api:
             TokenFileError, match="no cluster in region dc9 to read the Secret from"
         ):
             await TokenBook.from_config(inventory.config.api, inventory, "dc9")
-        async with ApiClient(sim.configuration()) as client:
-            book = await read_token_secret(CoreV1Api(client), "gtm-tokens", "gtm-system")
+        async with Client(sim.configuration()) as client:
+            book = await read_token_secret(client, "gtm-tokens", "gtm-system")
         assert book.lookup(VIEWER) == Grant("grafana", "viewer")
 
 

@@ -13,7 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from chaos.kubesim import KubeSim
-from failover import ClusterSettings, Reconciler, RetrySettings
+from failover import ClusterSettings, Reconciler
+from kube import RetrySettings
 from policies import (
     Estate,
     Guardrails,

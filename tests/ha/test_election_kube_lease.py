@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -137,4 +138,17 @@ async def test_server_errors_are_unavailable_not_conflicts(sim: KubeSim) -> None
         sim.faults.set(Faults(error_rate=1.0, seed=1))
         with pytest.raises(LeaseUnavailable, match="500"):
             await lease.get()
+        sim.faults.clear()
+    assert sim.stats()["by_code"] == {"500": 1}, "one attempt: the elector's loop is the retry"
+
+
+async def test_a_hung_server_is_unavailable_within_the_request_timeout(sim: KubeSim) -> None:
+    async with KubeLease.from_configuration(
+        sim.configuration(), name="gtm-leader", namespace="gtm", request_timeout=0.2
+    ) as lease:
+        sim.faults.set(Faults(latency=2.0))
+        started = time.monotonic()
+        with pytest.raises(LeaseUnavailable, match="TimeoutError"):
+            await lease.get()
+        assert time.monotonic() - started < 1.0
         sim.faults.clear()

@@ -13,16 +13,17 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from hypothesis import strategies as st
-from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from chaos.kubesim import KubeSim
-from intent import Ending, FileIntentStore, IntentState, KubeRetry, Tombstone
+from intent import Ending, FileIntentStore, IntentState, Tombstone
+from kube import Client, RetrySettings
 from policies import Guardrails, Health, Kind, Override, Policy, Service, Vip, WeightTable, evaluate
 from policies.model import Estate
 
 T0 = 1_700_000_000.0
 REGIONS = ("dc1", "dc2", "dc3")
-FAST = KubeRetry(attempts=10, conflicts=20, backoff=0.002, max_backoff=0.02, timeout=2.0)
+FAST = RetrySettings(attempts=10, conflict_attempts=20, backoff=0.002, backoff_max=0.02)
+FAST_TIMEOUT = 2.0
 
 
 def exit_(
@@ -44,18 +45,18 @@ def drain(id: str, region: str, *services: str, who: str = "bob") -> Override:
 
 
 @asynccontextmanager
-async def kube(**sim: object) -> AsyncIterator[tuple[KubeSim, CoreV1Api]]:
-    """A simulated cluster and a CoreV1Api on it; both closed on the way out."""
+async def kube(**sim: object) -> AsyncIterator[tuple[KubeSim, Client]]:
+    """A simulated cluster and a client on it (quick retries); both closed on the way out."""
     async with KubeSim(host="127.0.0.1", port=0, **sim) as cluster:  # type: ignore[arg-type]
-        async with ApiClient(cluster.configuration()) as client:
-            yield cluster, CoreV1Api(client)
+        async with Client(cluster.configuration(), timeout=FAST_TIMEOUT, retry=FAST) as client:
+            yield cluster, client
 
 
 @asynccontextmanager
-async def another_client(cluster: KubeSim) -> AsyncIterator[CoreV1Api]:
+async def another_client(cluster: KubeSim) -> AsyncIterator[Client]:
     """A second member's own connection to the same cluster."""
-    async with ApiClient(cluster.configuration()) as client:
-        yield CoreV1Api(client)
+    async with Client(cluster.configuration(), timeout=FAST_TIMEOUT, retry=FAST) as client:
+        yield client
 
 
 def big_estate(services: int = 4000, vips: int = 2, seed: int = 7) -> Estate:

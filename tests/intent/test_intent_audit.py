@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from intent_fixtures import FAST, T0, exit_, kube
+from intent_fixtures import T0, exit_, kube
 from structlog.testing import capture_logs
 
 from intent import (
@@ -85,7 +85,7 @@ async def test_file_audit_survives_a_torn_last_line(tmp_path: Path) -> None:
 
 async def test_configmap_audit_is_bounded_and_skips_repeats() -> None:
     async with kube() as (sim, api):
-        audit = ConfigMapAudit(api, name="audit", namespace="gtm", keep=5, retry=FAST)
+        audit = ConfigMapAudit(api, name="audit", namespace="gtm", keep=5)
         state = EMPTY
         for i in range(8):
             after = state.add(exit_(f"x{i}", why=f"change {i}", created=T0 + i))

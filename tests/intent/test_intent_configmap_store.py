@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from intent_fixtures import FAST, T0, another_client, drain, exit_, kube
+from intent_fixtures import T0, another_client, drain, exit_, kube
 from prometheus_client import CollectorRegistry
 
 from chaos.kubesim import Faults
@@ -16,11 +16,11 @@ from intent import (
     ConfigMapAudit,
     ConfigMapIntentStore,
     IntentState,
-    KubeRetry,
     StaleEpoch,
     StoreMetrics,
     StoreUnavailable,
 )
+from kube import Client, RetrySettings
 
 NS = "gtm"
 
@@ -31,7 +31,7 @@ def count(metrics: StoreMetrics, name: str, *labels: str) -> float:
 
 async def test_created_on_first_write_and_read_back_after_a_restart() -> None:
     async with kube() as (sim, api):
-        store = ConfigMapIntentStore(api, name="intent", namespace=NS, retry=FAST)
+        store = ConfigMapIntentStore(api, name="intent", namespace=NS)
         assert await store.load() == EMPTY  # nothing stored yet; nothing created
         assert sim.objects("", "v1", "configmaps", NS) == []
         written = await store.update(lambda s: s.add(exit_("x1")), epoch=2)
@@ -46,8 +46,8 @@ async def test_created_on_first_write_and_read_back_after_a_restart() -> None:
 async def test_a_concurrent_writer_is_retried_without_losing_either_change() -> None:
     async with kube() as (sim, api), another_client(sim) as other_api:
         metrics = StoreMetrics(CollectorRegistry())
-        leader = ConfigMapIntentStore(api, name="intent", namespace=NS, retry=FAST, metrics=metrics)
-        other = ConfigMapIntentStore(other_api, name="intent", namespace=NS, retry=FAST)
+        leader = ConfigMapIntentStore(api, name="intent", namespace=NS, metrics=metrics)
+        other = ConfigMapIntentStore(other_api, name="intent", namespace=NS)
         await leader.update(lambda s: s.add(exit_("x1")), epoch=1)  # leader now holds RV n
         await other.update(lambda s: s.add(drain("d1", "dc1", "foo")), epoch=1)  # RV n+1
         calls: list[int] = []
@@ -70,7 +70,7 @@ async def test_many_writers_at_once_lose_nothing() -> None:
         sim.faults.set(Faults(latency=0.002, jitter=0.004, seed=3))
         metrics = StoreMetrics(CollectorRegistry())
         stores = [
-            ConfigMapIntentStore(api, name="intent", namespace=NS, retry=FAST, metrics=metrics)
+            ConfigMapIntentStore(api, name="intent", namespace=NS, metrics=metrics)
             for _ in range(5)
         ]
 
@@ -87,7 +87,7 @@ async def test_many_writers_at_once_lose_nothing() -> None:
 
 async def test_half_of_the_requests_failing_with_500_still_succeeds() -> None:
     async with kube() as (sim, api):
-        store = ConfigMapIntentStore(api, name="intent", namespace=NS, retry=FAST)
+        store = ConfigMapIntentStore(api, name="intent", namespace=NS)
         sim.faults.set(Faults(error_rate=0.5, seed=11))
         for i in range(12):
             o = exit_(f"x{i}", why=f"change {i}")
@@ -102,9 +102,9 @@ async def test_half_of_the_requests_failing_with_500_still_succeeds() -> None:
 
 async def test_a_stale_epoch_is_refused_and_changes_nothing() -> None:
     async with kube() as (sim, api), another_client(sim) as old_api:
-        old_leader = ConfigMapIntentStore(old_api, name="intent", namespace=NS, retry=FAST)
+        old_leader = ConfigMapIntentStore(old_api, name="intent", namespace=NS)
         await old_leader.update(lambda s: s.add(exit_("x1")), epoch=4)
-        new_leader = ConfigMapIntentStore(api, name="intent", namespace=NS, retry=FAST)
+        new_leader = ConfigMapIntentStore(api, name="intent", namespace=NS)
         await new_leader.update(lambda s: s, epoch=5)  # takes over: fences epoch 4 off
         (before,) = sim.objects("", "v1", "configmaps", NS)
         with pytest.raises(StaleEpoch, match=r"epoch 4.*epoch 5"):
@@ -116,20 +116,20 @@ async def test_a_stale_epoch_is_refused_and_changes_nothing() -> None:
 
 async def test_other_keys_and_labels_of_the_configmap_are_kept() -> None:
     async with kube() as (_sim, api):
-        store = ConfigMapIntentStore(api, name="intent", namespace=NS, retry=FAST)
+        store = ConfigMapIntentStore(api, name="intent", namespace=NS)
         await store.update(lambda s: s.add(exit_("x1")), epoch=1)
-        cm = await api.read_namespaced_config_map("intent", NS)
+        cm = await api.core.read_namespaced_config_map("intent", NS)
         cm.metadata.labels["team"] = "netops"
         cm.data["notes"] = "edited by hand"
-        await api.replace_namespaced_config_map("intent", NS, cm)
+        await api.core.replace_namespaced_config_map("intent", NS, cm)
         await store.update(lambda s: s.add(exit_("x2", why="second")), epoch=1)
-        cm = await api.read_namespaced_config_map("intent", NS)
+        cm = await api.core.read_namespaced_config_map("intent", NS)
         assert cm.metadata.labels["team"] == "netops" and cm.data["notes"] == "edited by hand"
 
 
 async def test_throttling_honours_retry_after() -> None:
     async with kube() as (sim, api):
-        store = ConfigMapIntentStore(api, name="intent", namespace=NS, retry=FAST)
+        store = ConfigMapIntentStore(api, name="intent", namespace=NS)
         await store.load()
         sim.faults.set(Faults(throttle_rate=1.0, retry_after=1))
         asyncio.get_running_loop().call_later(0.2, sim.faults.clear)
@@ -140,8 +140,9 @@ async def test_throttling_honours_retry_after() -> None:
 
 async def test_a_server_that_keeps_failing_gives_a_clear_error() -> None:
     async with kube() as (sim, api):
-        retry = KubeRetry(attempts=3, backoff=0.001, max_backoff=0.002, timeout=0.2)
-        store = ConfigMapIntentStore(api, name="intent", namespace=NS, retry=retry)
+        retry = RetrySettings(attempts=3, backoff=0.001, backoff_max=0.002)
+        slow = Client(api.api, timeout=0.2, retry=retry)
+        store = ConfigMapIntentStore(slow, name="intent", namespace=NS)
         sim.faults.set(Faults(error_rate=1.0))
         with pytest.raises(StoreUnavailable, match=r"get failed 3 times: 500"):
             await store.update(lambda s: s.add(exit_("x1")), epoch=1)
@@ -154,15 +155,15 @@ async def test_a_server_that_keeps_failing_gives_a_clear_error() -> None:
 
 async def test_an_invalid_name_is_reported_at_once() -> None:
     async with kube() as (_, api):
-        store = ConfigMapIntentStore(api, name="Not_A_Name", namespace=NS, retry=FAST)
+        store = ConfigMapIntentStore(api, name="Not_A_Name", namespace=NS)
         with pytest.raises(StoreUnavailable, match="422"):
             await store.update(lambda s: s.add(exit_("x1")), epoch=1)
 
 
 async def test_changes_go_to_the_configmap_audit() -> None:
     async with kube() as (_, api):
-        audit = ConfigMapAudit(api, name="audit", namespace=NS, retry=FAST)
-        store = ConfigMapIntentStore(api, name="intent", namespace=NS, audit=audit, retry=FAST)
+        audit = ConfigMapAudit(api, name="audit", namespace=NS)
+        store = ConfigMapIntentStore(api, name="intent", namespace=NS, audit=audit)
         await store.update(lambda s: s.add(exit_("x1", expires=T0 + 30)), epoch=1)
         await store.update(lambda s: s.enter("dc2", None, 60.0, "carol", "back", T0 + 10), epoch=1)
         history = await audit.history()
@@ -178,9 +179,9 @@ async def test_a_cached_copy_never_decides_a_no_op_on_its_own() -> None:
     """The store remembers what it last wrote; when that copy says "nothing to do",
     it checks with the server before believing it (someone may have deleted it)."""
     async with kube() as (_sim, api):
-        store = ConfigMapIntentStore(api, name="intent", namespace=NS, retry=FAST)
+        store = ConfigMapIntentStore(api, name="intent", namespace=NS)
         await store.update(lambda s: s.add(exit_("x1")), epoch=1)
-        await api.delete_namespaced_config_map("intent", NS)
+        await api.core.delete_namespaced_config_map("intent", NS)
         state = await store.update(lambda s: s.add(exit_("x1")), epoch=1)
         assert list(state.overrides) == ["x1"]
         assert list((await store.load()).overrides) == ["x1"]

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from intent_fixtures import FAST, another_client, big_table, kube
+from intent_fixtures import another_client, big_table, kube
 from structlog.testing import capture_logs
 
 from intent import (
@@ -63,7 +63,7 @@ async def test_file_store_fencing(tmp_path: Path) -> None:
 
 async def test_configmap_store_fencing() -> None:
     async with kube() as (_, api):
-        await fencing_rules(ConfigMapPublishedStore(api, name="published", retry=FAST))
+        await fencing_rules(ConfigMapPublishedStore(api, name="published"))
 
 
 async def test_file_store_round_trip_and_restart(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ async def test_the_leader_s_sightings_of_overrides_travel_with_the_table(tmp_pat
     async with kube() as (_, api):
         for store in (
             FilePublishedStore(tmp_path / "published-table.json"),
-            ConfigMapPublishedStore(api, name="published", retry=FAST),
+            ConfigMapPublishedStore(api, name="published"),
         ):
             await store.save(table(3), epoch=1, now=1001.0, seen=seen)
             head = await store.head()
@@ -96,8 +96,8 @@ async def test_the_leader_s_sightings_of_overrides_travel_with_the_table(tmp_pat
 async def test_the_standby_serves_what_the_leader_published_and_continues_from_it() -> None:
     big = big_table(services=4000, generation=41)
     async with kube() as (sim, leader_api), another_client(sim) as standby_api:
-        leader = ConfigMapPublishedStore(leader_api, name="published", retry=FAST)
-        standby = ConfigMapPublishedStore(standby_api, name="published", retry=FAST)
+        leader = ConfigMapPublishedStore(leader_api, name="published")
+        standby = ConfigMapPublishedStore(standby_api, name="published")
         await leader.save(big, epoch=7, now=1000.0)
 
         (cm,) = sim.objects("", "v1", "configmaps", "gtm")
@@ -125,8 +125,8 @@ async def test_the_standby_serves_what_the_leader_published_and_continues_from_i
 
 async def test_saves_from_two_members_at_once_keep_the_newest_generation() -> None:
     async with kube() as (sim, api), another_client(sim) as other_api:
-        a = ConfigMapPublishedStore(api, name="published", retry=FAST)
-        b = ConfigMapPublishedStore(other_api, name="published", retry=FAST)
+        a = ConfigMapPublishedStore(api, name="published")
+        b = ConfigMapPublishedStore(other_api, name="published")
         results = await asyncio.gather(
             *(store.save(table(g), epoch=1, now=float(g)) for g, store in ((1, a), (2, b), (3, a))),
             return_exceptions=True,

@@ -1,4 +1,4 @@
-"""The client-side request budget of one cluster: a token bucket of `qps` tokens/s holding `burst`.
+"""A client-side request budget: a token bucket of `qps` tokens/s holding `burst`.
 
 Each request takes a token before it is sent. A caller that finds the bucket
 empty reserves the next token and sleeps until it is due, so waiting callers
