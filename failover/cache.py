@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from failover.kube import KubeClient
+from failover.entries import EntryCalls
 from failover.settings import ClusterSettings
 from failover.workload import Key, WorkloadEntry, not_older
 from kube import Expired, KubeError, Sleep
@@ -36,7 +36,7 @@ class EntryCache:
     def __init__(
         self,
         settings: ClusterSettings,
-        kube: KubeClient,
+        kube: EntryCalls,
         on_change: OnChange,
         *,
         sleep: Sleep = asyncio.sleep,

@@ -30,8 +30,8 @@ from prometheus_client import CollectorRegistry
 from failover.apply import apply_plan
 from failover.cache import EntryCache
 from failover.desired import Desired, Target
+from failover.entries import EntryCalls
 from failover.fencing import WriteFence, WriteStopped
-from failover.kube import KubeClient
 from failover.mesh_plan import MeshPlan, healthy_condition_ok, in_sync, plan
 from failover.metrics import Metrics
 from failover.progress import ApplyResult, Progress
@@ -96,7 +96,7 @@ class Reconciler:
         self._metrics = Metrics.of(registry).cluster(settings.name)
         self._now, self._sleep, self._clock = now, sleep, clock
         self._api: ApiClient | None = None
-        self._kube: KubeClient | None = None
+        self._kube: EntryCalls | None = None
         self._cache: EntryCache | None = None
         self._writer: EntryWriter | None = None
         self._rules: RuleScanner | None = None
@@ -124,7 +124,7 @@ class Reconciler:
     async def __aenter__(self) -> Reconciler:
         src = self._client_source
         self._api = ApiClient(configuration=src) if isinstance(src, Configuration) else src()
-        self._kube = KubeClient(
+        self._kube = EntryCalls(
             self.settings, self._api, self._metrics, sleep=self._sleep, clock=self._clock
         )
         self._cache = EntryCache(

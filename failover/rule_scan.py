@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 import structlog
 
 from failover.distribute import DistributeConflict, distribute_conflicts
-from failover.kube import KubeClient
+from failover.entries import EntryCalls
 from failover.metrics import ClusterMetrics
 from failover.settings import ClusterSettings
 from kube import Forbidden, KubeError, NotFound
@@ -41,7 +41,7 @@ class RuleScanner:
     def __init__(
         self,
         settings: ClusterSettings,
-        kube: KubeClient,
+        kube: EntryCalls,
         metrics: ClusterMetrics,
         services: Mapping[str, str],
         localities: Mapping[str, str],

@@ -18,8 +18,8 @@ import structlog
 
 from failover.cache import EntryCache
 from failover.desired import Target
+from failover.entries import EntryCalls
 from failover.fencing import WriteFence
-from failover.kube import KubeClient
 from failover.mesh_plan import diff
 from failover.metrics import ClusterMetrics
 from failover.settings import ClusterSettings
@@ -40,7 +40,7 @@ class EntryWriter:
     def __init__(
         self,
         settings: ClusterSettings,
-        kube: KubeClient,
+        kube: EntryCalls,
         cache: EntryCache,
         metrics: ClusterMetrics,
         now: Callable[[], datetime],

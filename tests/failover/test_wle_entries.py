@@ -1,4 +1,4 @@
-"""failover.kube: the WorkloadEntry calls go through kube's request() with the cluster's
+"""failover.entries: the WorkloadEntry calls go through kube's request() with the cluster's
 settings (retries, pacing), page through lists and patch with merge patches — on the sim.
 
 The request() itself (classification, Retry-After, timeouts, pacing) is tested in tests/kube.
@@ -12,19 +12,19 @@ from structlog.testing import capture_logs
 from wle_fixtures import make_estate, seed_baseline, settings, sim_fixture  # noqa: F401
 
 from chaos.kubesim import Faults, KubeSim
-from failover.kube import KubeClient
+from failover.entries import EntryCalls
 from failover.metrics import Metrics
 from kube import ApiClient, NotFound, PermanentError, TemporaryError
 
 
-async def _client(sim: KubeSim, api: ApiClient, **kw: object) -> tuple[KubeClient, list[float]]:
+async def _client(sim: KubeSim, api: ApiClient, **kw: object) -> tuple[EntryCalls, list[float]]:
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
     metrics = Metrics.of(CollectorRegistry()).cluster("dc1")
-    return KubeClient(settings(**kw), api, metrics, sleep=sleep), slept
+    return EntryCalls(settings(**kw), api, metrics, sleep=sleep), slept
 
 
 async def test_request_retries_temporary_errors_and_logs_attempts(sim: KubeSim) -> None:

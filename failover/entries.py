@@ -25,7 +25,7 @@ from kube import MERGE_PATCH, ApiClient, Call, Client, Expired, Sleep, WatchEven
 log = structlog.get_logger(__name__)
 
 
-class KubeClient:
+class EntryCalls:
     """WorkloadEntry (and DestinationRule) calls against one cluster, paced, bounded and retried."""
 
     def __init__(
