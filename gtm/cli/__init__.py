@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "region": ("gtm.cli.region", "region"),
     "drain": ("gtm.cli.region", "drain"),
     "history": ("gtm.cli.region", "history"),
+    "override": ("gtm.cli.overrides", "override"),
+    "rollout": ("gtm.cli.overrides", "rollout"),
     "status": ("gtm.cli.status", "status"),
     "serve": ("gtm.cli.serve", "serve"),
 }

@@ -79,16 +79,28 @@ def _act(path: str, body: dict[str, Any], opts: Mapping[str, Any], *, leaving: b
 
     async def work(api: ApiClient) -> int:
         result = await api.write("POST", path, body)
-        _show_result(result)
-        if opts["wait"] and not result.get("dry_run"):
-            ids = tuple(result.get("override_ids", ()))
-            ramp = result.get("ramp")
-            settles = float(ramp["until"]) if isinstance(ramp, Mapping) else None
-            change = Change(ids, body["region"], leaving, scope, settles)
-            await converge(api, change, opts["timeout"])
+        await follow(api, result, opts, region=body["region"], leaving=leaving, scope=scope)
         return 0
 
-    run(work, opts, refused=_show_refusal)
+    run(work, opts, refused=show_refusal)
+
+
+async def follow(
+    api: ApiClient,
+    result: Mapping[str, Any],
+    opts: Mapping[str, Any],
+    *,
+    region: str,
+    leaving: bool,
+    scope: frozenset[str] | None,
+) -> None:
+    """Print an action's result; with --wait, watch it until every member shows it."""
+    show_result(result)
+    if opts["wait"] and not result.get("dry_run"):
+        ids = tuple(result.get("override_ids", ()))
+        ramp = result.get("ramp")
+        settles = float(ramp["until"]) if isinstance(ramp, Mapping) else None
+        await converge(api, Change(ids, region, leaving, scope, settles), opts["timeout"])
 
 
 @click.group()
@@ -214,7 +226,7 @@ def history(limit: int, since: float | None, as_json: bool, **opts: Any) -> None
         for e in doc["entries"]:
             why = e["why"] if not e.get("rule") else f"[{e['rule']}] {e['why']}"
             cells = (e["action"], e["override_id"], e["who"], e["what"], why, e.get("ticket") or "")
-            t.add_row(_when(e["at"]), *(escape(str(c)) for c in cells))
+            t.add_row(utc_time(e["at"]), *(escape(str(c)) for c in cells))
         Console().print(t)
         return 0
 
@@ -224,13 +236,13 @@ def history(limit: int, since: float | None, as_json: bool, **opts: Any) -> None
 # --- printing ----------------------------------------------------------------------
 
 
-def _when(ts: float | None) -> str:
+def utc_time(ts: float | None) -> str:
     if ts is None:
         return "—"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _show_result(result: Mapping[str, Any]) -> None:
+def show_result(result: Mapping[str, Any]) -> None:
     console = Console()
     ids = ", ".join(result.get("override_ids", ())) or "—"
     if result.get("dry_run"):
@@ -250,8 +262,8 @@ def _show_result(result: Mapping[str, Any]) -> None:
         start, end = float(ramp["from"]), float(ramp["until"])
         title = f"DNS rows once the ramp is over ({len(rows)})"
         console.print(
-            f"the mesh takes the region back first; DNS ramps back from {_when(start)}"
-            f" until {_when(end)} ({end - start:.0f}s)",
+            f"the mesh takes the region back first; DNS ramps back from {utc_time(start)}"
+            f" until {utc_time(end)} ({end - start:.0f}s)",
             highlight=False,
         )
     t = Table(title=title)
@@ -288,10 +300,10 @@ def _weights(row: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _show_refusal(e: ApiError) -> None:
+def show_refusal(e: ApiError) -> None:
     details = e.details if isinstance(e.details, dict) else {}
     if isinstance(details.get("plan"), dict):
-        _show_result(details["plan"])
+        show_result(details["plan"])
     console = Console(stderr=True)
     for r in details.get("refusals", ()):
         rule, message = escape(str(r.get("rule"))), escape(str(r.get("message")))
@@ -314,8 +326,18 @@ def _regions_view(status: MemberStatus, intent: Mapping[str, Any]) -> Table:
             scope = "all services" if o["services"] is None else ", ".join(o["services"])
             layers = " / ".join("✓" if status.admits(layer, o["id"]) else "…" for layer in LAYERS)
             cells = (name, f"{o['kind']} ({scope})", o["id"], o["who"], o["why"], o.get("ticket"))
-            t.add_row(*(escape(str(c or "")) for c in cells), _when(o.get("expires")), layers)
+            t.add_row(*(escape(str(c or "")) for c in cells), utc_time(o.get("expires")), layers)
     return t
 
 
-__all__ = ["drain", "history", "region"]
+__all__ = [
+    "DURATION",
+    "change_options",
+    "drain",
+    "follow",
+    "history",
+    "region",
+    "show_refusal",
+    "show_result",
+    "utc_time",
+]
