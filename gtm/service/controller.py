@@ -48,13 +48,12 @@ HEALTH_SETTLE = 0.5  # seconds: health changes come in bursts; evaluate them at 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the last evaluation decided, for status and the API."""
+    """What the last evaluation decided (`status()` reports it)."""
 
     at: float
     dns: Evaluation
     mesh: Evaluation
     layers: LayerIntent
-    intent: IntentState
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,7 @@ class Controller:
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, prev_dns, now)
         mesh = evaluate(inventory.estate, health, layers.mesh, prev_mesh, now)
-        self._snapshot = Snapshot(now, dns, mesh, layers, state)
+        self._snapshot = Snapshot(now, dns, mesh, layers)
         await self._audit_refusals(dns, layers.dns, now)
         if dns.changed or prev_dns is None:
             self._elector.require_leader()
@@ -232,7 +231,7 @@ class Controller:
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, served, now)
         mesh = evaluate(inventory.estate, health, layers.mesh, served, now)
-        self._snapshot = Snapshot(now, dns, mesh, layers, state)
+        self._snapshot = Snapshot(now, dns, mesh, layers)
 
     def _forced_mesh(self) -> bool:
         """Hand the mesh a table past the blast-radius limit only when an operator forced it."""
