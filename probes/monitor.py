@@ -3,13 +3,14 @@
 It stamps every observation (this vantage's or a peer's) with the clock's
 wall time, feeds the pure tracker, logs each resulting `HealthEvent` once
 (`vip.down`, `region.up`, `vantage.impaired`, ...) and keeps the health
-gauges; `run()` moves the tracker's time on so stale data and damping
+gauges, and tells `on_change` when health changed (a state, a reason, a vote
+count, the impaired vantages: anything the tracker's view shows); `run()` moves the tracker's time on so stale data and damping
 release take effect without new observations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -35,6 +36,7 @@ class HealthMonitor:
         metrics: ProbeMetrics | None = None,
         logger: structlog.typing.FilteringBoundLogger | None = None,
         tick: float = 1.0,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         if tick <= 0:
             raise ValueError(f"tick must be > 0 (got {tick})")
@@ -43,6 +45,8 @@ class HealthMonitor:
         self._metrics = metrics
         self._log = logger or structlog.get_logger("probes")
         self._tick = tick
+        self._on_change = on_change
+        self._revision = self._tracker.revision
 
     @property
     def tracker(self) -> HealthTracker:
@@ -83,6 +87,10 @@ class HealthMonitor:
             self.advance()
 
     def _report(self, events: list[HealthEvent]) -> None:
+        if self._tracker.revision != self._revision:
+            self._revision = self._tracker.revision
+            if self._on_change is not None:
+                self._on_change()
         for event in events:
             if event.name in _WARNINGS:
                 self._log.warning(event.name, **event.fields())

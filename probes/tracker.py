@@ -71,6 +71,7 @@ class HealthTracker:
         self._seq = itertools.count()
         self._now = float("-inf")
         self._vips_proxy: MappingProxyType[str, VipHealth] | None = None
+        self._revision = 0
 
     @property
     def settings(self) -> HealthSettings:
@@ -80,6 +81,11 @@ class HealthTracker:
     def now(self) -> float:
         """The latest time the tracker was given."""
         return self._now
+
+    @property
+    def revision(self) -> int:
+        """Rises with every change of health: a VIP's, a region's, the impaired vantages."""
+        return self._revision
 
     def targets(self) -> list[Target]:
         return [vip.target for vip in self._vips.values()]
@@ -122,6 +128,7 @@ class HealthTracker:
                     self._regions.add(vip.health, now, events)
                 self._evaluate(vip, now, events)
         self._vips_proxy = None
+        self._revision += 1
         return events
 
     def observe(self, obs: Observation, now: float) -> list[HealthEvent]:
@@ -186,6 +193,7 @@ class HealthTracker:
     def _vantage_changed(
         self, record: VantageRecord, now: float, events: list[HealthEvent]
     ) -> None:
+        self._revision += 1
         if record.impaired:
             events.append(
                 HealthEvent("vantage.impaired", now, record.describe(), vantage=record.name)
@@ -299,6 +307,7 @@ class HealthTracker:
         vip.health = new
         self._health[old.target_id] = new
         self._vips_proxy = None
+        self._revision += 1
         ids = {"target": old.target_id, "service": old.service, "region": old.region}
         if damped != old.damped:
             events.append(

@@ -6,7 +6,7 @@
         ...                                            # served.port, served.url
 
 Reads need a viewer token, writes an operator token; the kubelet's and
-Prometheus' routes need none. The API depends only on `gtm.service.member.Member`.
+Prometheus' routes need none. The API depends only on `gtm.api.member.Member`.
 
 The runbook CLI's client lives in `gtm.client` and reads tokens with
 `tokens.read_token` on its own, so names here load their module on first

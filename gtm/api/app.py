@@ -22,9 +22,9 @@ from gtm.api import reads, writes
 from gtm.api.access_log import API_METRICS, ApiMetrics, access_log
 from gtm.api.auth import ROUTE_ROLES, TOKENS, authenticate
 from gtm.api.errors import problems
+from gtm.api.member import Member
 from gtm.api.reads import CLOCK, MEMBER
 from gtm.api.tokens import Role, TokenBook
-from gtm.service.member import Member
 
 MAX_BODY = 1024 * 1024  # bytes; a bulk drain of thousands of services fits
 

@@ -18,8 +18,8 @@ from gtm.api.bodies import (
     parse_query,
 )
 from gtm.api.errors import HttpProblem
+from gtm.api.member import Member
 from gtm.api.views import json_built_aside, json_response, plan_json, table_json, unknown
-from gtm.service.member import Member
 
 MEMBER = web.AppKey("member", Member)
 CLOCK = web.AppKey("clock", Callable[[], float])

@@ -11,7 +11,7 @@ import click
 from gtm.config import ConfigError
 from gtm.exits import ExitCode
 from gtm.logs import configure
-from gtm.service.runtime import MemberRuntime
+from gtm.member import MemberRuntime
 
 
 @click.command()

@@ -1,6 +1,8 @@
 """The leader's loop: evaluate both layers, store and serve the tables, drive the mesh.
 
-On every health change, every operator action and at least every
+On every health change (the health monitor tells `health_changed`; the
+leader evaluates when what the engine sees of health moved, at most every
+`HEALTH_SETTLE` seconds), every operator action and at least every
 `instance.evaluate_every` seconds the leader:
 
 1. expires overrides whose time has come (the audit records it);
@@ -12,7 +14,8 @@ On every health change, every operator action and at least every
 5. when the mesh table changed, stores it and hands it to the reconcilers.
 
 Every write checks leadership first and carries the epoch, so a stale leader
-is fenced off by the stores and by the WorkloadEntries' epoch.
+is fenced off by the stores and by the WorkloadEntries' epoch. `status()` says
+what the last evaluation admitted, decided and exported.
 """
 
 from __future__ import annotations
@@ -31,24 +34,35 @@ from gtm.config import Inventory
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector
 from gtm.service.backends import Stores
-from intent import AuditEntry, IntentState
+from gtm.status import Layers, Pending
+from intent import AuditEntry, IntentState, refusal_to_dict
 from policies import Decision, Evaluation, Health, Override, WeightTable, evaluate
 from policies.layers import FirstSeen, LayerIntent, layer_intent
 
 log = structlog.get_logger("gtm.controller")
 
 DECISIONS_LOGGED = 20  # per evaluation; the rest are counted by rule
+DECISIONS_SHOWN = 20  # the latest decisions in status
+HEALTH_SETTLE = 0.5  # seconds: health changes come in bursts; evaluate them at most this often
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the last evaluation decided, for status and the API."""
+    """What the last evaluation decided (`status()` reports it)."""
 
     at: float
     dns: Evaluation
     mesh: Evaluation
     layers: LayerIntent
-    intent: IntentState
+
+
+@dataclass(frozen=True)
+class EvaluationStatus:
+    """What the controller reports for the member's status (all None before a first evaluation)."""
+
+    layers: Layers | None = None
+    decisions: list[dict[str, Any]] | None = None  # the latest DNS decisions, oldest first
+    exporters: dict[str, Any] | None = None
 
 
 class Controller:
@@ -73,19 +87,36 @@ class Controller:
         self._wake = asyncio.Event()
         self._snapshot: Snapshot | None = None
         self._audited: set[tuple[str, str]] = set()
-        self.decisions: deque[Decision] = deque(maxlen=500)
-        self.exporter_status: dict[str, Any] = {}
+        self._decisions: deque[Decision] = deque(maxlen=DECISIONS_SHOWN)
+        self._exporters: dict[str, Any] = {}
         self._export_wanted: WeightTable | None = None
         self._seen = FirstSeen()
         self._export_wake = asyncio.Event()
-
-    @property
-    def snapshot(self) -> Snapshot | None:
-        return self._snapshot
+        self._health_moved = asyncio.Event()
 
     def wake(self) -> None:
         """Evaluate now (a health change, an operator action, a peer's intent)."""
         self._wake.set()
+
+    def health_changed(self) -> None:
+        """The health monitor's view changed: the leader evaluates if the engine's view did."""
+        self._health_moved.set()
+
+    def status(self) -> EvaluationStatus:
+        snap = self._snapshot
+        if snap is None:
+            return EvaluationStatus()
+        layers = Layers(
+            evaluated_at=snap.at,
+            dns_generation=snap.dns.table.generation,
+            mesh_generation=snap.mesh.table.generation,
+            dns_admitted=list(snap.dns.admitted),
+            mesh_admitted=list(snap.mesh.admitted),
+            mesh_pending=[Pending(id=o.id, at=at) for o, at in snap.layers.mesh_pending],
+            refusals=[refusal_to_dict(r) for r in snap.dns.refusals],
+        )
+        decisions = [d._asdict() for d in self._decisions]
+        return EvaluationStatus(layers, decisions, self._exporters)
 
     def hold(self) -> float:
         """How long DNS leads the mesh on an exit (and trails it on an enter)."""
@@ -107,6 +138,7 @@ class Controller:
         )
         self._audited.clear()
         exporting = asyncio.create_task(self._export_loop()) if self._exporter else None
+        watching = asyncio.create_task(self._watch_health())
         first_mesh = True
         try:
             while True:
@@ -125,9 +157,22 @@ class Controller:
                 except TimeoutError:
                     pass
         finally:
-            if exporting is not None:
-                exporting.cancel()
-                await asyncio.gather(exporting, return_exceptions=True)
+            helpers = [t for t in (exporting, watching) if t is not None]
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _watch_health(self) -> None:
+        """Wake the loop when what the engine sees of health moved (only `down` counts)."""
+        seen = self._health()
+        while True:
+            await self._health_moved.wait()
+            self._health_moved.clear()
+            health = self._health()
+            if health != seen:
+                seen = health
+                self.wake()
+            await asyncio.sleep(HEALTH_SETTLE)  # a burst of changes: look again once it settles
 
     async def _tick(
         self, epoch: int, prev_dns: WeightTable | None, prev_mesh: WeightTable | None
@@ -147,7 +192,7 @@ class Controller:
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, prev_dns, now)
         mesh = evaluate(inventory.estate, health, layers.mesh, prev_mesh, now)
-        self._snapshot = Snapshot(now, dns, mesh, layers, state)
+        self._snapshot = Snapshot(now, dns, mesh, layers)
         await self._audit_refusals(dns, layers.dns, now)
         if dns.changed or prev_dns is None:
             self._elector.require_leader()
@@ -186,7 +231,7 @@ class Controller:
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, served, now)
         mesh = evaluate(inventory.estate, health, layers.mesh, served, now)
-        self._snapshot = Snapshot(now, dns, mesh, layers, state)
+        self._snapshot = Snapshot(now, dns, mesh, layers)
 
     def _forced_mesh(self) -> bool:
         """Hand the mesh a table past the blast-radius limit only when an operator forced it."""
@@ -204,7 +249,7 @@ class Controller:
         )
         if layer != "dns":
             return
-        self.decisions.extend(ev.decisions)
+        self._decisions.extend(ev.decisions)
         for d in ev.decisions[:DECISIONS_LOGGED]:
             log.info(
                 "decision",
@@ -246,7 +291,7 @@ class Controller:
             try:
                 self._elector.require_leader()
                 published = await self._exporter.publish(self._inventory(), table, force=True)
-                self.exporter_status = {
+                self._exporters = {
                     "powerdns": {
                         "generation": published.generation,
                         "error": None,
@@ -254,7 +299,7 @@ class Controller:
                     }
                 }
             except Exception as e:  # reported in status and the log; the next table retries
-                self.exporter_status = {
+                self._exporters = {
                     "powerdns": {
                         "generation": None,
                         "error": f"{type(e).__name__}: {e}",

@@ -1,86 +1,76 @@
 """What a member reports about itself: its `MemberStatus` (`/v1/status`) and `/v1/health`.
 
-Everything here is observed, not intended: the generation DNS serves now, the
-WorkloadEntries in sync as the reconcilers' watch caches see them, the
-vantages heard from. The runbook's `--wait` reads the same type (`gtm.status`).
+Built from what each part reports (the elector, `Serving`, `Controller`,
+`Leader`, `PeerExchange`, the probe scheduler and health monitor), never by
+reaching into them. Everything here is observed, not intended: the generation
+DNS serves now, the WorkloadEntries in sync as the reconcilers' watch caches
+see them, the vantages heard from. The runbook's `--wait` reads the same type
+(`gtm.status`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from failover import Progress
+from gtm.config import Inventory
+from gtm.ha import Holder
+from gtm.service.controller import EvaluationStatus
 from gtm.status import (
     DnsRef,
     IntentRef,
-    Layers,
     LeaderRef,
     MemberStatus,
     MeshProgress,
     PeerRef,
-    Pending,
     RegionRef,
 )
-from intent import override_to_dict, refusal_to_dict
-from probes import HealthView
-
-if TYPE_CHECKING:
-    from gtm.service.runtime import MemberRuntime
+from intent import IntentState, override_to_dict
+from probes import HealthView, SchedulerStats
 
 
-def member_status(m: MemberRuntime) -> MemberStatus:
-    config = m.inventory.config
-    elector = m.elector
-    holder = None if elector is None else elector.leader()
-    served = m.table()
-    snap = None if m.controller is None else m.controller.snapshot
-    intent = m.intent()
-    layers = None
-    decisions = exporters = None
-    if snap is not None:
-        layers = Layers(
-            evaluated_at=snap.at,
-            dns_generation=snap.dns.table.generation,
-            mesh_generation=snap.mesh.table.generation,
-            dns_admitted=list(snap.dns.admitted),
-            mesh_admitted=list(snap.mesh.admitted),
-            mesh_pending=[Pending(id=o.id, at=at) for o, at in snap.layers.mesh_pending],
-            refusals=[refusal_to_dict(r) for r in snap.dns.refusals],
-        )
-        assert m.controller is not None
-        decisions = [d._asdict() for d in list(m.controller.decisions)[-20:]]
-        exporters = m.controller.exporter_status
-    scheduler = m.scheduler
+def member_status(
+    *,
+    identity: str,
+    region: str,
+    role: str,
+    ready: bool,
+    started: float,
+    inventory: Inventory,
+    holder: Holder | None,  # the lease holder as the elector last read it
+    epoch: int | None,  # this member's epoch while it leads
+    dns: DnsRef,  # `Serving.status`
+    health: HealthView,
+    intent: IntentState,
+    evaluation: EvaluationStatus,  # `Controller.status`
+    mesh: Sequence[Progress],  # `Leader.progress`: empty while not leading
+    peers: Mapping[str, dict[str, Any]],  # `PeerExchange.status`
+    prober: SchedulerStats | None,
+) -> MemberStatus:
+    """The member's status from what each of its parts reports."""
+    config = inventory.config
     return MemberStatus(
-        identity=m.identity,
-        region=m.region,
-        role=m.role(),
-        ready=m.ready(),
-        started=m.started,
+        identity=identity,
+        region=region,
+        role=role,
+        ready=ready,
+        started=started,
         leader=None
         if holder is None
         else LeaderRef(identity=holder.identity, address=holder.address, epoch=holder.epoch),
-        epoch=None if elector is None else elector.epoch,
-        dns=DnsRef(
-            listen=config.dns.listen,
-            generation=None if served is None else served.generation,
-            served_at=m.served_at,
-            ttl=config.dns.ttl,
-            zones=m.inventory.zones(),
-            answering=None if m.dns is None else m.dns.generation,
-            behind_seconds=0.0 if m.dns is None else round(m.dns.behind(), 3),
-            workers=None if m.dns is None else len(m.dns.pids),
-            restarts=0 if m.dns is None else m.dns.restarts,
-        ),
-        generation=None if served is None else served.generation,
-        health=_health_summary(m.health_view()),
+        epoch=epoch,
+        dns=dns,
+        generation=dns.generation,
+        health=_health_summary(health),
         intent=IntentRef(
             version=intent.version,
             digest=intent.digest,
             active=[override_to_dict(o) for o in intent.overrides.values()],
         ),
-        layers=layers,
+        layers=evaluation.layers,
         mesh={
             p.cluster: MeshProgress(
                 in_sync=p.in_sync,
@@ -93,25 +83,24 @@ def member_status(m: MemberRuntime) -> MemberStatus:
                 stopped=p.stopped,
                 conflicts=list(p.conflicts),
             )
-            for p in (r.progress() for r in m.reconcilers)
+            for p in mesh
         },
-        peers=_peers(m),
+        peers=_peers(inventory, peers),
         regions={
             r.name: RegionRef(locality=r.locality, client_cidrs=[str(c) for c in r.client_cidrs])
             for r in config.regions
         },
         fqdns={s.name: s.fqdn for s in config.services},
-        decisions=decisions,
-        exporters=exporters,
-        prober=None if scheduler is None else asdict(scheduler.stats()),
+        decisions=evaluation.decisions,
+        exporters=evaluation.exporters,
+        prober=None if prober is None else asdict(prober),
     )
 
 
-def _peers(m: MemberRuntime) -> list[PeerRef]:
+def _peers(inventory: Inventory, heard: Mapping[str, dict[str, Any]]) -> list[PeerRef]:
     """Every other member the config names (the partner too), with what the exchange heard."""
-    heard = {} if m.peers is None else m.peers.status()
     out = []
-    for p in m.inventory.config.api.peers:
+    for p in inventory.config.api.peers:
         exchange = heard.get(p.region)
         if exchange is not None and exchange["url"] != p.url.rstrip("/"):
             exchange = None

@@ -34,7 +34,7 @@ from chaos.kubesim import KubeSim
 from gtm.config import Inventory, loads
 from gtm.config.model import TlsConfig
 from gtm.ha import ElectionSettings, Elector, FileLease
-from gtm.service.runtime import MemberRuntime
+from gtm.member import MemberRuntime
 from intent import AuditEntry, FileAudit, FileIntentStore, IntentState
 
 T = TypeVar("T")
@@ -283,8 +283,8 @@ class Members:
 def _started(member: MemberRuntime, role: str) -> bool:
     if member.role() != role or not member.ready():
         return False
-    progress = [r.progress() for r in member.reconcilers]
-    return role == "standby" or (bool(progress) and all(p.converged for p in progress))
+    mesh = member.status().mesh  # each cluster's progress, as the leader's reconcilers see it
+    return role == "standby" or (bool(mesh) and all(p.converged for p in mesh.values()))
 
 
 async def _until(done: Callable[[], bool], tasks: list[asyncio.Task[None]]) -> None:

@@ -12,7 +12,7 @@ import trustme
 from api_members import VIEWER, Members
 
 from gtm.api import TlsError, TokenBook, make_app, serve_api
-from gtm.service.runtime import MemberRuntime
+from gtm.member import MemberRuntime
 
 
 @dataclass(frozen=True)

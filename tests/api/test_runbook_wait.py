@@ -52,8 +52,8 @@ def test_exit_wait_ends_when_every_member_shows_it(
         )
     (exit_id,) = pair.intent().overrides
     for identity in ("dc1-a", "dc1-b"):
-        snapshot = pair.members[identity].controller.snapshot  # type: ignore[union-attr]
-        assert snapshot is not None and snapshot.mesh.admitted == (exit_id,)
+        layers = pair.members[identity].status().layers  # the controller's last evaluation
+        assert layers is not None and layers.mesh_admitted == [exit_id]
 
 
 def test_enter_wait_sees_the_answers_come_back(

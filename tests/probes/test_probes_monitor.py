@@ -95,6 +95,38 @@ async def test_peer_observations_and_impaired_flag() -> None:
     assert {v.state for v in monitor.view().vips.values()} == {UP}
 
 
+async def test_on_change_is_told_of_every_change_of_health_and_nothing_else() -> None:
+    changes: list[object] = []
+    clock = ManualClock()
+    monitor = HealthMonitor(
+        HealthTracker(SETTINGS), clock=clock, on_change=lambda: changes.append(monitor.view())
+    )
+    a = target("a")
+    monitor.update([a])
+    assert len(changes) == 1  # a new target: unknown, no data
+    await clock.advance(5.0)
+    monitor.observe(result(a, clock, True))
+    assert len(changes) == 2 and monitor.view().vips[a.id].state == UP
+    for _ in range(3):  # up already: nothing changes, nothing is told
+        await clock.advance(5.0)
+        monitor.observe(result(a, clock, True))
+    assert len(changes) == 2
+    await clock.advance(5.0)
+    monitor.observe(result(a, clock, False))  # one failure of fall=2: still up, same reason
+    assert len(changes) == 2
+    await clock.advance(5.0)
+    monitor.observe(result(a, clock, False))
+    assert len(changes) == 3 and monitor.view().vips[a.id].state == DOWN
+    monitor.observe(result(a, clock, False, "dc2"))  # a second vantage: pending (fall=2)
+    assert len(changes) == 3
+    await clock.advance(5.0)
+    monitor.observe(result(a, clock, False, "dc2"))  # it agrees: down still, a new reason
+    assert len(changes) == 4 and monitor.view().vips[a.id].reason == "timeout (2/2 vantages)"
+    await clock.advance(60.0)
+    monitor.advance()  # both vantages' results went stale
+    assert len(changes) == 5 and monitor.view().vips[a.id].state != DOWN
+
+
 async def test_run_moves_time_on() -> None:
     monitor, clock, _ = make_monitor()
     a = target("a", interval=1.0)  # stale after 3 * 1 + 1 s

@@ -1,7 +1,8 @@
-"""What one running member of an HA pair offers the HTTP API.
+"""What one running member of an HA pair offers the HTTP API: the API's contract.
 
-`gtm.service.runtime` implements it; the API (`gtm.api`) depends only on this
-protocol; its tests run it against the real member (`MemberRuntime`).
+The API depends only on this protocol; the composition root above it
+(`gtm.member.MemberRuntime`) implements it, and the API's tests run it
+against that real member.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from gtm.status import MemberStatus
 from intent import AuditEntry, IntentState
 from policies import Evaluation, Override, WeightTable
 
-Role = Literal["starting", "leader", "standby"]
+MemberRole = Literal["starting", "leader", "standby"]  # (`Role` is a token's role)
 
 
 class Member(Protocol):
@@ -24,7 +25,7 @@ class Member(Protocol):
     region: str  # the region it runs in (its vantage)
     registry: CollectorRegistry  # served at /metrics
 
-    def role(self) -> Role: ...
+    def role(self) -> MemberRole: ...
 
     def ready(self) -> bool:
         """Has a table to serve (readiness)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gtm.service.runtime import compactable
+from gtm.service.intent_merge import compactable
 from intent import EMPTY, TOMBSTONE_BOUND, IntentState
 from policies import Kind, Override
 
