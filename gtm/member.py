@@ -33,15 +33,15 @@ from gtm.api.member import MemberRole
 from gtm.config import ConfigError, Inventory, load, split_listen
 from gtm.dns import DnsCollector, DnsWorkers, WorkerFailed, WorkersCollector
 from gtm.exporters import PowerDnsExporter
-from gtm.ha import Elector
-from gtm.service.actions import Action, ActionResult, NotLeader
+from gtm.ha import Elector, NotLeader
+from gtm.service.actions import Action, ActionResult
 from gtm.service.backends import Stores, open_elector, open_stores
 from gtm.service.controller import Controller, EvaluationStatus
 from gtm.service.intent_merge import IntentMerge
 from gtm.service.leader import Leader
 from gtm.service.loop_lag import LoopLag
 from gtm.service.observation_log import ObservationLog
-from gtm.service.operations import Leadership, Operations
+from gtm.service.operations import LeaderView, Operations
 from gtm.service.peers import PeerExchange
 from gtm.service.probing import engine_health, health_settings, probe_targets
 from gtm.service.serving import Serving
@@ -157,7 +157,7 @@ class MemberRuntime:
 
     async def act(self, action: Action, *, who: str, dry_run: bool) -> ActionResult:
         if self._operations is None:
-            raise NotLeader("this member is still starting")
+            raise NotLeader(None, "this member is still starting")
         return await self._operations.act(action, who=who, dry_run=dry_run)
 
     # -- running ----------------------------------------------------------------------------
@@ -258,7 +258,7 @@ class MemberRuntime:
                 served=lambda: self._serving.table,
                 store=stores.intent,
                 audit=stores.audit,
-                leadership=Leadership(epoch=lambda: elector.epoch, leader=self._holder),
+                leader_view=LeaderView(epoch=lambda: elector.epoch, holder=elector.leader),
                 mesh_plans=leader.mesh_plans,
                 hold=controller.hold,
                 on_change=self._intent_changed,
@@ -378,10 +378,6 @@ class MemberRuntime:
         self._intent = stored
         if self._controller is not None:
             self._controller.wake()
-
-    def _holder(self) -> tuple[str | None, str | None]:
-        holder = None if self._elector is None else self._elector.leader()
-        return (None, None) if holder is None else (holder.identity, holder.address)
 
 
 def _read_token(path: str | None) -> str | None:

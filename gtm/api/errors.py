@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from gtm.api.views import json_response
+from gtm.ha import NotLeader
 from gtm.service.actions import ActionError
 from intent import IntentError
 
@@ -59,6 +60,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return problem_response(p)
     except ActionError as e:
         return problem_response(from_action_error(e))
+    except NotLeader as e:  # a standby: say where the leader is, for the client to ask there
+        holder = e.holder
+        where = {"leader": holder.identity, "address": holder.address} if holder else {}
+        return problem_response(HttpProblem(503, str(e), where or None))
     except IntentError as e:  # the durable state refused: say why (ENOSPC, EROFS, corrupt file)
         log.error("api.intent_unavailable", method=request.method, path=request.path, error=str(e))
         cause = getattr(e, "cause", None)

@@ -54,12 +54,15 @@ log = structlog.get_logger(__name__)
 
 
 class NotLeader(Exception):
-    """A write was attempted by a member that does not lead (now)."""
+    """This member does not lead (now): writes go to the leader, `holder` when known.
 
-    def __init__(self, holder: Holder | None) -> None:
+    The elector raises it for a write about to be made; the API answers it with
+    503 and the leader's identity and address, so the client asks there."""
+
+    def __init__(self, holder: Holder | None, why: str = "not the leader") -> None:
         self.holder = holder
         where = f"; the leader is {holder.identity} at {holder.address}" if holder else ""
-        super().__init__(f"not the leader{where}")
+        super().__init__(f"{why}{where}")
 
 
 class Elector:

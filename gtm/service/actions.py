@@ -95,12 +95,6 @@ class ActionError(Exception):
         self.details = details
 
 
-class NotLeader(ActionError):
-    """Writes go to the leader; `leader` / `address` say where it is, when known."""
-
-    status = 503
-
-
 class Refused(ActionError):
     """A guardrail or a blast-radius limit refused the action; nothing changed.
 

@@ -22,6 +22,7 @@ import structlog
 
 from failover import MeshPlan
 from gtm.config import Inventory
+from gtm.ha import Holder, NotLeader
 from gtm.service.action_plan import ActionPlan, settle, settle_enter
 from gtm.service.actions import (
     Action,
@@ -30,7 +31,6 @@ from gtm.service.actions import (
     Drain,
     Enter,
     Exit,
-    NotLeader,
     Refused,
     Remove,
     Rollout,
@@ -44,11 +44,11 @@ ENTER_PROPAGATION = 60.0  # seconds: many peer intent pulls (gtm.service.peers)
 
 
 @dataclass(frozen=True)
-class Leadership:
+class LeaderView:
     """How operations learn who may write: the elector's view."""
 
     epoch: Callable[[], int | None]  # the epoch while leading, else None
-    leader: Callable[[], tuple[str | None, str | None]]  # (identity, address) of the holder
+    holder: Callable[[], Holder | None]  # who holds the lease, as last read
 
 
 class Operations:
@@ -60,7 +60,7 @@ class Operations:
         served: Callable[[], WeightTable | None],
         store: IntentStore,
         audit: AuditLog | None,
-        leadership: Leadership,
+        leader_view: LeaderView,
         mesh_plans: Callable[[WeightTable], Awaitable[Sequence[MeshPlan]]],
         hold: Callable[[], float],
         on_change: Callable[[IntentState], None],  # the intent as stored
@@ -71,7 +71,7 @@ class Operations:
         self._served = served
         self._store = store
         self._audit = audit
-        self._leadership = leadership
+        self._leader_view = leader_view
         self._mesh_plans = mesh_plans
         self._hold = hold
         self._on_change = on_change
@@ -196,14 +196,9 @@ class Operations:
         return replace(result, intent_version=stored.version)
 
     def _epoch(self) -> int:
-        epoch = self._leadership.epoch()
+        epoch = self._leader_view.epoch()
         if epoch is None:
-            identity, address = self._leadership.leader()
-            raise NotLeader(
-                f"this member is not the leader; the leader is {identity or 'unknown'}",
-                leader=identity,
-                address=address,
-            )
+            raise NotLeader(self._leader_view.holder(), "this member is not the leader")
         return epoch
 
     def _check_names(self, action: Action, inventory: Inventory) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gtm.ha import NotLeader
 from gtm.member import MemberRuntime
-from gtm.service.actions import Exit, NotLeader
+from gtm.service.actions import Exit
 
 ROOT = Path(__file__).resolve().parents[2]
 

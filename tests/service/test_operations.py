@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from gtm.config import Inventory, load
-from gtm.service.actions import BadAction, Drain, Enter, Exit, NotLeader, Refused, Remove, Rollout
-from gtm.service.operations import Leadership, Operations
+from gtm.ha import Holder, NotLeader
+from gtm.service.actions import BadAction, Drain, Enter, Exit, Refused, Remove, Rollout
+from gtm.service.operations import LeaderView, Operations
 from intent import FileAudit, FileIntentStore
 from policies import Health, Kind, State, TargetHealth, evaluate
 
@@ -39,8 +40,9 @@ class Member:
             served=lambda: self.served,
             store=self.store,
             audit=self.audit,
-            leadership=Leadership(
-                epoch=lambda: self.epoch, leader=lambda: ("dc1-b", "http://127.0.0.1:8081")
+            leader_view=LeaderView(
+                epoch=lambda: self.epoch,
+                holder=lambda: Holder("dc1-b", "http://127.0.0.1:8081", 3, None),
             ),
             mesh_plans=self._no_clusters,
             hold=lambda: 35.0,
@@ -146,7 +148,9 @@ async def test_standby_refuses_writes_and_names_the_leader(
     m = Member(inventory, tmp_path, epoch=None)
     with pytest.raises(NotLeader) as e:
         await m.ops.act(Exit("dc2", "maintenance"), who="alice", dry_run=False)
-    assert e.value.details == {"leader": "dc1-b", "address": "http://127.0.0.1:8081"}
+    assert e.value.holder is not None
+    assert (e.value.holder.identity, e.value.holder.address) == ("dc1-b", "http://127.0.0.1:8081")
+    assert "the leader is dc1-b at http://127.0.0.1:8081" in str(e.value)
     assert (
         await m.ops.act(Exit("dc2", "plan only"), who="alice", dry_run=True)
     ).plan.dns  # plans still work
