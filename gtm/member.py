@@ -32,11 +32,14 @@ from gtm.api import TokenBook, make_app, serve_api
 from gtm.api.member import MemberRole
 from gtm.config import ConfigError, Inventory, load, split_listen
 from gtm.dns import DnsCollector, DnsWorkers, WorkerFailed, WorkersCollector
+from gtm.dns.lookup import Lookup, lookup
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector, NotLeader
 from gtm.service.actions import Action, ActionResult
 from gtm.service.backends import Stores, open_elector, open_stores
+from gtm.service.config_state import ConfigState
 from gtm.service.controller import Controller, EvaluationStatus
+from gtm.service.explain import explain_doc
 from gtm.service.intent_merge import IntentMerge
 from gtm.service.leader import Leader
 from gtm.service.loop_lag import LoopLag
@@ -87,6 +90,7 @@ class MemberRuntime:
             on_change=self._health_changed,
         )
         self._loop_lag = LoopLag(self.registry)
+        self._config = ConfigState(config_path, self._inventory.config, self.registry)
         # built by `run`, in this order; None while starting
         self._stores: Stores | None = None
         self._elector: Elector | None = None
@@ -117,6 +121,25 @@ class MemberRuntime:
     def intent(self) -> IntentState:
         return self._intent
 
+    def lookup(self, name: str, subnet: str) -> Lookup | None:
+        table = self._serving.table
+        return None if table is None else lookup(self._inventory, table, name, subnet)
+
+    def explain(self, service: str, region: str | None) -> dict[str, Any]:
+        controller = self._controller
+        tracker = self._monitor.tracker
+        return explain_doc(
+            service,
+            region,
+            targets={t.id: t for t in tracker.targets()},
+            view=self._monitor.view(),
+            tracker=tracker,
+            table=self._serving.table,
+            decisions=None
+            if controller is None or self.role() != "leader"
+            else controller.latest_decisions(),
+        )
+
     def health(self) -> dict[str, Any]:
         return health_doc(self._monitor.view())
 
@@ -132,6 +155,7 @@ class MemberRuntime:
             holder=None if elector is None else elector.leader(),
             epoch=None if elector is None else elector.epoch,
             dns=self._serving.status(self._inventory),
+            config_ref=self._config.ref(),
             health=self._monitor.view(),
             intent=self._intent,
             evaluation=EvaluationStatus() if controller is None else controller.status(),
@@ -306,9 +330,9 @@ class MemberRuntime:
         try:
             fresh = load(self.config_path)
         except ConfigError as e:
-            log.error(
-                "config.refused", file=self.config_path, problems=[str(p) for p in e.problems]
-            )
+            problems = [str(p) for p in e.problems]
+            log.error("config.refused", file=self.config_path, problems=problems)
+            self._config.refused(problems)
             return False
         old = self._inventory.config
         new = fresh.config
@@ -322,6 +346,7 @@ class MemberRuntime:
         if restart:
             log.warning("config.restart_needed", settings=restart)
         self._inventory = fresh
+        self._config.applied(self.config_path, new)
         targets = probe_targets(fresh)
         self._monitor.update(targets)
         if self._scheduler is not None:

@@ -29,6 +29,7 @@ from probes.health import (
     HealthView,
     RegionHealth,
     State,
+    VantageVote,
     VipHealth,
 )
 from probes.metrics import ProbeMetrics
@@ -80,6 +81,7 @@ __all__ = [
     "TcpProbe",
     "Timer",
     "TlsProbe",
+    "VantageVote",
     "VipHealth",
     "outcome",
     "parse_duration",

@@ -142,6 +142,24 @@ class RegionHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class VantageVote:
+    """What one vantage says of one VIP, and whether it counts: for `gtm explain`.
+
+    `ok_run`/`fail_run` are its consecutive results (a VIP rises after `rise`
+    successes and falls after `fall` failures); `at` is when its latest result
+    was taken; a stale or impaired vantage's vote does not count."""
+
+    vantage: str
+    state: State
+    reason: str
+    at: float | None
+    ok_run: int
+    fail_run: int
+    stale: bool
+    impaired: bool
+
+
+@dataclass(frozen=True, slots=True)
 class HealthView:
     """A snapshot for the policy engine: every VIP, every (service, region), impaired vantages.
 

@@ -29,6 +29,7 @@ from probes.health import (
     HealthSettings,
     HealthView,
     State,
+    VantageVote,
     VipHealth,
 )
 from probes.hysteresis import RiseFall
@@ -93,6 +94,33 @@ class HealthTracker:
     def health(self, target_id: str) -> VipHealth | None:
         vip = self._vips.get(target_id)
         return vip.health if vip is not None else None
+
+    def votes(self, target_id: str) -> tuple[VantageVote, ...]:
+        """Every vantage's vote on one target, by vantage name; () for an unknown target."""
+        vip = self._vips.get(target_id)
+        if vip is None:
+            return ()
+        out = []
+        for name, vote in sorted(vip.votes.items()):
+            seen = vote.wall != float("-inf")
+            out.append(
+                VantageVote(
+                    name,
+                    vote.state,
+                    vote.reason,
+                    vote.wall if seen else None,
+                    vote.ok_run,
+                    vote.fail_run,
+                    seen and self._now - vote.wall >= vip.stale_after,
+                    self._vantages[name].impaired,
+                )
+            )
+        return tuple(out)
+
+    def damping(self, target_id: str) -> float:
+        """The flap penalty of one target as of the tracker's time (0: never flapped)."""
+        vip = self._vips.get(target_id)
+        return 0.0 if vip is None else vip.damper.current(self._settings, self._now)
 
     def impaired(self) -> frozenset[str]:
         return frozenset(name for name, record in self._vantages.items() if record.impaired)

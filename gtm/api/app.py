@@ -30,17 +30,20 @@ MAX_BODY = 1024 * 1024  # bytes; a bulk drain of thousands of services fits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# method, path, handler, role needed (None: open to the kubelet and Prometheus)
+# method, path, handler, role needed (None: open to the kubelet and Prometheus; peer: what
+# members pull from each other, which viewers and operators may read too)
 ROUTES: tuple[tuple[str, str, Handler, Role | None], ...] = (
     ("GET", "/healthz", reads.healthz, None),
     ("GET", "/readyz", reads.readyz, None),
     ("GET", "/metrics", reads.metrics, None),
-    ("GET", "/v1/status", reads.status, "viewer"),
+    ("GET", "/v1/status", reads.status, "peer"),
     ("GET", "/v1/table", reads.table, "viewer"),
     ("GET", "/v1/health", reads.health, "viewer"),
-    ("GET", "/v1/overrides", reads.overrides, "viewer"),
+    ("GET", "/v1/overrides", reads.overrides, "peer"),
     ("GET", "/v1/history", reads.history, "viewer"),
-    ("GET", "/v1/observations", reads.observations, "viewer"),
+    ("GET", "/v1/observations", reads.observations, "peer"),
+    ("GET", "/v1/explain", reads.explain, "viewer"),
+    ("GET", "/v1/answer", reads.answer, "viewer"),
     ("POST", "/v1/plan", reads.plan, "viewer"),
     ("POST", "/v1/region/exit", writes.exit_region, "operator"),
     ("POST", "/v1/region/enter", writes.enter_region, "operator"),

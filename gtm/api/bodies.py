@@ -226,6 +226,16 @@ class ObservationsQuery(Query):
     limit: int = Field(default=20_000, ge=1, le=100_000)
 
 
+class ExplainQuery(Query):
+    service: Text
+    region: Text | None = None
+
+
+class AnswerQuery(Query):
+    name: Text
+    subnet: Text
+
+
 class TableQuery(Query):
     service: list[str] = []
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from gtm.dns.lookup import Lookup
 from gtm.service.actions import Action, ActionResult
 from gtm.status import MemberStatus
 from intent import AuditEntry, IntentState
@@ -41,6 +42,17 @@ class Member(Protocol):
 
     def health(self) -> dict[str, Any]:
         """JSON-able health per VIP and per (service, region), with since and reason."""
+        ...
+
+    def explain(self, service: str, region: str | None) -> dict[str, Any]:
+        """Why `service` (in `region`) stands where it does: every VIP's vantages, the
+        cells of its rows and the decision behind each (gtm.service.explain).
+        Raises `UnknownService`."""
+        ...
+
+    def lookup(self, name: str, subnet: str) -> Lookup | None:
+        """What the served table answers clients in `subnet` for `name` (None: no table
+        yet). Raises `BadLookup` (`UnknownName` for a name no service answers)."""
         ...
 
     def intent(self) -> IntentState:

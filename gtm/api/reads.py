@@ -9,6 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gtm.api.auth import grant_of
 from gtm.api.bodies import (
+    AnswerQuery,
+    ExplainQuery,
     HistoryQuery,
     ObservationsQuery,
     PlanBody,
@@ -20,6 +22,8 @@ from gtm.api.bodies import (
 from gtm.api.errors import HttpProblem
 from gtm.api.member import Member
 from gtm.api.views import json_built_aside, json_response, plan_json, table_json, unknown
+from gtm.dns.lookup import BadLookup, UnknownName
+from gtm.service.explain import UnknownService
 
 MEMBER = web.AppKey("member", Member)
 CLOCK = web.AppKey("clock", Callable[[], float])
@@ -63,6 +67,30 @@ async def table(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     return json_response(request.app[MEMBER].health())
+
+
+async def explain(request: web.Request) -> web.Response:
+    """Why a service stands where it does: its VIPs' vantages, its cells, their decisions."""
+    query = parse_query(ExplainQuery, request.query)
+    try:
+        doc = request.app[MEMBER].explain(query.service, query.region)
+    except UnknownService as e:
+        raise HttpProblem(404, str(e)) from None
+    return json_response(doc)
+
+
+async def answer(request: web.Request) -> web.Response:
+    """What the served table answers a client subnet for a name, and from which row."""
+    query = parse_query(AnswerQuery, request.query)
+    try:
+        found = request.app[MEMBER].lookup(query.name, query.subnet)
+    except UnknownName as e:
+        raise HttpProblem(404, str(e)) from None
+    except BadLookup as e:
+        raise HttpProblem(400, str(e)) from None
+    if found is None:
+        raise HttpProblem(503, "no table yet")
+    return json_response(found.to_json())
 
 
 async def overrides(request: web.Request) -> web.Response:

@@ -1,10 +1,15 @@
-"""Bearer tokens of the API: who may read (viewer) and who may also write (operator).
+"""Bearer tokens of the API: who may read (viewer), who may also write (operator), and
+what the other members may pull (peer: status, intent and observations, nothing else).
 
+One token per person: the token's name is the `who` of every action taken with it
+(the audit, `gtm history`), so a token shared by a team tells nobody who acted.
 A `TokenBook` comes from a YAML/JSON file
 
     tokens:
       - {name: alice, token: "…", role: operator}
+      - {name: bob, token: "…", role: operator}
       - {name: grafana, token: "…", role: viewer}
+      - {name: peer-dc2, token: "…", role: peer}
 
 or from a Kubernetes Secret's data (keys are token names, values `role:token`).
 It keeps only a SHA-256 digest of each token, so neither its repr nor a
@@ -30,8 +35,14 @@ from gtm.config.source import Source, read
 if TYPE_CHECKING:
     from gtm.config import ApiConfig, Inventory
 
-Role = Literal["viewer", "operator"]
-ROLES: tuple[Role, ...] = ("viewer", "operator")
+Role = Literal["peer", "viewer", "operator"]
+ROLES: tuple[Role, ...] = ("peer", "viewer", "operator")
+# a role may do what the roles it lists may: peer routes are what members pull from each other
+_MAY: Mapping[Role, frozenset[Role]] = {
+    "peer": frozenset({"peer"}),
+    "viewer": frozenset({"peer", "viewer"}),
+    "operator": frozenset({"peer", "viewer", "operator"}),
+}
 MIN_LENGTH = 16  # characters of a token; shorter ones are refused as guessable
 _ENTRY_KEYS = {"name", "token", "role"}
 
@@ -44,8 +55,8 @@ class Grant:
     role: Role
 
     def allows(self, needed: Role) -> bool:
-        """An operator may do what a viewer may."""
-        return self.role == "operator" or needed == "viewer"
+        """An operator may do what a viewer may, a viewer what a peer may."""
+        return needed in _MAY[self.role]
 
 
 @dataclass(frozen=True, slots=True)

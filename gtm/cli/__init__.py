@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "override": ("gtm.cli.overrides", "override"),
     "rollout": ("gtm.cli.overrides", "rollout"),
     "status": ("gtm.cli.status", "status"),
+    "explain": ("gtm.cli.explain", "explain"),
+    "answer": ("gtm.cli.explain", "answer"),
     "serve": ("gtm.cli.serve", "serve"),
 }
 

@@ -280,7 +280,7 @@ def status(as_json: bool, **opts: Any) -> None:
 
 
 def _print_status(views: Sequence[MemberView], table: dict[str, Any] | None) -> None:
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # a log line stays one line
     own = views[0].status
     assert own is not None
     h = own.health
@@ -303,11 +303,47 @@ def _print_status(views: Sequence[MemberView], table: dict[str, Any] | None) -> 
     lines += [f"member {_member_line(progress(Change((), '', True, None), v))}" for v in views[1:]]
     for line in lines:
         console.print(escape(line))
+    for line in config_lines(views):
+        console.print(line)
     if table is None:
         console.print("no table yet")
         return
     weights = WeightTable.from_dict(table)
     console.print(table_view(weights, list(own.regions) or _regions(weights)))
+
+
+def config_lines(views: Sequence[MemberView]) -> list[str]:
+    """Each member's config (digest, loaded when), its last refused reload, and — in red —
+    the members of one region that run different configs."""
+    out = []
+    by_region: dict[str, dict[str, list[str]]] = {}
+    for v in views:
+        s = v.status
+        if s is None or s.config is None:
+            continue
+        c = s.config
+        by_region.setdefault(s.region, {}).setdefault(c.digest, []).append(s.identity)
+        out.append(
+            escape(f"config of {s.identity}: {c.digest}, loaded {_utc(c.loaded_at)} from {c.file}")
+        )
+        if c.refused_at is not None:
+            first = c.refused[0] if c.refused else "?"
+            more = f" (+{len(c.refused) - 1} more)" if len(c.refused) > 1 else ""
+            out.append(
+                f"[red]  reload refused at {_utc(c.refused_at)}[/red]: "
+                + escape(f"{first}{more}; still running the config above")
+            )
+    for region, digests in sorted(by_region.items()):
+        if len(digests) > 1:
+            who = "; ".join(f"{', '.join(m)} run {d}" for d, m in sorted(digests.items()))
+            out.append(
+                f"[red]members of {escape(region)} run different configs[/red]: {escape(who)}"
+            )
+    return out
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _health(h: dict[str, Any]) -> str:

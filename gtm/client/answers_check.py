@@ -107,7 +107,7 @@ async def check_answers(
         assert net is not None
         async with gate:
             try:
-                return await _answer(status.fqdns[service], server, net, per_query)
+                return await answer_of(status.fqdns[service], server, net, per_query)
             except (OSError, dns.exception.DNSException) as e:
                 failures.append(f"DNS at {server[0]}:{server[1]}: {e or type(e).__name__}")
                 return None
@@ -139,7 +139,7 @@ async def check_answers(
     return AnswerCheck(name, len(jobs), tuple(dict.fromkeys(wrong)))
 
 
-async def _answer(
+async def answer_of(
     fqdn: str,
     server: tuple[str, int],
     net: ipaddress.IPv4Network | ipaddress.IPv6Network,

@@ -88,6 +88,8 @@ class Controller:
         self._snapshot: Snapshot | None = None
         self._audited: set[tuple[str, str]] = set()
         self._decisions: deque[Decision] = deque(maxlen=DECISIONS_SHOWN)
+        # (service, clients' region, target) -> (when, the latest decision behind that cell)
+        self._latest: dict[tuple[str, str, str], tuple[float, Decision]] = {}
         self._exporters: dict[str, Any] = {}
         self._export_wanted: WeightTable | None = None
         self._seen = FirstSeen()
@@ -117,6 +119,10 @@ class Controller:
         )
         decisions = [d._asdict() for d in self._decisions]
         return EvaluationStatus(layers, decisions, self._exporters)
+
+    def latest_decisions(self) -> dict[tuple[str, str, str], tuple[float, Decision]]:
+        """The latest decision behind each cell of the DNS table, and when it was made."""
+        return self._latest
 
     def hold(self) -> float:
         """How long DNS leads the mesh on an exit (and trails it on an enter)."""
@@ -250,6 +256,9 @@ class Controller:
         if layer != "dns":
             return
         self._decisions.extend(ev.decisions)
+        at = self._clock()
+        for d in ev.decisions:
+            self._latest[(d.service, d.source, d.target)] = (at, d)
         for d in ev.decisions[:DECISIONS_LOGGED]:
             log.info(
                 "decision",

@@ -20,6 +20,7 @@ from gtm.config import Inventory
 from gtm.ha import Holder
 from gtm.service.controller import EvaluationStatus
 from gtm.status import (
+    ConfigRef,
     DnsRef,
     IntentRef,
     LeaderRef,
@@ -43,6 +44,7 @@ def member_status(
     holder: Holder | None,  # the lease holder as the elector last read it
     epoch: int | None,  # this member's epoch while it leads
     dns: DnsRef,  # `Serving.status`
+    config_ref: ConfigRef,  # `ConfigState.ref`
     health: HealthView,
     intent: IntentState,
     evaluation: EvaluationStatus,  # `Controller.status`
@@ -63,6 +65,7 @@ def member_status(
         else LeaderRef(identity=holder.identity, address=holder.address, epoch=holder.epoch),
         epoch=epoch,
         dns=dns,
+        config=config_ref,
         generation=dns.generation,
         health=_health_summary(health),
         intent=IntentRef(

@@ -8,6 +8,7 @@ all import it.
 
 from gtm.status.model import (
     LAYERS,
+    ConfigRef,
     DnsRef,
     IntentRef,
     Layers,
@@ -23,6 +24,7 @@ from gtm.status.model import (
 
 __all__ = [
     "LAYERS",
+    "ConfigRef",
     "DnsRef",
     "IntentRef",
     "Layers",

@@ -58,6 +58,17 @@ class LeaderRef(_Part):
     epoch: int | None = None
 
 
+class ConfigRef(_Part):
+    """The config a member runs: its estate's digest (the same on every member that runs
+    the same estate), when and from where it was loaded, and the last refused reload."""
+
+    file: str
+    digest: str
+    loaded_at: float
+    refused_at: float | None = None  # the last reload refused since this config was loaded
+    refused: list[str] = []  # its problems (file:line field: message), the first 20
+
+
 class DnsRef(_Part):
     listen: str  # HOST:PORT
     generation: int | None = None  # the member's table
@@ -167,6 +178,7 @@ class MemberStatus(_Part):
     leader: LeaderRef | None = None
     epoch: int | None = None
     dns: DnsRef | None = None
+    config: ConfigRef | None = None
     generation: int | None = None
     health: dict[str, Any] = {}
     intent: IntentRef = IntentRef()

@@ -42,10 +42,12 @@ Gtm = Callable[..., subprocess.CompletedProcess[str]]  # the `gtm` fixture: runs
 
 OPERATOR = "operator-token-0123456789abcdef"
 VIEWER = "viewer-token-0123456789abcdef"
+PEER = "peer-token-0123456789abcdef"
 TOKENS_YAML = f"""
 tokens:
   - {{name: alice, token: {OPERATOR}, role: operator}}
   - {{name: grafana, token: {VIEWER}, role: viewer}}
+  - {{name: peer-dc2, token: {PEER}, role: peer}}
 """
 CLUSTER = "cluster-dc1"
 

@@ -6,13 +6,15 @@ import logging
 
 import pytest
 import structlog
-from api_members import OPERATOR, VIEWER, Api, Members
+from api_members import OPERATOR, PEER, VIEWER, Api, Members
 
 from gtm.api import ROUTES
 from intent import IntentState
 
+QUERIES = {"/v1/explain": "?service=foo", "/v1/answer": "?name=foo.example.com&subnet=127.0.2.0/24"}
 OPEN = [(m, p) for m, p, _, role in ROUTES if role is None]
-READS = [(m, p) for m, p, _, role in ROUTES if role == "viewer"]
+PEER_READS = [(m, p) for m, p, _, role in ROUTES if role == "peer"]
+READS = [(m, p + QUERIES.get(p, "")) for m, p, _, role in ROUTES if role == "viewer"]
 WRITES = [(m, p.replace("{id}", "exit-dc2-1")) for m, p, _, role in ROUTES if role == "operator"]
 BODIES = {
     "/v1/plan": {"overrides": ["exit=dc2"]},
@@ -26,10 +28,11 @@ UNKNOWN = "unknown-token-0123456789abcdef"
 
 
 def test_every_route_is_in_the_matrix() -> None:
-    assert len(OPEN) == 3 and len(READS) == 7 and len(WRITES) == 5
+    assert len(OPEN) == 3 and len(PEER_READS) == 3 and len(READS) == 6 and len(WRITES) == 5
+    assert {p for _, p in PEER_READS} == {"/v1/status", "/v1/overrides", "/v1/observations"}
 
 
-@pytest.mark.parametrize(("method", "path"), READS + WRITES + [("GET", "/v1/nope")])
+@pytest.mark.parametrize(("method", "path"), PEER_READS + READS + WRITES + [("GET", "/v1/nope")])
 @pytest.mark.parametrize("token", [None, UNKNOWN, "Basic abc"], ids=["none", "unknown", "basic"])
 async def test_no_or_unknown_token_is_401(
     api: Api, leader: Members, method: str, path: str, token: str | None
@@ -66,11 +69,34 @@ async def test_viewer_token_on_a_write_is_403_and_changes_nothing(
     assert leader.intent() == IntentState() and leader.history() == []
 
 
-@pytest.mark.parametrize(("method", "path"), READS)
+@pytest.mark.parametrize(("method", "path"), PEER_READS + READS)
 @pytest.mark.parametrize("token", [VIEWER, OPERATOR], ids=["viewer", "operator"])
 async def test_viewer_and_operator_read(api: Api, method: str, path: str, token: str) -> None:
     status, body, _ = await api.call(method, path, token=token, json=BODIES.get(path))
     assert status == 200, body
+
+
+@pytest.mark.parametrize(("method", "path"), PEER_READS)
+async def test_a_peer_reads_what_members_pull(api: Api, method: str, path: str) -> None:
+    status, body, _ = await api.call(method, path, token=PEER)
+    assert status == 200, body
+
+
+@pytest.mark.parametrize(("method", "path"), READS + WRITES)
+async def test_a_peer_token_reads_and_writes_nothing_else(
+    api: Api, leader: Members, method: str, path: str
+) -> None:
+    if path.startswith("/v1/overrides/"):
+        _, exited, _ = await api.call("POST", "/v1/region/exit", json=BODIES["/v1/region/exit"])
+        path = f"/v1/overrides/{exited['override_ids'][0]}"
+    before = leader.intent()
+    status, body, _ = await api.call(method, path, token=PEER, json=BODIES.get(path))
+    assert status == 403, body
+    needs = (
+        "operator" if (method, path) in WRITES or path.startswith("/v1/overrides/") else "viewer"
+    )
+    assert body["error"] == f"token 'peer-dc2' has role peer; this needs {needs}"
+    assert leader.intent() == before
 
 
 @pytest.mark.parametrize(("method", "path"), WRITES)
