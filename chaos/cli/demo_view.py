@@ -140,9 +140,13 @@ class Observer:
             return None
 
     async def _table(self, members: Sequence[MemberView]) -> tuple[WeightTable | None, str | None]:
-        """The weight table of the first leader (in member order) that serves it."""
-        for m in _leaders_first(members):
-            doc = await self._get(self.estate.api_urls[m.name] + "/v1/table")
+        """The weight table of the first member (leaders first) that serves it; all asked
+        at once, so a member that hangs costs one timeout."""
+        asked = _leaders_first(members)
+        docs = await asyncio.gather(
+            *(self._get(self.estate.api_urls[m.name] + "/v1/table") for m in asked)
+        )
+        for m, doc in zip(asked, docs, strict=True):
             if doc is not None:
                 try:
                     return WeightTable.from_dict(doc), m.name
