@@ -3,36 +3,44 @@
 Starts a simulated three-region estate — a VIP HTTP server per VIP, one
 simulated Kubernetes cluster per region holding the WorkloadEntries — and a
 real HA pair of `gtm serve` processes per region with embedded DNS, then
-shows a live table until Ctrl-C. A second terminal in the same directory
-drives it with the runbook commands (`gtm region exit dc2 --reason demo
---wait`), which find the demo's API and token in `.gtm-demo/cli.yaml`.
+shows a live table until Ctrl-C (`chaos.cli.demo_view`: it refreshes every
+`REFRESH` seconds whatever member is gone). Every port is checked before
+anything starts. A second terminal drives it with the runbook commands the
+demo prints (`gtm region exit dc2 --reason demo --wait`): in the same
+directory with the default work dir they find the API and token in
+`.gtm-demo/cli.yaml`; otherwise the printed lines carry `GTM_SERVER` and
+`GTM_TOKEN_FILE`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shlex
+import shutil
 import signal
 import sys
 import time
-from collections import Counter
-from typing import Any
+from pathlib import Path
 
 import aiohttp
 import click
-import dns.asyncquery
-import dns.edns
-import dns.exception
-import dns.message
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
-from chaos.estate import SimulatedEstate
-from gtm.cli.render import table_view
+from chaos.cli.demo_view import Observer, view
+from chaos.estate import PortInUse, PortPlan, SimulatedEstate, ephemeral_range
+from chaos.estate.ports import BLOCK
+from gtm.exits import Exit
 from gtm.status import MemberStatus, StatusError, read_status
-from policies import WeightTable
+
+REFRESH = 2.0  # seconds between two refreshes of the live table
+STOP_GRACE = 5.0  # seconds a member has to stop on SIGTERM before it is killed
+
+DEFAULT_WORK_DIR = ".gtm-demo"  # where the runbook CLI looks for cli.yaml by itself
 
 
 @click.command()
@@ -44,9 +52,15 @@ from policies import WeightTable
     type=click.Path(exists=True, dir_okay=False),
     help="The estate to simulate.",
 )
-@click.option("--work-dir", default=".gtm-demo", show_default=True, help="Configs, state and logs.")
 @click.option(
-    "--base-port", type=int, default=None, help="Move every port (default: DNS 5353, API 8080)."
+    "--work-dir", default=DEFAULT_WORK_DIR, show_default=True, help="Configs, state and logs."
+)
+@click.option(
+    "--base-port",
+    type=int,
+    default=None,
+    help=f"Move every port into the {BLOCK} ports from this one: members' DNS and API, "
+    "the simulated clusters, the VIPs (default: DNS 5353, API 8080, VIPs as the estate says).",
 )
 @click.option(
     "--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C)."
@@ -60,10 +74,34 @@ def demo(
     """Start a simulated three-region estate with an HA pair of gtm per region."""
     console = Console()
     try:
+        ports = PortPlan() if base_port is None else PortPlan.from_base(base_port)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--base-port") from None
+    _warn_ephemeral(ports, base_port)
+    try:
         asyncio.run(_demo(console, estate_path, work_dir, base_port, duration, not no_live))
     except KeyboardInterrupt:
         pass
+    except PortInUse as e:
+        click.echo(f"gtm demo: {e}; stop what holds it or pick another --base-port", err=True)
+        sys.exit(Exit.INPUT)
     console.print("demo stopped; configs, state and logs stay in " + work_dir)
+
+
+def _warn_ephemeral(ports: PortPlan, base_port: int | None) -> None:
+    """Warn when the block lies in the kernel's range for outgoing connections."""
+    if base_port is None:
+        return
+    ephemeral = ephemeral_range()
+    block = range(base_port, base_port + BLOCK)
+    if block.start <= ephemeral[-1] and ephemeral[0] <= block[-1]:
+        click.echo(
+            f"gtm demo: warning: ports {block.start}..{block[-1]} lie in the kernel's ephemeral "
+            f"range {ephemeral[0]}..{ephemeral[-1]} (net.ipv4.ip_local_port_range): an outgoing "
+            "connection may take one of them while the demo runs; a base below "
+            f"{ephemeral[0] - BLOCK} avoids it",
+            err=True,
+        )
 
 
 async def _demo(
@@ -74,12 +112,38 @@ async def _demo(
     duration: float | None,
     live: bool,
 ) -> None:
+    """Run the demo until it ends, Ctrl-C or SIGTERM (which cancels whatever it awaits)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    run = asyncio.create_task(_run(console, estate_path, work_dir, base_port, duration, live))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not run.done():
+            console.print("\nstopping …")
+            run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(
+    console: Console,
+    estate_path: str,
+    work_dir: str,
+    base_port: int | None,
+    duration: float | None,
+    live: bool,
+) -> None:
     console.print(f"starting the simulated estate from {estate_path} in {work_dir} …")
-    async with SimulatedEstate(estate_path, work_dir, base_port=base_port) as estate:
+    estate = SimulatedEstate(estate_path, work_dir, base_port=base_port)
+    await estate.start()
+    try:
         estate.start_members(
             None, lambda name, path: [sys.executable, "-m", "gtm", "serve", "--config", str(path)]
         )
@@ -93,14 +157,11 @@ async def _demo(
         console.print(_where_to_look(estate, work_dir))
         deadline = None if duration is None else time.monotonic() + duration
         if live:
-            await _live_table(console, estate, stop, deadline)
+            await _live_table(console, estate, deadline)
         else:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(
-                    None if deadline is None else deadline - time.monotonic()
-                ):
-                    await stop.wait()
-        console.print("\nstopping …")
+            await asyncio.sleep(float("inf") if deadline is None else deadline - time.monotonic())
+    finally:
+        await estate.stop(STOP_GRACE)
 
 
 async def _until_led(estate: SimulatedEstate, within: float = 30.0) -> None:
@@ -108,6 +169,7 @@ async def _until_led(estate: SimulatedEstate, within: float = 30.0) -> None:
     regions = {r.name for r in estate.inventory.config.regions}
     headers = {"Authorization": f"Bearer {estate.viewer_token}"}
     deadline = time.monotonic() + within
+    led: set[str] = set()
     async with aiohttp.ClientSession(
         headers=headers, timeout=aiohttp.ClientTimeout(total=2.0)
     ) as s:
@@ -120,21 +182,67 @@ async def _until_led(estate: SimulatedEstate, within: float = 30.0) -> None:
     raise click.ClickException(f"no leader elected within {within:g}s in {sorted(regions - led)}")
 
 
+async def _status(session: aiohttp.ClientSession, url: str) -> MemberStatus | None:
+    try:
+        async with session.get(url + "/v1/status") as resp:
+            if resp.status != 200:
+                return None
+            return read_status(await resp.json(), url)
+    except (aiohttp.ClientError, TimeoutError, ValueError, StatusError):
+        return None
+
+
+def _here(path: Path) -> str:
+    """`path` as typed in the current directory: relative below it, else absolute."""
+    full = Path(os.path.abspath(path))
+    with contextlib.suppress(ValueError):
+        return str(full.relative_to(Path.cwd()))
+    return str(full)
+
+
+def gtm_command() -> str:
+    """How to run this gtm from the current directory (`gtm`, `.venv/bin/gtm`, `… -m gtm`)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "gtm" and argv0.is_file():
+        found = shutil.which("gtm")
+        if found is not None and os.path.samefile(found, argv0):
+            return "gtm"
+        return shlex.quote(_here(argv0))
+    return f"{shlex.quote(_here(Path(sys.executable)))} -m gtm"
+
+
+def runbook_prefix(estate: SimulatedEstate) -> str:
+    """What a runbook line needs in front to reach the demo from the current directory:
+    nothing when the CLI finds `.gtm-demo/cli.yaml` here, else the server and token file."""
+    here = Path.cwd() / DEFAULT_WORK_DIR / "cli.yaml"
+    with contextlib.suppress(OSError):
+        if here.exists() and here.samefile(estate.cli_config):
+            return ""
+    server = next(iter(estate.api_urls.values()))
+    token = shlex.quote(_here(estate.tokens.operator_file))
+    return f"GTM_SERVER={server} GTM_TOKEN_FILE={token} "
+
+
 def _where_to_look(estate: SimulatedEstate, work_dir: str) -> Panel:
     first = next(iter(estate.api_urls))
     api = estate.api_urls[first]
     dns_port = estate.dns_ports[first]
     regions = estate.inventory.config.regions
-    fqdn = estate.inventory.config.services[0].fqdn
+    service = estate.inventory.config.services[0]
+    fqdn = service.fqdn
     members = ", ".join(
         f"{n} (DNS :{estate.dns_ports[n]}, API {estate.api_urls[n]})" for n in estate.api_urls
     )
     other = regions[1] if len(regions) > 1 else regions[0]
     subnet = other.client_cidrs[0] if other.client_cidrs else None
+    vips = [v for vs in service.vips.values() for v in vs]
+    gtm = gtm_command()
+    prefix = runbook_prefix(estate)
+    viewer = shlex.quote(_here(estate.tokens.viewer_file))
     lines = [
         f"[bold]gtm demo[/bold]: {len(regions)} regions, {len(estate.api_urls)} gtm members "
         f"(an HA pair per region), {len(estate.inventory.estate.services)} services; "
-        f"everything on 127.0.0.1, work dir {work_dir}",
+        f"everything on 127.0.0.1, work dir {escape(work_dir)}",
         "",
         f"DNS      dig @127.0.0.1 -p {dns_port} {fqdn}",
     ]
@@ -142,136 +250,56 @@ def _where_to_look(estate: SimulatedEstate, work_dir: str) -> Panel:
         lines.append(
             f"         dig @127.0.0.1 -p {dns_port} {fqdn} +subnet={subnet}   (as a client in {other.name})"
         )
+    if vips:
+        lines.append(
+            f"VIPs     curl http://{vips[0].address}:{vips[0].port}/healthz   "
+            f"({len(vips)} VIPs of {service.name}, each on its own address, port {vips[0].port})"
+        )
+    runbook = [
+        f"{prefix}{gtm} region exit {other.name} --reason demo --wait",
+        f"{prefix}{gtm} region enter {other.name} --wait",
+        f"{prefix}{gtm} status",
+        f"{prefix}{gtm} history",
+    ]
     lines += [
-        f'API      curl -H "Authorization: Bearer $(cat {work_dir}/viewer.token)" {api}/v1/status',
+        f'API      curl -H "Authorization: Bearer $(cat {viewer})" {api}/v1/status',
         f"Metrics  {api}/metrics",
         "Runbook  in a second terminal, in this directory:",
-        f"         .venv/bin/gtm region exit {other.name} --reason demo --wait",
-        f"         .venv/bin/gtm region enter {other.name} --wait",
-        "         .venv/bin/gtm status    .venv/bin/gtm history",
-        f"Logs     {work_dir}/logs/   members: {members}",
+        *(f"         {escape(line)}" for line in runbook),
+        f"Logs     {escape(work_dir)}/logs/   members: {members}",
         "Ctrl-C stops everything.",
     ]
     return Panel("\n".join(lines), title="where to look", expand=False)
 
 
-async def _live_table(
-    console: Console, estate: SimulatedEstate, stop: asyncio.Event, deadline: float | None
-) -> None:
+async def _live_table(console: Console, estate: SimulatedEstate, deadline: float | None) -> None:
+    """Refresh every `REFRESH` s until the deadline: in place on a terminal, else one
+    view after another (a log keeps every refresh)."""
     headers = {"Authorization": f"Bearer {estate.viewer_token}"}
-    timeout = aiohttp.ClientTimeout(total=2.0)
     regions = [r.name for r in estate.inventory.config.regions]
-    async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
-            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                statuses = await asyncio.gather(
-                    *(_status(session, url) for url in estate.api_urls.values())
-                )
-                leader_url = _leader_url(estate, statuses)
-                table_doc = await _get(session, leader_url + "/v1/table") if leader_url else None
-                answers = await _sample_answers(estate)
-                live.update(_view(estate, regions, statuses, table_doc, answers))
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await stop.wait()
+    fqdn = estate.inventory.estate.services[0].fqdn
+    launcher = estate.launcher
 
+    def exit_code(name: str) -> int | None:
+        return launcher.returncode(name) if name in launcher.names else None
 
-async def _status(session: aiohttp.ClientSession, url: str) -> MemberStatus | None:
-    doc = await _get(session, url + "/v1/status")
-    try:
-        return None if doc is None else read_status(doc, url)
-    except StatusError:
-        return None
-
-
-async def _get(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
-    try:
-        async with session.get(url) as resp:
-            if resp.status != 200:
-                return None
-            return await resp.json()
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        return None
-
-
-SAMPLES = 40  # DNS queries per client region and refresh
-
-
-async def _sample_answers(estate: SimulatedEstate) -> dict[str, Counter[str]]:
-    """Ask the first member's DNS for the first service as a client of each region
-    (ECS), and count the answers by the region of the VIP: what clients get."""
-    first = next(iter(estate.dns_ports))
-    port = estate.dns_ports[first]
-    service = estate.inventory.estate.services[0]
-    region_of = {v.address: r for r, vips in service.vips.items() for v in vips}
-    out: dict[str, Counter[str]] = {}
-    for region in estate.inventory.config.regions:
-        counts: Counter[str] = Counter()
-        if region.client_cidrs:
-            subnet = region.client_cidrs[0]
-            ecs = dns.edns.ECSOption(str(subnet.network_address), subnet.prefixlen)
-            for _ in range(SAMPLES):
-                query = dns.message.make_query(service.fqdn, "A", use_edns=0, options=[ecs])
-                try:
-                    reply = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=1.0)
-                except (TimeoutError, dns.exception.DNSException, OSError):
-                    counts["no answer"] += 1
-                    continue
-                for rrset in reply.answer:
-                    for rr in rrset:
-                        counts[region_of.get(rr.to_text(), "?")] += 1
-        out[region.name] = counts
-    return out
-
-
-def _leader_url(estate: SimulatedEstate, statuses: list[MemberStatus | None]) -> str | None:
-    for url, status in zip(estate.api_urls.values(), statuses, strict=True):
-        if status is not None and status.role == "leader":
-            return url
-    return next(iter(estate.api_urls.values()))
-
-
-def _view(
-    estate: SimulatedEstate,
-    regions: list[str],
-    statuses: list[MemberStatus | None],
-    table_doc: dict[str, Any] | None,
-    answers: dict[str, Counter[str]],
-) -> Group:
-    members = Table(title="members", show_edge=False)
-    for col in ("member", "role", "DNS generation", "WLEs in sync", "health", "overrides"):
-        members.add_column(col)
-    for name, status in zip(estate.api_urls, statuses, strict=True):
-        if status is None:
-            members.add_row(name, "[red]not answering[/red]", "", "", "", "")
-            continue
-        mesh = ", ".join(f"{c} {m.in_sync}/{m.desired}" for c, m in status.mesh.items())
-        down = status.health.get("down", [])
-        active = [f"{o['kind']} {o['region']}" for o in status.intent.active]
-        members.add_row(
-            name,
-            status.role,
-            str(status.generation),
-            mesh or "—",
-            f"[red]down: {', '.join(down)}[/red]" if down else "all up",
-            ", ".join(active) or "—",
-        )
-    parts: list[Any] = [members]
-    if table_doc is not None:
-        table = WeightTable.from_dict(table_doc)
-        parts.append(
-            table_view(table, regions, title=f"weight table served, generation {table.generation}")
-        )
-    service = estate.inventory.estate.services[0]
-    observed = Table(
-        title=f"DNS answers observed for {service.fqdn} ({SAMPLES} queries per client region)",
-        show_edge=False,
-    )
-    observed.add_column("clients in")
-    for r in regions:
-        observed.add_column(f"→ {r}", justify="right")
-    for source, counts in answers.items():
-        total = sum(counts.values()) or 1
-        observed.add_row(source, *(f"{100 * counts[r] / total:.0f}%" for r in regions))
-    parts.append(observed)
-    return Group(*parts)
+    async with aiohttp.ClientSession(headers=headers) as session:
+        observer = Observer(estate, session, exit_code)
+        with contextlib.ExitStack() as stack:
+            live = (
+                stack.enter_context(Live(console=console, refresh_per_second=2))
+                if console.is_terminal
+                else None
+            )
+            while deadline is None or time.monotonic() < deadline:
+                tick = time.monotonic()
+                shown = view(await observer.snapshot(), regions, fqdn, REFRESH)
+                if live is not None:
+                    live.update(shown)
+                else:
+                    console.print(shown)
+                    console.file.flush()
+                left = REFRESH - (time.monotonic() - tick)
+                if deadline is not None:
+                    left = min(left, deadline - time.monotonic())
+                await asyncio.sleep(max(left, 0.0))

@@ -1,7 +1,8 @@
 """Where a drill's processes listen: one block of `BLOCK` loopback ports per drill.
 
     ports = DrillPorts(26000)
-    ports.plan          # PortPlan.from_base(26000): members' DNS and API, clusters, VIP control
+    ports.plan          # PortPlan.from_base(26000): members' DNS and API, clusters, VIP control,
+                        # with its VIP port on `vip_port`
     ports.links         # 26076…: the peer-link relays (partitions)
     ports.vip_port      # 26099: every VIP listens here, on its own 127.x address
 
@@ -14,7 +15,7 @@ looks for a block whose ports are all free.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chaos.estate import PortPlan
 from chaos.estate.ports import STRIDE
@@ -36,7 +37,7 @@ class DrillPorts:
 
     @property
     def plan(self) -> PortPlan:
-        return PortPlan.from_base(self.base)
+        return replace(PortPlan.from_base(self.base), vips=self.vip_port)
 
     @property
     def links(self) -> int:

@@ -27,7 +27,7 @@ from gtm.lazy import lazy_names
 
 if TYPE_CHECKING:
     from chaos.estate.clusters import Clusters, SeedResult, seed_cluster, write_kubeconfig
-    from chaos.estate.estate import ControlError, SimulatedEstate, write_estate
+    from chaos.estate.estate import ControlError, PortInUse, SimulatedEstate, write_estate
     from chaos.estate.farm import UnknownRegion, UnknownVip, VipFarm
     from chaos.estate.fault import MODES, REGION_DOWN, Fault, FaultError, Mode
     from chaos.estate.launcher import Child, ChildExited, Launcher, UnknownChild
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         write_members,
     )
     from chaos.estate.mesh import MeshObjects, MeshSeed, mesh_objects, seed_weights, wle_name
-    from chaos.estate.ports import PortPlan
+    from chaos.estate.ports import Endpoint, PortPlan, ephemeral_range, in_use
     from chaos.estate.tokens import Tokens, write_tokens
     from chaos.estate.vip_control import VipControl
 
@@ -50,6 +50,7 @@ _WHERE = {
     "seed_cluster": "chaos.estate.clusters",
     "write_kubeconfig": "chaos.estate.clusters",
     "ControlError": "chaos.estate.estate",
+    "PortInUse": "chaos.estate.estate",
     "SimulatedEstate": "chaos.estate.estate",
     "write_estate": "chaos.estate.estate",
     "UnknownRegion": "chaos.estate.farm",
@@ -75,7 +76,10 @@ _WHERE = {
     "mesh_objects": "chaos.estate.mesh",
     "seed_weights": "chaos.estate.mesh",
     "wle_name": "chaos.estate.mesh",
+    "Endpoint": "chaos.estate.ports",
     "PortPlan": "chaos.estate.ports",
+    "ephemeral_range": "chaos.estate.ports",
+    "in_use": "chaos.estate.ports",
     "Tokens": "chaos.estate.tokens",
     "write_tokens": "chaos.estate.tokens",
     "VipControl": "chaos.estate.vip_control",
@@ -88,6 +92,7 @@ __all__ = [
     "ChildExited",
     "Clusters",
     "ControlError",
+    "Endpoint",
     "Fault",
     "FaultError",
     "Launcher",
@@ -95,6 +100,7 @@ __all__ = [
     "MeshObjects",
     "MeshSeed",
     "Mode",
+    "PortInUse",
     "PortPlan",
     "SeedResult",
     "SimulatedEstate",
@@ -104,6 +110,8 @@ __all__ = [
     "UnknownVip",
     "VipControl",
     "VipFarm",
+    "ephemeral_range",
+    "in_use",
     "member_config",
     "member_names",
     "mesh_objects",

@@ -16,8 +16,11 @@ command line it is given. Leaving the `async with` stops the members started
 through it, the clusters (which save their state) and the VIPs.
 
 `base_port` moves every port of the estate into a block of its own
-(`PortPlan.from_base`), and `vip_port_offset` moves the VIPs' ports, so tests
-and drills can run beside a running demo. `pair` names each region's members
+(`PortPlan.from_base`), the VIPs' too (the estate's lowest VIP port lands on
+the block's VIP port), so tests, drills and a second demo can run beside a
+running demo; `vip_port_offset` moves the VIPs' ports by a given amount
+instead. Before anything starts, every port is checked: `PortInUse` names the
+first one another socket holds. `pair` names each region's members
 (`("a",)`: one per region) and `peer_url` routes the members' peer exchange
 (see `chaos.estate.members`).
 """
@@ -25,6 +28,7 @@ and drills can run beside a running demo. `pair` names each region's members
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -41,7 +45,7 @@ from chaos.estate.fault import Fault
 from chaos.estate.launcher import Child, Launcher
 from chaos.estate.members import PAIR, MemberConfig, PeerUrl, write_cli_config, write_members
 from chaos.estate.mesh import MeshSeed
-from chaos.estate.ports import HOST, PortPlan
+from chaos.estate.ports import HOST, Endpoint, PortPlan, in_use
 from chaos.estate.tokens import Tokens, write_tokens
 from chaos.kubesim import Faults
 from gtm.config import Inventory, load
@@ -53,6 +57,35 @@ VIPS_PROCESS = "vips"
 
 class ControlError(RuntimeError):
     """A control endpoint (VIP farm or simulated cluster) refused a request."""
+
+
+class PortInUse(OSError):
+    """Ports the estate needs are held by another socket; nothing was started."""
+
+    def __init__(self, taken: Sequence[Endpoint]) -> None:
+        first = taken[0]
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        super().__init__(f"port {first.port} is in use: {first.what} on {first}{more}")
+        self.taken = list(taken)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def vip_ports(source: Path) -> list[int]:
+    """The ports of the estate file's VIPs, as written (443 when a VIP names none)."""
+    data = yaml.safe_load(source.read_text()) or {}
+    return [
+        int(vip.get("port", 443))
+        for service in data.get("services") or []
+        for vips in (service.get("vips") or {}).values()
+        for vip in vips or []
+    ]
 
 
 def write_estate(source: Path, target: Path, vip_port_offset: int = 0) -> Path:
@@ -81,7 +114,7 @@ class SimulatedEstate:
         work_dir: str | Path,
         *,
         base_port: int | None = None,
-        vip_port_offset: int = 0,
+        vip_port_offset: int | None = None,
         seed: MeshSeed = MeshSeed(),
         launcher: Launcher | None = None,
         python: str = sys.executable,
@@ -154,6 +187,25 @@ class SimulatedEstate:
     def cli_config(self) -> Path:
         return self.work_dir / "cli.yaml"
 
+    def endpoints(self) -> list[Endpoint]:
+        """Every address and port the estate listens on: members, clusters, VIPs."""
+        out = [Endpoint(f"{m.name} DNS", HOST, m.dns_port, udp=True) for m in self.members.values()]
+        out += [Endpoint(f"{m.name} API", HOST, m.api_port) for m in self.members.values()]
+        out += [
+            Endpoint(f"the simulated cluster of {r}", HOST, self.ports.cluster(i))
+            for i, r in enumerate(self.inventory.region_names)
+        ]
+        out.append(Endpoint("the VIP farm's control API", HOST, self.ports.vip_control))
+        seen = set()
+        for service in self.inventory.config.services:
+            for region, vips in service.vips.items():
+                for vip in vips:
+                    if _is_ip(str(vip.address)) and (vip.address, vip.port) not in seen:
+                        seen.add((vip.address, vip.port))
+                        what = f"a VIP of {service.name} in {region}"
+                        out.append(Endpoint(what, str(vip.address), vip.port))
+        return out
+
     def log_path(self, name: str) -> Path:
         return self.work_dir / "logs" / f"{name}.log"
 
@@ -176,7 +228,10 @@ class SimulatedEstate:
 
     async def _start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        write_estate(self.source, self.estate_file, self.vip_port_offset)
+        offset = self.vip_port_offset
+        if offset is None:
+            offset = self.ports.vip_offset(vip_ports(self.source))
+        write_estate(self.source, self.estate_file, offset)
         self._inventory = load(self.estate_file)
         self._tokens = write_tokens(self.work_dir)
         self.members = write_members(
@@ -189,6 +244,9 @@ class SimulatedEstate:
             pair=self.pair,
             peer_url=self.peer_url,
         )
+        taken = in_use(self.endpoints())
+        if taken:
+            raise PortInUse(taken)
         first = next(iter(self.members.values()))
         write_cli_config(self.work_dir, first.api_url, self._tokens.operator_file)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))

@@ -1,7 +1,9 @@
 """The resource verbs over HTTP: get, list, create, update, patch, delete, deletecollection.
 
 Turns a resolved request into store calls and the store's answers into the
-JSON a kube-apiserver sends. Watches are served by `watchstream`.
+JSON a kube-apiserver sends; a get or list whose Accept asks for a
+meta.k8s.io Table (kubectl) gets one (`tables`). Watches are served by
+`watchstream`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from chaos.kubesim.request import (
 )
 from chaos.kubesim.selectors import ObjectFilter
 from chaos.kubesim.store import Preconditions, Store
+from chaos.kubesim.tables import as_table, table_version
 
 
 def reply(body: Mapping[str, Any], status: int = 200) -> web.Response:
@@ -57,6 +60,8 @@ class ResourceApi:
     async def get(self, target: Target, request: web.Request) -> web.Response:
         assert target.name is not None and target.namespace is not None
         obj = self.store.get(target.resource, target.namespace, target.name)
+        if table := _table(target, request, [obj], {"resourceVersion": _rv(obj)}):
+            return reply(table)
         return reply(target.present(obj))
 
     async def list(self, target: Target, request: web.Request) -> web.Response:
@@ -80,6 +85,8 @@ class ResourceApi:
             meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
         meta["resourceVersion"] = str(list_rv)
+        if table := _table(target, request, items, meta):
+            return reply(table)
         return reply(
             {
                 "apiVersion": target.resource.api_version(target.version),
@@ -209,6 +216,27 @@ class ResourceApi:
                 "items": [target.present(o) for o in gone],
             }
         )
+
+
+def _rv(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("resourceVersion", ""))
+
+
+def _table(
+    target: Target, request: web.Request, items: list[dict[str, Any]], meta: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The Table kubectl asks for (None: the client asked for the objects)."""
+    version = table_version(request.headers.get("Accept", ""))
+    if version is None:
+        return None
+    return as_table(
+        target.resource,
+        items,
+        [target.present(o) for o in items],
+        version=version,
+        metadata=meta,
+        include_object=request.query.get("includeObject"),
+    )
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:

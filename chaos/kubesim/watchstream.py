@@ -7,6 +7,8 @@ one ERROR event carrying a 410 Expired `Status` and ends (the client must
 list again). BOOKMARK events (only with `allowWatchBookmarks`) carry the
 latest resourceVersion every `bookmark_interval` seconds while idle. The
 stream ends after `timeoutSeconds`, when faults drop it, or at shutdown.
+A watch whose Accept asks for a meta.k8s.io Table (`kubectl get -w`) gets
+each object as a one-row Table (`tables`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from chaos.kubesim.faults import FaultInjector
 from chaos.kubesim.request import Target, parse_bool, parse_int, parse_resource_version
 from chaos.kubesim.selectors import ObjectFilter
 from chaos.kubesim.store import Store
+from chaos.kubesim.tables import as_table, table_version
 from chaos.kubesim.watch import Closed, Watcher
 
 
@@ -35,9 +38,33 @@ class WatchSettings:
 class _Stream:
     """The response side of one watch."""
 
-    def __init__(self, response: web.StreamResponse, target: Target) -> None:
+    def __init__(
+        self, response: web.StreamResponse, target: Target, request: web.Request | None = None
+    ) -> None:
         self.response = response
         self.target = target
+        self.table = None if request is None else table_version(request.headers.get("Accept", ""))
+        self.include_object = None if request is None else request.query.get("includeObject")
+        self._headers_sent = False
+
+    async def change(self, kind: str, obj: dict[str, Any]) -> None:
+        """An ADDED, MODIFIED or DELETED event: the object as served, or a one-row Table."""
+        shown = self.target.present(obj)
+        if self.table is None:
+            await self.send(kind, shown)
+            return
+        rv = str(obj.get("metadata", {}).get("resourceVersion", ""))
+        table = as_table(
+            self.target.resource,
+            [obj],
+            [shown],
+            version=self.table,
+            metadata={"resourceVersion": rv},
+            include_object=self.include_object,
+            headers=not self._headers_sent,
+        )
+        self._headers_sent = True
+        await self.send(kind, table)
 
     async def send(self, kind: str, obj: dict[str, Any]) -> None:
         line = json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
@@ -81,9 +108,9 @@ class WatchStreamer:
         response = self._response()
         try:
             await response.prepare(request)
-            stream = _Stream(response, target)
+            stream = _Stream(response, target, request)
             for obj in initial:
-                await stream.send("ADDED", target.present(obj))
+                await stream.change("ADDED", obj)
             ended = await self._follow(stream, watcher, selection, lifetime, bookmarks)
             if (ended == "deadline" and cut_by_fault) or ended.startswith("fault"):
                 self.faults.note_dropped_watch()
@@ -141,5 +168,5 @@ class WatchStreamer:
             seen = item.seen_through(selection)
             if seen is not None:
                 kind, obj = seen
-                await stream.send(kind, stream.target.present(obj))
+                await stream.change(kind, obj)
         return "deadline"

@@ -36,26 +36,34 @@ def table_view(
     services: Iterable[str] | None = None,
     title: str | None = None,
 ) -> Table:
+    """Service, clients' region, a weight per target region; a `note` column only
+    when a row shown fails open (no empty, unlabelled column)."""
+    wanted = set(services) if services is not None else None
+    shown = [
+        (service, by_source)
+        for service, by_source in table.rows.items()
+        if wanted is None or service in wanted
+    ]
+    notes = any(row.fail_open for _, by_source in shown for row in by_source.values())
     t = Table(title=title or f"weight table, generation {table.generation}", show_lines=False)
     t.add_column("service")
     t.add_column("clients in")
     for r in regions:
         t.add_column(f"→ {r}", justify="right")
-    t.add_column("", style="dim")
-    wanted = set(services) if services is not None else None
-    for service, by_source in table.rows.items():
-        if wanted is not None and service not in wanted:
-            continue
+    if notes:
+        t.add_column("note")
+    for service, by_source in shown:
         for i, source in enumerate(regions):
             row = by_source.get(source)
             if row is None:
                 continue
             prev = None if old is None else old.row(service, source)
+            note = ["[yellow]fail-open[/yellow]" if row.fail_open else ""] if notes else []
             t.add_row(
                 service if i == 0 else "",
                 source,
                 *(cell_text(row, r, prev) for r in regions),
-                "fail-open" if row.fail_open else "",
+                *note,
                 end_section=i == len(regions) - 1,
             )
     return t

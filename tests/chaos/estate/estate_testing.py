@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from chaos.estate.ports import STRIDE
+from chaos.estate.ports import BLOCK
 
 NET = "127.61"
 
@@ -42,7 +42,7 @@ def free_base() -> int:
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(20000, 30000)
-        ports = range(base, base + 3 * STRIDE + 1)
+        ports = range(base, base + BLOCK)
         if all(_free("127.0.0.1", p) and _free("127.0.0.1", p, socket.SOCK_DGRAM) for p in ports):
             return base
     raise RuntimeError("no free block of ports")

@@ -134,3 +134,11 @@ def test_vip_ports_moved_for_a_second_estate(tmp_path: Path) -> None:
     moved = load(write_estate(source, tmp_path / "moved.yaml", vip_port_offset=1000)).config
     assert {v.port for s in moved.services for vs in s.vips.values() for v in vs} == {19080}
     assert write_estate(source, tmp_path / "same.yaml").read_text() == source.read_text()
+
+
+def test_a_base_moves_the_vips_into_its_block() -> None:
+    plan = PortPlan.from_base(25000)
+    assert plan.vips == 25076 and plan.vip_offset([18080, 18081]) == 25076 - 18080
+    assert PortPlan().vips is None and PortPlan().vip_offset([18080]) == 0
+    with pytest.raises(ValueError, match=r"overlap vips 25050\.\.25050"):
+        PortPlan(dns=25000, api=25025, clusters=25050, vip_control=25075, vips=25050).check(6, 3)
