@@ -34,7 +34,7 @@ from rich.panel import Panel
 from chaos.cli.demo_view import Observer, view
 from chaos.estate import PortInUse, PortPlan, SimulatedEstate, ephemeral_range
 from chaos.estate.ports import BLOCK
-from gtm.exits import Exit
+from gtm.exits import ExitCode
 from gtm.status import MemberStatus, StatusError, read_status
 
 REFRESH = 2.0  # seconds between two refreshes of the live table
@@ -84,7 +84,7 @@ def demo(
         pass
     except PortInUse as e:
         click.echo(f"gtm demo: {e}; stop what holds it or pick another --base-port", err=True)
-        sys.exit(Exit.INPUT)
+        sys.exit(ExitCode.INPUT)
     console.print("demo stopped; configs, state and logs stay in " + work_dir)
 
 

@@ -1,11 +1,12 @@
 """API tokens of the simulated estate: one file the members read, one file per token.
 
 `<work>/tokens.yaml` is what `api.tokens_file` points at:
-`{tokens: [{name, token, role}]}` with an `operator`, a `viewer` and a `peer`
-token (the one members present to each other; role operator, so a peer may
-read and push whatever the peer exchange needs). Each token is also alone in
-`<work>/<name>.token`, for the runbook CLI (`token_file`) and
-`api.peer_token_file`. An existing tokens file is kept, so the CLI's token
+`{tokens: [{name, token, role}]}`, one token per person as a real estate hands
+them out — `alice` and `bob` (operators: the demo's CLI acts as alice, so the
+audit says who), `grafana` (viewer) — and `peer`, the token members present to
+each other (role peer: status, intent and observations, nothing else). Each
+token is also alone in `<work>/<name>.token`, for the runbook CLI
+(`token_file`) and `api.peer_token_file`. An existing tokens file is kept, so the CLI's token
 stays valid across restarts of the same work dir.
 """
 
@@ -19,7 +20,8 @@ from typing import Any
 
 import yaml
 
-ROLES = {"operator": "operator", "viewer": "viewer", "peer": "operator"}
+ROLES = {"alice": "operator", "bob": "operator", "grafana": "viewer", "peer": "peer"}
+OPERATOR, VIEWER, PEER = "alice", "grafana", "peer"  # whose token the estate's tools use
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,15 @@ class Tokens:
 
     @property
     def operator_file(self) -> Path:
-        return self.file_of("operator")
+        return self.file_of(OPERATOR)
 
     @property
     def viewer_file(self) -> Path:
-        return self.file_of("viewer")
+        return self.file_of(VIEWER)
 
     @property
     def peer_file(self) -> Path:
-        return self.file_of("peer")
+        return self.file_of(PEER)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -71,7 +73,7 @@ def write_tokens(work_dir: Path) -> Tokens:
         values = {name: secrets.token_urlsafe(32) for name in ROLES}
         body = {"tokens": [{"name": n, "token": values[n], "role": r} for n, r in ROLES.items()]}
         _write_private(path, yaml.safe_dump(body, sort_keys=False))
-    tokens = Tokens(values["operator"], values["viewer"], values["peer"], path)
+    tokens = Tokens(values[OPERATOR], values[VIEWER], values[PEER], path)
     for name in ROLES:
         _write_private(tokens.file_of(name), values[name])  # no newline: read as is
     return tokens

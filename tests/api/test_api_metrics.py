@@ -26,6 +26,11 @@ SERVED = {
     "gtm_dns_udp_receive_drops",
     "gtm_dns_worker_restarts",
     "gtm_dns_workers",
+    # the config it runs, and its reloads
+    "gtm_config_info",
+    "gtm_config_loaded_timestamp_seconds",
+    "gtm_config_reload_refused",
+    "gtm_config_reloads",
     # the intent, audit and published-table stores
     "gtm_intent_store_conflicts",
     "gtm_intent_store_retries",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_members import ESTATE, OPERATOR, TOKENS_YAML, VIEWER
+from api_members import ESTATE, OPERATOR, PEER, TOKENS_YAML, VIEWER
 
 from chaos.kubesim import KubeSim
 from gtm.api import Grant, TokenBook, TokenFileError, read_token, read_token_secret
@@ -29,8 +29,9 @@ def problems(path: Path) -> list[str]:
 
 def test_a_good_file_yaml_or_json(tmp_path: Path) -> None:
     book = TokenBook.from_file(write(tmp_path, TOKENS_YAML))
-    assert book.names == ("alice", "grafana")
+    assert book.names == ("alice", "grafana", "peer-dc2")
     assert book.lookup(OPERATOR) == Grant("alice", "operator")
+    assert book.lookup(PEER) == Grant("peer-dc2", "peer")
     assert book.lookup(VIEWER) == Grant("grafana", "viewer")
     assert book.lookup(OPERATOR + "x") is None and book.lookup("") is None
     json_file = write(
@@ -66,7 +67,7 @@ extra: 1
     lines = "\n".join(got)
     for expected in (
         f"{f}:3 tokens[1].token: 'bob': token: must be at least 16 characters (it has 5)",
-        f"{f}:4 tokens[2].role: 'carol': role 'admin' is not one of viewer, operator",
+        f"{f}:4 tokens[2].role: 'carol': role 'admin' is not one of peer, viewer, operator",
         f"{f}:5 tokens[3]: 'alice': name used twice (first at tokens[0])",
         f"{f}:6 tokens[4].token: 'dave': same token as 'alice'",
         f"{f}:7 tokens[5]: token: missing",
@@ -116,7 +117,7 @@ def test_secret_data() -> None:
         )
     assert [str(p) for p in e.value.problems] == [
         "secret gtm-system/gtm-tokens alice: expected 'role:token'",
-        "secret gtm-system/gtm-tokens bob.role: 'bob': role 'root' is not one of viewer, operator",
+        "secret gtm-system/gtm-tokens bob.role: 'bob': role 'root' is not one of peer, viewer, operator",
     ]
 
 
@@ -161,7 +162,7 @@ async def test_tokens_from_a_file_or_none(tmp_path: Path) -> None:
     path = write(tmp_path, TOKENS_YAML)
     inventory = loads(ESTATE + f'api: {{tokens_file: "{path}"}}\n', "estate.yaml")
     book = await TokenBook.from_config(inventory.config.api, inventory)
-    assert book.names == ("alice", "grafana")
+    assert book.names == ("alice", "grafana", "peer-dc2")
     bare = loads(ESTATE, "estate.yaml")
     empty = await TokenBook.from_config(bare.config.api, bare)
     assert len(empty) == 0 and empty.lookup(OPERATOR) is None

@@ -62,11 +62,12 @@ def test_tokens_and_cli_config(tmp_path: Path) -> None:
     body = yaml.safe_load(tokens.tokens_file.read_text())
     roles = {t["name"]: (t["role"], t["token"]) for t in body["tokens"]}
     assert roles == {
-        "operator": ("operator", tokens.operator),
-        "viewer": ("viewer", tokens.viewer),
-        "peer": ("operator", tokens.peer),
-    }
-    assert len({tokens.operator, tokens.viewer, tokens.peer}) == 3
+        "alice": ("operator", tokens.operator),
+        "bob": ("operator", roles["bob"][1]),
+        "grafana": ("viewer", tokens.viewer),
+        "peer": ("peer", tokens.peer),
+    }  # one token per person, and the peers' own role
+    assert len({token for _, token in roles.values()}) == 4
     assert tokens.operator_file.read_text() == tokens.operator
     assert tokens.viewer_file.read_text() == tokens.viewer
     assert tokens.tokens_file.stat().st_mode & 0o077 == 0
@@ -74,7 +75,7 @@ def test_tokens_and_cli_config(tmp_path: Path) -> None:
     cli = write_cli_config(tmp_path, "http://127.0.0.1:8080", tokens.operator_file)
     assert yaml.safe_load(cli.read_text()) == {
         "server": "http://127.0.0.1:8080",
-        "token_file": str(tmp_path / "operator.token"),
+        "token_file": str(tmp_path / "alice.token"),
     }
 
 
