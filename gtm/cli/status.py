@@ -51,6 +51,18 @@ class Members:
         self._api = api
         self.urls: list[str] = [api.base]
 
+    async def get(self, path: str, **params: Any) -> Any:
+        """`GET path` from the first member that answers, in the order they were learnt."""
+        errors = []
+        for url in list(self.urls):
+            try:
+                return await self._api.get(path, base=url, **params)
+            except ApiError as e:
+                if e.status != 0:
+                    raise
+                errors.append(f"{url}: {e.error}")
+        raise ApiError(0, "no member answers: " + "; ".join(errors))
+
     def _learn(self, url: str) -> None:
         url = url.rstrip("/")
         if url not in self.urls:
@@ -137,8 +149,9 @@ async def converge(api: ApiClient, change: Change, within: float) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     members = Members(api)
-    candidates = ",".join(await _candidates(api, change)) or None
-    regions_of = vip_regions(await api.get("/v1/table", service=candidates))
+    await members.look()  # learn the peers now: the member asked may be gone by the next look
+    candidates = ",".join(await _candidates(members, change)) or None
+    regions_of = vip_regions(await members.get("/v1/table", service=candidates))
     services = sample(change, regions_of)
     console.print(
         escape(
@@ -221,12 +234,13 @@ def _summary(
     return out
 
 
-async def _candidates(api: ApiClient, change: Change) -> list[str]:
+async def _candidates(members: Members, change: Change) -> list[str]:
     """Services whose rows the DNS check may ask about (the table is fetched for these only)."""
     if change.services is not None:
         return sorted(change.services)[:CANDIDATES]
-    own = read_status(await api.get("/v1/status"), api.base)
-    return sorted(own.fqdns)[:CANDIDATES]
+    views = await members.look()
+    own = next((v.status for v in views if v.status is not None), None)
+    return [] if own is None else sorted(own.fqdns)[:CANDIDATES]
 
 
 async def _answers(

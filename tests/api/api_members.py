@@ -146,6 +146,7 @@ class Members:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._error: BaseException | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._thread = threading.Thread(target=self._run, name="members", daemon=True)
         work.mkdir(parents=True, exist_ok=True)
         (work / "tokens.yaml").write_text(TOKENS_YAML)
@@ -176,6 +177,17 @@ class Members:
         """Run `coro` on the members' loop and wait for its result."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def stop_member(self, identity: str) -> None:
+        """End one member at once (its API and DNS go away; its pair partner takes over)."""
+        assert self._loop is not None
+        task = self._tasks[identity]
+
+        async def cancel() -> None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        self.call(cancel())
 
     def intent(self) -> IntentState:
         """The intent as the pair's store holds it now."""
@@ -270,7 +282,9 @@ class Members:
                         for obj in (*objects.service_entries, *objects.workload_entries):
                             sim.seed(obj)
                     self.members[identity] = runtime
-                    tasks.append(asyncio.create_task(runtime.run(self._stop)))
+                    task = asyncio.create_task(runtime.run(self._stop))
+                    tasks.append(task)
+                    self._tasks[identity] = task
                     # the first one leads (its cluster converged), each next one is its standby
                     first = len(self.members) == 1 and self.holder is None
                     want = "leader" if first else "standby"

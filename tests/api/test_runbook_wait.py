@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dns.edns
@@ -96,3 +99,52 @@ def test_dry_run_does_not_wait(gtm: Gtm, pair: Members, token_files: dict[str, P
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "waiting" not in r.stdout
+
+
+def test_wait_goes_on_through_the_other_member_when_the_asked_one_dies(
+    tmp_path: Path, token_files: dict[str, Path]
+) -> None:
+    members = Members(tmp_path / "dying", ["dc1-a", "dc1-b"])
+    members.estate["dns"]["ttl"] = 6  # the mesh follows DNS after 6 s: time to lose dc1-a
+    with members:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "gtm", "region", "exit", "dc2", "--reason", "r", "--wait",
+             "--timeout", "60s", *as_operator(members, token_files)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("GTM_")},
+                 "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        assert cli.stdout is not None
+        seen = []
+        for line in cli.stdout:
+            seen.append(line)
+            if "waiting for exit-" in line:
+                break
+        members.stop_member("dc1-a")  # the member the CLI asked, the leader, is gone
+        out, _ = cli.communicate(timeout=90)
+        text = "".join(seen) + out
+        assert cli.returncode == 0, text
+        assert f"{members.url('dc1-a')}: lost: cannot reach" in text
+        assert "converged after" in text and "lost (not asked)" in text
+        assert len(members.intent().overrides) == 1  # the exit, rolled forward by dc1-b
+        assert members.members["dc1-b"].status().role == "leader"
+
+
+def test_an_enter_with_a_ramp_waits_for_its_end_before_asking_dns(
+    gtm: Gtm, pair: Members, token_files: dict[str, Path]
+) -> None:
+    r = gtm("region", "exit", "dc2", "-s", "foo", "--reason", "r", *as_operator(pair, token_files))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = gtm(
+        "region", "enter", "dc2", "-s", "foo", "--ramp", "6s", "--wait", "--timeout", "30s",
+        *as_operator(pair, token_files),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "DNS ramps back until" in r.stdout and "its answers are checked then" in r.stdout
+    ramp_line = r.stdout.index("DNS ramps back until")
+    assert r.stdout.index("answers as expected") > ramp_line  # asked after the ramp, not during
+    assert "converged after" in r.stdout
+    # without a terminal a block is printed per change of state, not per poll: the ramp
+    # raises the table's generation every step, which is not a change of state
+    blocks = [line for line in r.stdout.splitlines() if "members hold the change" in line]
+    assert 1 <= len(blocks) <= 5, r.stdout
