@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("gtm.cli.explain", "explain"),
     "answer": ("gtm.cli.explain", "answer"),
     "serve": ("gtm.cli.serve", "serve"),
+    "accesspoint": ("gtm.cli.accesspoint", "accesspoint"),
 }
 
 

@@ -9,6 +9,7 @@ import click
 
 from gtm.api.tokens import TokenBook
 from gtm.config import ConfigError, Inventory, Problem, load
+from gtm.config.accesspoints import looks_like_accesspoints, read_accesspoints
 from gtm.config.readiness import serving
 from gtm.exits import ExitCode
 
@@ -25,6 +26,14 @@ def validate(files: tuple[str, ...], no_files: bool) -> None:
     """Check estate config FILES as gtm serve would; exit non-zero with every problem when one is bad."""
     bad = 0
     for f in files:
+        if looks_like_accesspoints(f):
+            try:
+                aps = read_accesspoints(f)
+            except ConfigError as e:
+                bad += _report(f, list(e.problems))
+                continue
+            click.echo(f"{f}: ok ({len(aps)} AccessPoint(s))")
+            continue
         try:
             inv = load(f, rules=partial(serving, files=not no_files))
             problems = [] if no_files else _token_problems(inv)
@@ -43,6 +52,13 @@ def validate(files: tuple[str, ...], no_files: bool) -> None:
             f"{vips} VIPs, {len(c.policies)} policies, {len(c.kubernetes.clusters)} clusters)"
         )
     sys.exit(ExitCode.INPUT if bad else ExitCode.OK)
+
+
+def _report(f: str, problems: list[Problem]) -> int:
+    for p in problems:
+        click.echo(str(p), err=True)
+    click.echo(f"{f}: {len(problems)} problem(s)", err=True)
+    return 1
 
 
 def _token_problems(inv: Inventory) -> list[Problem]:
