@@ -1,4 +1,6 @@
-"""`gtm accesspoint render`: the objects an AccessPoint makes in one cluster, without a cluster.
+"""`gtm accesspoint render|plan|apply`: what AccessPoints make in clusters, and making it so.
+
+`render` needs no cluster: it prints the objects for one cluster.
 
     gtm accesspoint render examples/accesspoints/two-tier.yaml --cluster dc2 \\
         --vips examples/accesspoints/discovered/vips.yaml -c examples/estate.yaml
@@ -11,23 +13,48 @@ ServiceEntry. `--vips` gives the VIPs that discovery would find, as
 estate policy's split (`spec.gtm.policy` of the upstream, else `default`).
 Exit 2 with every problem (file:line field: message) when an input is bad or
 the render is refused for that cluster (an override that fails).
+
+`plan` and `apply` work on the estate's clusters (`kubernetes.clusters`, their
+kubeconfig and context): each AP's VIPs are discovered from its Service's status
+in every cluster of its scope, then per cluster the objects are rendered, what
+the cluster holds is read (under the rendered names, and everything labelled as
+the AP's), and the plan printed: create / update with the changed fields /
+delete / conflict. `apply` then applies it (a new WorkloadEntry gets its
+Healthy condition at once: out until gtm's reconciler brings it in when it is
+a gtm service's; in otherwise). Exit 1 when a change failed, else 3 when a
+cluster was refused or an object is someone else's.
+
+    gtm accesspoint plan examples/accesspoints/two-tier.yaml -c estate.yaml
+    gtm accesspoint apply examples/accesspoints/two-tier.yaml -c estate.yaml --cluster dc2-k8s
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import Any
 
 import click
 import yaml
 
-from accesspoints import AccessPoint, Cluster, UpstreamVip, render
+from accesspoints import AccessPoint, Cluster, UpstreamVip, plan_cluster, render
+from accesspoints.render import object_key
 from gtm.config import ConfigError, Inventory, load
 from gtm.config.accesspoints import cluster_regions, read_accesspoints
 from gtm.config.checks import split_of
 from gtm.config.source import read
 from gtm.exits import ExitCode
+from gtm.service.accesspoint_apply import (
+    ClusterObjects,
+    apply_plan,
+    current_objects,
+    discover,
+    until_gtm_decides,
+)
+from gtm.service.backends import retry_settings
+from kube import Client, load_configuration
 
 
 @click.group()
@@ -138,3 +165,82 @@ def _weights(
         return 98, 1
     local, remote = split_of(found, len(inventory.regions))
     return max(1, local), max(1, remote)
+
+
+@accesspoint.command("plan")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-c", "--config", "config", required=True, type=click.Path(dir_okay=False))
+@click.option("--cluster", "only", multiple=True, help="Only these clusters (default: all).")
+def plan_(file: str, config: str, only: tuple[str, ...]) -> None:
+    """Print what applying FILE's AccessPoints would change in each cluster."""
+    sys.exit(asyncio.run(_run(file, config, only, apply=False)))
+
+
+@accesspoint.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-c", "--config", "config", required=True, type=click.Path(dir_okay=False))
+@click.option("--cluster", "only", multiple=True, help="Only these clusters (default: all).")
+def apply_(file: str, config: str, only: tuple[str, ...]) -> None:
+    """Apply FILE's AccessPoints to the estate's clusters: plan, then apply, per cluster."""
+    sys.exit(asyncio.run(_run(file, config, only, apply=True)))
+
+
+async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) -> int:
+    try:
+        inventory = load(config)
+        aps = read_accesspoints(file, inventory)
+    except ConfigError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        return ExitCode.INPUT
+    settings = {c.name: c for c in inventory.config.kubernetes.clusters}
+    if not settings:
+        click.echo(f"{config}: lists no kubernetes.clusters to apply to", err=True)
+        return ExitCode.INPUT
+    unknown = sorted(set(only) - set(settings))
+    if unknown:
+        click.echo(f"--cluster {', '.join(unknown)}: not in {config}", err=True)
+        return ExitCode.INPUT
+    regions = cluster_regions(inventory)
+    clusters = {name: _cluster(name, regions, inventory) for name in settings}
+    refused = failed = False
+    async with AsyncExitStack() as stack:
+        objects: dict[str, ClusterObjects] = {}
+        for name, c in settings.items():
+            client = Client(
+                await load_configuration(c),
+                timeout=c.timeout,
+                retry=retry_settings(c.retry),
+                qps=c.qps,
+                burst=c.burst,
+                concurrency=c.concurrency,
+                context=name,
+            )
+            await stack.enter_async_context(client)
+            objects[name] = ClusterObjects(client, name)
+        found = {ap.name: await discover(ap, objects, clusters) for ap in aps}
+        services = {a.name: a.name for a in aps if a.spec.gtm is not None}
+        for ap in aps:
+            ups = {u.access_point: found.get(u.access_point, []) for u in ap.spec.upstreams}
+            for name in ap.spec.scope.clusters:
+                if name not in objects or (only and name not in only):
+                    continue
+                target = clusters[name]
+                weights = _weights(ap, aps, inventory, target)
+                rendered = render(ap, target, ups, weights, services=services)
+                keys = [object_key(o) for o in rendered.objects]
+                current = await current_objects(objects[name], ap, keys)
+                overwrite = ap.spec.conflict_resolution == "Overwrite"
+                plan = plan_cluster(ap.name, rendered, current, overwrite=overwrite)
+                click.echo(f"{ap.namespace}/{ap.name}: " + "\n  ".join(plan.lines()))
+                for missing in rendered.unresolved:
+                    click.echo(f"  upstream {missing}: no VIP discovered yet", err=True)
+                refused = refused or bool(plan.problems or plan.of("conflict"))
+                if not apply or plan.problems:
+                    continue
+                done = await apply_plan(objects[name], plan, current, until_gtm_decides)
+                for line in done.failed:
+                    click.echo(f"  failed: {line}", err=True)
+                failed = failed or bool(done.failed)
+                click.echo(f"  applied {len(done.done)} change(s) in {name}")
+    return ExitCode.FAILED if failed else ExitCode.REFUSED if refused else ExitCode.OK

@@ -1,0 +1,298 @@
+"""AccessPoints against real clusters: discover upstream VIPs, read what is there, apply a plan.
+
+- `ClusterObjects(client)`: the kinds an AccessPoint renders (v1 Service; Istio
+  Gateway, VirtualService, DestinationRule, WorkloadEntry, ServiceEntry) read,
+  created, merge-patched with a resourceVersion precondition and deleted through
+  the one Kubernetes client (`kube.Client`: paced, bounded, retried).
+- `discover(...)`: an AP's VIPs, from its Service's `status.loadBalancer.ingress[].ip`
+  in every cluster of its scope (any region's clusters may be read).
+- `current_objects(...)`: what a cluster holds under the rendered keys, and every
+  object labelled as the AP's there (for garbage collection).
+- `apply_plan(...)`: the plan's creates, updates and deletes, in that order; a
+  WorkloadEntry created is given its `Healthy` condition through `/status` at
+  once (a WLE with the health-checks annotation and no condition is excluded
+  by istiod), as `healthy(wle)` says — never `True` blindly; an update never
+  writes the WLE reconciler's fields (`spec.weight`, `status`). Conflicts are
+  reported, not fought. Each change's failure is kept and the rest go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import structlog
+
+from accesspoints import (
+    LABEL_ACCESSPOINT,
+    AccessPoint,
+    Cluster,
+    ClusterPlan,
+    UpstreamVip,
+)
+from accesspoints.plan import Key
+from accesspoints.render import LABEL_SERVICE, object_key
+from kube import MERGE_PATCH, Client, KubeError, NotFound
+
+log = structlog.get_logger("gtm.accesspoints")
+
+ISTIO_GROUP = "networking.istio.io"
+PLURALS = {
+    "Gateway": "gateways",
+    "VirtualService": "virtualservices",
+    "DestinationRule": "destinationrules",
+    "WorkloadEntry": "workloadentries",
+    "ServiceEntry": "serviceentries",
+}
+KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "Service"),
+    *((f"{ISTIO_GROUP}/v1", kind) for kind in PLURALS),
+)
+# (healthy, message): the Healthy condition a new WLE starts with
+Healthy = Callable[[Mapping[str, Any]], tuple[bool, str]]
+AWAITING = "Awaiting gtm"
+
+
+def until_gtm_decides(wle: Mapping[str, Any]) -> tuple[bool, str]:
+    """With no table at hand: a WLE of a gtm service starts out (its reconciler brings it in
+    as the table says); one gtm does not weigh starts in (nothing else would)."""
+    labels = (wle.get("metadata") or {}).get("labels") or {}
+    return (False, AWAITING) if LABEL_SERVICE in labels else (True, "")
+
+
+@dataclass
+class Applied:
+    cluster: str
+    done: list[str] = field(default_factory=list)  # change lines that were applied
+    failed: list[str] = field(default_factory=list)  # change lines with the error
+    conflicts: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.conflicts
+
+
+class ClusterObjects:
+    """One cluster's AccessPoint objects, through `kube.Client`."""
+
+    def __init__(self, client: Client, cluster: str) -> None:
+        self._client = client
+        self.cluster = cluster
+
+    async def get(self, key: Key) -> dict[str, Any] | None:
+        api, kind, ns, name = key
+        try:
+            if kind == "Service":
+                call = partial(self._client.core.read_namespaced_service, name, ns)
+            else:
+                version = api.split("/", 1)[1]
+                call = partial(
+                    self._client.custom_objects.get_namespaced_custom_object,
+                    ISTIO_GROUP, version, ns, PLURALS[kind], name,
+                )  # fmt: skip
+            return await self._client.request("get", call, what=f"{kind} {ns}/{name}")
+        except NotFound:
+            return None
+
+    async def labelled(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Every object of the AP kinds in `namespace` whose labels match `selector`."""
+        out: list[dict[str, Any]] = []
+        for api, kind in KINDS:
+            if kind == "Service":
+                call = partial(
+                    self._client.core.list_namespaced_service, namespace, label_selector=selector
+                )
+            else:
+                call = partial(
+                    self._client.custom_objects.list_namespaced_custom_object,
+                    ISTIO_GROUP, api.split("/", 1)[1], namespace, PLURALS[kind],
+                    label_selector=selector,
+                )  # fmt: skip
+            try:
+                page = await self._client.request("list", call, what=f"{kind} {namespace}")
+            except NotFound:  # the kind is not served in this cluster
+                continue
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", api)
+                item.setdefault("kind", kind)
+                out.append(item)
+        return out
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        api, kind, ns, name = object_key(obj)
+        if kind == "Service":
+            call = partial(self._client.core.create_namespaced_service, ns, dict(obj))
+        else:
+            call = partial(
+                self._client.custom_objects.create_namespaced_custom_object,
+                ISTIO_GROUP, api.split("/", 1)[1], ns, PLURALS[kind], dict(obj),
+            )  # fmt: skip
+        return await self._client.request("create", call, what=f"{kind} {ns}/{name}")
+
+    async def patch(self, key: Key, body: Mapping[str, Any], *, status: bool = False) -> Any:
+        """A merge patch (its body carries `metadata.resourceVersion` when it must not race)."""
+        api, kind, ns, name = key
+        if kind == "Service":
+            fn = (
+                self._client.core.patch_namespaced_service_status
+                if status
+                else self._client.core.patch_namespaced_service
+            )
+            call = partial(fn, name, ns, dict(body), _content_type=MERGE_PATCH)
+        else:
+            objects = self._client.custom_objects
+            fn = (
+                objects.patch_namespaced_custom_object_status
+                if status
+                else objects.patch_namespaced_custom_object
+            )
+            call = partial(
+                fn, ISTIO_GROUP, api.split("/", 1)[1], ns, PLURALS[kind], name, dict(body),
+                _content_type=MERGE_PATCH,
+            )  # fmt: skip
+        suffix = "/status" if status else ""
+        return await self._client.request("patch", call, what=f"{kind} {ns}/{name}{suffix}")
+
+    async def delete(self, key: Key) -> None:
+        api, kind, ns, name = key
+        if kind == "Service":
+            call = partial(self._client.core.delete_namespaced_service, name, ns)
+        else:
+            call = partial(
+                self._client.custom_objects.delete_namespaced_custom_object,
+                ISTIO_GROUP, api.split("/", 1)[1], ns, PLURALS[kind], name,
+            )  # fmt: skip
+        try:
+            await self._client.request("delete", call, what=f"{kind} {ns}/{name}")
+        except NotFound:
+            pass  # already gone: the plan's intent holds
+
+
+def service_name(ap: AccessPoint) -> str | None:
+    """The name of the AP's L4 Service, if its template has one."""
+    service = ap.spec.traffic_template.service
+    if service is None:
+        return None
+    return str((service.get("metadata") or {}).get("name") or ap.name)
+
+
+async def discover(
+    ap: AccessPoint, objects: Mapping[str, ClusterObjects], clusters: Mapping[str, Cluster]
+) -> list[UpstreamVip]:
+    """The AP's VIPs: its Service's ingress IPs in each cluster of its scope that can be read."""
+    name = service_name(ap)
+    if name is None:
+        return []
+    found: list[UpstreamVip] = []
+    for cluster_name in ap.spec.scope.clusters:
+        reader, cluster = objects.get(cluster_name), clusters.get(cluster_name)
+        if reader is None or cluster is None:
+            continue
+        try:
+            service = await reader.get(("v1", "Service", ap.namespace, name))
+        except KubeError as e:
+            log.warning(
+                "accesspoint.discovery_failed", ap=ap.name, cluster=cluster_name, error=str(e)
+            )
+            continue
+        ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress")
+        for entry in ingress or []:
+            ip = entry.get("ip") if isinstance(entry, Mapping) else None
+            if ip:
+                found.append(UpstreamVip(cluster.name, cluster.region, cluster.locality, str(ip)))
+    return found
+
+
+async def current_objects(
+    objects: ClusterObjects, ap: AccessPoint, keys: Sequence[Key]
+) -> list[dict[str, Any]]:
+    """What the cluster holds under `keys` and every object labelled as `ap`'s."""
+    namespaces = {k[2] for k in keys} | {ap.namespace}
+    have: dict[Key, dict[str, Any]] = {}
+    for ns in sorted(namespaces):
+        for obj in await objects.labelled(ns, f"{LABEL_ACCESSPOINT}={ap.name}"):
+            have[object_key(obj)] = obj
+    for key in keys:
+        if key not in have:
+            obj = await objects.get(key)
+            if obj is not None:
+                obj.setdefault("apiVersion", key[0])
+                obj.setdefault("kind", key[1])
+                have[key] = obj
+    return list(have.values())
+
+
+async def apply_plan(
+    objects: ClusterObjects,
+    plan: ClusterPlan,
+    current: Sequence[Mapping[str, Any]],
+    healthy: Healthy,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Applied:
+    result = Applied(plan.cluster)
+    if plan.problems:
+        result.failed += [f"refused: {p}" for p in plan.problems]
+        return result
+    have = {object_key(o): o for o in current}
+    order = {"create": 0, "update": 1, "delete": 2, "conflict": 3}
+    for change in sorted(plan.changes, key=lambda c: order[c.action]):
+        line = change.line()
+        try:
+            if change.action == "conflict":
+                result.conflicts.append(line)
+                continue
+            if change.action == "create":
+                assert change.object is not None
+                created = await objects.create(change.object)
+                if change.key[1] == "WorkloadEntry":
+                    await _first_condition(objects, change.key, created, healthy, now())
+            elif change.action == "update":
+                assert change.object is not None
+                await objects.patch(change.key, _owned(change.object, have.get(change.key)))
+            else:
+                await objects.delete(change.key)
+            result.done.append(line)
+        except KubeError as e:
+            result.failed.append(f"{line}: {e}")
+            log.warning(
+                "accesspoint.change_failed", cluster=plan.cluster, change=line, error=str(e)
+            )
+    return result
+
+
+async def _first_condition(
+    objects: ClusterObjects,
+    key: Key,
+    created: Mapping[str, Any],
+    healthy: Healthy,
+    at: datetime,
+) -> None:
+    up, message = healthy(created)
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    condition: dict[str, Any] = {
+        "type": "Healthy",
+        "status": "True" if up else "False",
+        "lastProbeTime": stamp,
+        "lastTransitionTime": stamp,
+    }
+    if not up:
+        condition |= {"reason": "unhealthy", "message": message}
+    version = (created.get("metadata") or {}).get("resourceVersion")
+    body = {"metadata": {"resourceVersion": version}, "status": {"conditions": [condition]}}
+    await objects.patch(key, body, status=True)
+
+
+def _owned(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The update's body: what gtm renders, without the reconciler's fields, with the
+    resourceVersion it read (a concurrent writer makes it a 409, not a lost write)."""
+    body = {k: v for k, v in obj.items() if k not in ("status",)}
+    if obj.get("kind") == "WorkloadEntry":
+        body["spec"] = {k: v for k, v in (obj.get("spec") or {}).items() if k != "weight"}
+    version = ((old or {}).get("metadata") or {}).get("resourceVersion")
+    if version:
+        body["metadata"] = {**(body.get("metadata") or {}), "resourceVersion": version}
+    return body
