@@ -197,7 +197,10 @@ class Controller:
         )
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, prev_dns, now)
-        mesh = evaluate(inventory.estate, health, layers.mesh, prev_mesh, now)
+        # With no ordered change under way both layers hold the same intent: the mesh's
+        # evaluation is the DNS one (pure, same inputs), and the loop evaluates once.
+        same = layers.mesh == layers.dns and prev_mesh is prev_dns
+        mesh = dns if same else evaluate(inventory.estate, health, layers.mesh, prev_mesh, now)
         self._snapshot = Snapshot(now, dns, mesh, layers)
         await self._audit_refusals(dns, layers.dns, now)
         if dns.changed or prev_dns is None:
@@ -236,7 +239,8 @@ class Controller:
         layers = layer_intent(state.active(now), now, self.hold(), seen)
         health = self._health()
         dns = evaluate(inventory.estate, health, layers.dns, served, now)
-        mesh = evaluate(inventory.estate, health, layers.mesh, served, now)
+        same = layers.mesh == layers.dns  # both from `served`: one evaluation serves both
+        mesh = dns if same else evaluate(inventory.estate, health, layers.mesh, served, now)
         self._snapshot = Snapshot(now, dns, mesh, layers)
 
     def _forced_mesh(self) -> bool:
