@@ -114,3 +114,17 @@ def test_rollout_start_and_end(gtm: Gtm, pair: Members, token_files: dict[str, P
     until(lambda: not pair.intent().overrides, what="the rollout ended")
     none = gtm("rollout", "end", "dc2", "--reason", "done", *as_operator(pair, token_files))
     assert none.returncode == 2 and "no rollout of dc2 is in force" in none.stderr
+
+
+def test_rollout_dry_run_prints_the_plan_and_stores_nothing(
+    gtm: Gtm, pair: Members, token_files: dict[str, Path]
+) -> None:
+    before = pair.intent()
+    r = gtm(
+        "rollout", "start", "dc2", "--window", "10m", "--reason", "release", "--dry-run",
+        *as_operator(pair, token_files),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "plan (dry run: nothing changed) — override rollout-" in r.stdout
+    assert "rollout dc2 (all services)" in r.stdout
+    assert pair.intent() == before and pair.history() == []
