@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from intent.state import IntentState
 
 
 class IntentError(Exception):
@@ -49,6 +53,28 @@ class UnknownOverride(IntentError, KeyError):
 
 class CorruptState(IntentError):
     """The stored data cannot be read; the store refuses to overwrite it."""
+
+
+class RegressedState(IntentError):
+    """The store holds a lower intent version than this member has seen: intent was lost
+    (the newest file deleted, the ConfigMap recreated). Not evaluated, not overwritten."""
+
+    cause = "regressed"
+
+    def __init__(
+        self, where: str, stored: int, seen: int, state: IntentState | None = None
+    ) -> None:
+        super().__init__(
+            f"{where}: holds intent version {stored}, but version {seen} was seen "
+            "(the newest intent was lost: a deleted file, a recreated ConfigMap); it is "
+            "neither evaluated nor overwritten with less, and this member does not lead "
+            "from it until the peers' anti-entropy merges back what they hold, or the "
+            "lost state is restored from a backup"
+        )
+        self.where = where
+        self.stored = stored
+        self.seen = seen
+        self.state = state  # what the store holds now, when it was read
 
 
 class TooLarge(IntentError):
