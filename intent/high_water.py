@@ -27,6 +27,16 @@ writes with the mark:
   reaches the mark — the peers' intent merged back by anti-entropy
   (`gtm.service.intent_merge`) — restores the store, and the member leads again.
 
+When the mark itself is gone with the newest intent (every `intent-seen.*`
+file deleted, or a pod's emptyDir replaced), the table DNS serves still
+knows: its head names the overrides in force when it was evaluated
+(`PublishedHead.seen`). At its first read the guard checks them against the
+store; one the store knows nothing of (neither in force nor ended) was lost,
+and the mark is raised above the store by as many. A table published more
+than `TOMBSTONE_BOUND` ago is not used this way (an ended override's
+tombstone may since have been compacted away). And the peers' copies still
+hold what was lost: the leader's anti-entropy merges it back.
+
 One way out remains for intent that no peer holds: restore the lost file (or
 ConfigMap) from a backup, or re-apply the lost changes with the runbook (a
 write that brings the version back to the mark is accepted).
@@ -40,14 +50,16 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
-from intent.errors import RegressedState
-from intent.state import IntentState
+from intent.errors import IntentError, RegressedState
+from intent.published import PublishedHead, PublishedStore
+from intent.state import TOMBSTONE_BOUND, IntentState
 from intent.store import IntentStore, Update
 
 log = structlog.get_logger(__name__)
@@ -115,6 +127,14 @@ class HighWater:
         self._written = version
 
 
+def lost_since(state: IntentState, head: PublishedHead | None, now: float) -> list[str]:
+    """The overrides in force when `head`'s table was evaluated that `state` knows nothing
+    of; none for a table older than TOMBSTONE_BOUND (their tombstones may be compacted)."""
+    if head is None or head.published_at < now - TOMBSTONE_BOUND:
+        return []
+    return sorted(oid for oid in head.seen if not state.knows(oid))
+
+
 def _read(path: Path) -> int:
     try:
         value = json.loads(path.read_bytes()).get("version")
@@ -163,13 +183,17 @@ class GuardedIntentStore:
         mark: HighWater,
         *,
         where: str | None = None,  # how errors name the store (default: the store's own)
+        published: PublishedStore | None = None,  # the DNS table: its head names intent in force
         registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.inner = inner
         self.mark = mark
         self.where = where or str(getattr(inner, "where", type(inner).__name__))
         self._regression: Regression | None = None
         self._stored: int | None = None
+        self._published = published  # checked at the first read, then let go
+        self._clock = clock
         registry = REGISTRY if registry is None else registry
         self._regressed_gauge = Gauge(
             "gtm_intent_regressed",
@@ -228,6 +252,9 @@ class GuardedIntentStore:
         return after
 
     async def _saw(self, state: IntentState) -> None:
+        if self._published is not None:
+            published, self._published = self._published, None
+            await self._check_published(state, published)
         version = state.version
         # also while regressed: our file, if deleted, is written again from memory
         await asyncio.to_thread(self.mark.raise_to, version)
@@ -248,10 +275,32 @@ class GuardedIntentStore:
             self._regression = None
             self._regressed_gauge.set(0)
 
+    async def _check_published(self, state: IntentState, published: PublishedStore) -> None:
+        """Overrides the published table was evaluated with that the store lost."""
+        try:
+            head = await published.head()
+        except (IntentError, OSError) as e:
+            log.warning("intent.published_unreadable", store=self.where, error=str(e))
+            return
+        lost = lost_since(state, head, self._clock())
+        if not lost:
+            return
+        floor = state.version + len(lost)
+        log.error(
+            "intent.lost_overrides",
+            store=self.where,
+            lost=lost,
+            generation=None if head is None else head.generation,
+            stored=state.version,
+            seen=max(floor, self.mark.seen),
+        )
+        await asyncio.to_thread(self.mark.raise_to, floor)
+
     def _regressed(self, stored: int) -> None:
         self._stored = stored
         self._stored_gauge.set(stored)
         seen = self.mark.seen
+        self._seen_gauge.set(seen)
         if self._regression is None or (self._regression.stored, self._regression.seen) != (
             stored,
             seen,

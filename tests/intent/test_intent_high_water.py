@@ -7,12 +7,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from intent_fixtures import T0, exit_, kube
+from intent_fixtures import T0, big_table, exit_, kube
 from prometheus_client import CollectorRegistry
 
 from intent import (
+    TOMBSTONE_BOUND,
     ConfigMapIntentStore,
     FileIntentStore,
+    FilePublishedStore,
     GuardedIntentStore,
     HighWater,
     IntentState,
@@ -129,3 +131,40 @@ async def test_a_write_that_reaches_the_mark_is_taken(tmp_path: Path) -> None:
         await store.load()
     again = await store.update(lambda s: s.add(exit_("x1b", created=T0 + 5)), epoch=1)
     assert again.version == 1 and store.regression() is None
+
+
+async def test_with_every_mark_gone_the_published_table_still_knows(tmp_path: Path) -> None:
+    """The newest intent file and every mark file deleted (or a pod's emptyDir replaced):
+    the DNS table's head names the exit that was in force; the store lacks it."""
+    files = FileIntentStore(tmp_path / "intent.json")
+    published = FilePublishedStore(tmp_path / "table-dns.json")
+    await files.update(lambda s: s.add(exit_("x1")), epoch=1)
+    await published.save(big_table(4, generation=3), epoch=1, now=T0 + 1, seen={"x1": T0})
+    files.version_path(1).unlink()
+    store = GuardedIntentStore(
+        files,
+        HighWater(tmp_path, "dc1-a"),  # no mark file at all
+        published=published,
+        registry=CollectorRegistry(),
+        clock=lambda: T0 + 60,
+    )
+    with pytest.raises(RegressedState, match="holds intent version 0, but version 1 was seen"):
+        await store.load()
+    assert HighWater(tmp_path, "dc1-b").load() == 1  # and the mark is kept from now on
+    restored = await store.update(lambda s: s.merge(IntentState().add(exit_("x1"))), epoch=1)
+    assert restored.version == 1 and store.regression() is None
+
+
+async def test_a_table_older_than_the_tombstone_bound_is_not_used(tmp_path: Path) -> None:
+    """Its overrides' tombstones may have been compacted since: no false alarm."""
+    files = FileIntentStore(tmp_path / "intent.json")
+    published = FilePublishedStore(tmp_path / "table-dns.json")
+    await published.save(big_table(4), epoch=1, now=T0, seen={"x1": T0})
+    store = GuardedIntentStore(
+        files,
+        HighWater(tmp_path, "dc1-a"),
+        published=published,
+        registry=CollectorRegistry(),
+        clock=lambda: T0 + TOMBSTONE_BOUND + 1,
+    )
+    assert await store.load() == IntentState() and store.regression() is None
