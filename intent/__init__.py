@@ -35,7 +35,7 @@ from intent.errors import (
     UnknownOverride,
 )
 from intent.file_store import FileIntentStore
-from intent.high_water import GuardedIntentStore, HighWater, Regression, StoreMark
+from intent.high_water import GuardedIntentStore, HighWater, Mark, Regression, StoreMark
 from intent.metrics import StoreMetrics
 from intent.published import FilePublishedStore, Published, PublishedHead, PublishedStore
 from intent.state import EMPTY, TOMBSTONE_BOUND, Ending, IntentState, Tombstone
@@ -63,6 +63,7 @@ __all__ = [
     "IntentError",
     "IntentState",
     "IntentStore",
+    "Mark",
     "Published",
     "PublishedHead",
     "PublishedStore",

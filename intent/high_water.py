@@ -7,9 +7,11 @@ to nothing), a ConfigMap deleted and created again, a backup restored over a
 newer state. The store cannot tell; the member can.
 
 `HighWater` is the highest version a member has seen of its pair's store (read
-from it, written to it, or merged into it from the peers' intent), kept in a
-small fsynced file of its own in the state directory
-(`intent-seen.<member>.json`, replaced atomically), so it survives a restart.
+from it, written to it, or merged into it from the peers' intent) and the ids
+that version held (`Mark`: a count alone would take any other change that
+reaches it for the lost one), kept in a small fsynced file of its own in the
+state directory (`intent-seen.<member>.json`, replaced atomically), so it
+survives a restart.
 It also reads the other members' files beside it: with the file backend the
 pair shares the state directory, so deleting one member's file leaves its
 partner's (and the partner, whose memory still knows, writes its own again
@@ -18,13 +20,14 @@ the next time it reads the store). A file that cannot be read counts as none.
 `GuardedIntentStore` wraps a store and compares every version it reads or
 writes with the mark:
 
-- below it, `load()` raises `RegressedState` (store has N, seen M) and the
-  member neither evaluates nor serves from that intent: DNS keeps the last
-  table; `regression()` says so for `/readyz`, `/v1/status` and the metrics
+- below it (a lower version, or ids the mark held missing beyond what the
+  store compacted since), `load()` raises `RegressedState` (store has N,
+  seen M, which ids it lacks) and the member neither evaluates nor serves
+  from that intent: DNS keeps the last table; `regression()` says so for `/readyz`, `/v1/status` and the metrics
   (`gtm_intent_regressed`, `gtm_intent_version_seen`, `gtm_intent_version_stored`);
 - `update(fn)` refuses (`RegressedState`, nothing written) a result below the
   mark, so a lower version is never written over the lost one; a write that
-  reaches the mark — the peers' intent merged back by anti-entropy
+  covers the mark — the peers' intent merged back by anti-entropy
   (`gtm.service.intent_merge`) — restores the store, and the member leads again.
 
 When the mark itself is gone with the newest intent (every `intent-seen.*`
@@ -38,8 +41,10 @@ tombstone may since have been compacted away). And the peers' copies still
 hold what was lost: the leader's anti-entropy merges it back.
 
 One way out remains for intent that no peer holds: restore the lost file (or
-ConfigMap) from a backup, or re-apply the lost changes with the runbook (a
-write that brings the version back to the mark is accepted).
+ConfigMap) from a backup; or, to give the lost changes up, stop the pair and
+remove its `intent-seen.*` files (with the kubernetes backend, each member's)
+and its published DNS table (`table-dns.json.*`, or the `<table>-dns`
+ConfigMap): the pair starts from the intent the store holds.
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -68,6 +73,29 @@ PREFIX = "intent-seen."
 SUFFIX = ".json"
 
 
+@dataclass(frozen=True)
+class Mark:
+    """The highest intent version seen, and what it held: a store covers it when its
+    version is as high and it knows every id (in force or ended) the mark knows, save as
+    many as it compacted since (`retired`)."""
+
+    version: int = 0
+    retired: int = 0
+    ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, state: IntentState) -> Mark:
+        return cls(state.version, state.retired, frozenset(state.overrides) | set(state.tombstones))
+
+    def missing(self, state: IntentState) -> list[str]:
+        """The ids the mark knows that `state` lost (none within what it compacted)."""
+        gone = sorted(i for i in self.ids if not state.knows(i))
+        return gone if len(gone) > max(state.retired - self.retired, 0) else []
+
+    def covered_by(self, state: IntentState) -> bool:
+        return state.version >= self.version and not self.missing(state)
+
+
 class HighWater:
     """The highest intent version this member (or its partner, beside it) has seen."""
 
@@ -75,43 +103,75 @@ class HighWater:
         self.directory = Path(directory)
         self.member = member
         self.path = self.directory / f"{PREFIX}{member}{SUFFIX}"
-        self._seen = 0
-        self._written = -1  # the version in our own file (-1: none written by this process)
+        self._mark = Mark()
+        self._written: Mark | None = None  # what our own file holds (None: unknown)
 
     @property
     def seen(self) -> int:
-        return self._seen
+        return self._mark.version
+
+    @property
+    def mark(self) -> Mark:
+        return self._mark
 
     def load(self) -> int:
-        """Read our file and our partners' (blocking); the mark never goes down."""
+        """Read our file and our partners' (blocking); the highest mark is kept."""
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             names = []
-        for name in names:
+        for name in sorted(names):
             if name.startswith(PREFIX) and name.endswith(SUFFIX):
-                version = _read(self.directory / name)
+                mark = _read(self.directory / name)
                 if name == self.path.name:
-                    self._written = max(self._written, version)
-                self._seen = max(self._seen, version)
-        return self._seen
+                    self._written = mark
+                if (mark.version, mark.retired) > (self._mark.version, self._mark.retired):
+                    self._mark = mark
+        return self._mark.version
 
-    def raise_to(self, version: int) -> bool:
-        """Remember `version` if it is higher (blocking: fsynced before it returns); our
-        file is written again when it is missing or behind what we know. True: moved."""
-        moved = version > self._seen
-        self._seen = max(self._seen, version)
-        if self._seen > self._written or (self._seen > 0 and not self.path.exists()):
-            self._write(self._seen)
-        return moved
+    def record(self, state: IntentState) -> bool:
+        """`state` was read from or written to the store (blocking: fsynced before it
+        returns). It becomes the mark when it covers the mark; our file is written again
+        when it is missing or behind. True: the store covers the mark."""
+        covered = self._mark.covered_by(state)
+        if covered:
+            self._mark = Mark.of(state)
+        self._persist()
+        return covered
 
-    def _write(self, version: int) -> None:
+    def expect(self, ids: Iterable[str], version: int) -> None:
+        """Overrides known to have been in force (the published table's), and a version
+        at least this high: the store must cover them too."""
+        self._mark = Mark(
+            max(self._mark.version, version), self._mark.retired, self._mark.ids | set(ids)
+        )
+        self._persist()
+
+    def _persist(self) -> None:
+        if self._mark == self._written and (self._mark.version == 0 or self.path.exists()):
+            return
+        if self._mark.version == 0 and not self._mark.ids:
+            return  # nothing seen yet: nothing to remember
+        self._write(self._mark)
+
+    def _write(self, mark: Mark) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"member": self.member, "version": version, "at": time.time()})
+        body = json.dumps(
+            {
+                "member": self.member,
+                "version": mark.version,
+                "retired": mark.retired,
+                "ids": sorted(mark.ids),
+                "at": time.time(),
+            },
+            separators=(",", ":"),
+        ).encode()
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.directory)
         try:
             try:
-                os.write(fd, body.encode())
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -124,7 +184,7 @@ class HighWater:
             os.fsync(directory)
         finally:
             os.close(directory)
-        self._written = version
+        self._written = mark
 
 
 def lost_since(state: IntentState, head: PublishedHead | None, now: float) -> list[str]:
@@ -135,25 +195,30 @@ def lost_since(state: IntentState, head: PublishedHead | None, now: float) -> li
     return sorted(oid for oid in head.seen if not state.knows(oid))
 
 
-def _read(path: Path) -> int:
+def _read(path: Path) -> Mark:
+    """A mark file; one that cannot be read counts as none."""
     try:
-        value = json.loads(path.read_bytes()).get("version")
-    except (OSError, ValueError, AttributeError):
-        return 0
-    return value if isinstance(value, int) and value >= 0 else 0
+        d = json.loads(path.read_bytes())
+        version, retired, ids = d["version"], d.get("retired", 0), d.get("ids", [])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return Mark()
+    if not (isinstance(version, int) and isinstance(retired, int) and isinstance(ids, list)):
+        return Mark()
+    return Mark(max(version, 0), max(retired, 0), frozenset(str(i) for i in ids))
 
 
 @dataclass(frozen=True)
 class Regression:
-    """The store holds `stored`, below the `seen` mark, since `since`."""
+    """The store holds `stored`, below the `seen` mark (or lacking what it held), since `since`."""
 
     where: str
     stored: int
     seen: int
     since: float
+    missing: tuple[str, ...] = ()  # ids the store lost (when the mark knows them)
 
     def cause(self) -> str:
-        return str(RegressedState(self.where, self.stored, self.seen))
+        return str(RegressedState(self.where, self.stored, self.seen, missing=self.missing))
 
 
 @dataclass(frozen=True)
@@ -238,15 +303,17 @@ class GuardedIntentStore:
     async def update(self, fn: Update, epoch: int) -> IntentState:
         def guarded(current: IntentState) -> IntentState:
             new = fn(current)
-            seen = self.mark.seen
-            if new.version < seen:
-                raise RegressedState(self.where, current.version, seen)
+            mark = self.mark.mark
+            if not mark.covered_by(new):
+                raise RegressedState(
+                    self.where, current.version, mark.version, current, mark.missing(new)
+                )
             return new
 
         try:
             after = await self.inner.update(guarded, epoch)
         except RegressedState as e:
-            self._regressed(e.stored)
+            self._regressed(e.stored, e.missing)
             raise
         await self._saw(after)
         return after
@@ -255,20 +322,21 @@ class GuardedIntentStore:
         if self._published is not None:
             published, self._published = self._published, None
             await self._check_published(state, published)
-        version = state.version
         # also while regressed: our file, if deleted, is written again from memory
-        await asyncio.to_thread(self.mark.raise_to, version)
-        if version < self.mark.seen:
-            self._regressed(version)
-            raise RegressedState(self.where, version, self.mark.seen, state)
-        self._stored = version
-        self._stored_gauge.set(version)
-        self._seen_gauge.set(self.mark.seen)
+        covered = await asyncio.to_thread(self.mark.record, state)
+        mark = self.mark.mark
+        if not covered:
+            missing = mark.missing(state)
+            self._regressed(state.version, missing)
+            raise RegressedState(self.where, state.version, mark.version, state, missing)
+        self._stored = state.version
+        self._stored_gauge.set(state.version)
+        self._seen_gauge.set(mark.version)
         if self._regression is not None:
             log.info(
                 "intent.restored",
                 store=self.where,
-                version=version,
+                version=state.version,
                 was=self._regression.stored,
                 seen=self._regression.seen,
             )
@@ -294,25 +362,29 @@ class GuardedIntentStore:
             stored=state.version,
             seen=max(floor, self.mark.seen),
         )
-        await asyncio.to_thread(self.mark.raise_to, floor)
+        await asyncio.to_thread(self.mark.expect, lost, floor)
 
-    def _regressed(self, stored: int) -> None:
+    def _regressed(self, stored: int, missing: Sequence[str] = ()) -> None:
         self._stored = stored
         self._stored_gauge.set(stored)
         seen = self.mark.seen
         self._seen_gauge.set(seen)
-        if self._regression is None or (self._regression.stored, self._regression.seen) != (
-            stored,
-            seen,
+        now = Regression(self.where, stored, seen, time.time(), tuple(missing))
+        was = self._regression
+        if was is not None and (was.stored, was.seen, was.missing) == (
+            now.stored,
+            now.seen,
+            now.missing,
         ):
-            since = time.time() if self._regression is None else self._regression.since
-            self._regression = Regression(self.where, stored, seen, since)
-            self._regressed_gauge.set(1)
-            log.error(
-                "intent.regressed",
-                store=self.where,
-                stored=stored,
-                seen=seen,
-                mark=str(self.mark.path),
-                cause=self._regression.cause(),
-            )
+            return
+        self._regression = now if was is None else replace(now, since=was.since)
+        self._regressed_gauge.set(1)
+        log.error(
+            "intent.regressed",
+            store=self.where,
+            stored=stored,
+            seen=seen,
+            missing=list(missing),
+            mark=str(self.mark.path),
+            cause=now.cause(),
+        )

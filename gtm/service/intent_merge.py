@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Set
 import structlog
 
 from gtm.config import Inventory
-from intent import TOMBSTONE_BOUND, IntentState, IntentStore, RegressedState
+from intent import TOMBSTONE_BOUND, IntentState, IntentStore, RegressedState, StoreUnavailable
 
 log = structlog.get_logger("gtm.intent")
 
@@ -65,6 +65,12 @@ class IntentMerge:
         if self._regressed():
             await self.restore()
             return
+        try:
+            await self._merge(theirs, region, epoch)
+        except RegressedState:  # the store went back since it was last read: restore it
+            await self.restore()
+
+    async def _merge(self, theirs: IntentState, region: str, epoch: int) -> None:
         mine = self._intent()
         if not (mine.version == theirs.version and mine.digest == theirs.digest):
             if not mine.merge(theirs).same_intent(mine):
@@ -96,6 +102,9 @@ class IntentMerge:
 
         try:
             mine = await self._store.update(merged_back, epoch)
+        except StoreUnavailable as e:  # tried again at the next pull, or by the leader
+            log.warning("intent.not_restored", error=str(e))
+            return False
         except RegressedState as e:
             if self._unrestored == (e.stored, e.seen):
                 return False

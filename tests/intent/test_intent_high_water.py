@@ -18,6 +18,7 @@ from intent import (
     GuardedIntentStore,
     HighWater,
     IntentState,
+    Mark,
     RegressedState,
 )
 
@@ -121,16 +122,22 @@ async def test_a_recreated_configmap_is_noticed_and_restored() -> None:
             assert (await store.load()) == restored
 
 
-async def test_a_write_that_reaches_the_mark_is_taken(tmp_path: Path) -> None:
-    """Intent no peer holds can be applied again by an operator: the version reaches the mark."""
+async def test_another_change_is_not_taken_for_the_lost_one(tmp_path: Path) -> None:
+    """The mark holds ids, not only a count: a write that brings the version back up
+    without the lost exit is refused, naming it; the exit merged back is taken."""
     files = FileIntentStore(tmp_path / "intent.json")
     store = guarded(files, tmp_path)
     await store.update(lambda s: s.add(exit_("x1")), epoch=1)
     files.version_path(1).unlink()
     with pytest.raises(RegressedState):
         await store.load()
-    again = await store.update(lambda s: s.add(exit_("x1b", created=T0 + 5)), epoch=1)
-    assert again.version == 1 and store.regression() is None
+    with pytest.raises(RegressedState, match=r"version 1 was seen \(it lacks x1\)"):
+        await store.update(lambda s: s.add(exit_("x2", region="dc3")), epoch=1)
+    assert not files.version_path(1).exists()  # nothing was written
+    regression = store.regression()
+    assert regression is not None and regression.missing == ("x1",)
+    again = await store.update(lambda s: s.add(exit_("x1")).add(exit_("x2", region="dc3")), 1)
+    assert again.version == 2 and store.regression() is None
 
 
 async def test_with_every_mark_gone_the_published_table_still_knows(tmp_path: Path) -> None:
@@ -168,3 +175,13 @@ async def test_a_table_older_than_the_tombstone_bound_is_not_used(tmp_path: Path
         clock=lambda: T0 + TOMBSTONE_BOUND + 1,
     )
     assert await store.load() == IntentState() and store.regression() is None
+
+
+def test_a_compacted_tombstone_is_not_taken_for_a_loss() -> None:
+    """Compaction drops tombstone ids and counts them as retired: the mark allows it."""
+    ended = IntentState().add(exit_("x1")).remove("x1", "bob", "done", T0 + 1)
+    mark = Mark.of(ended.add(exit_("x2", region="dc3")))
+    compacted = ended.add(exit_("x2", region="dc3")).compact(["x1"])
+    assert mark.covered_by(compacted)
+    lost = IntentState().add(exit_("x3", region="dc3")).compact([])  # x1 and x2 both gone
+    assert mark.missing(lost) == ["x1", "x2"] and not mark.covered_by(lost)
