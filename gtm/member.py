@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import time
@@ -52,7 +53,7 @@ from gtm.service.standby import Standby
 from gtm.service.status import health_doc, member_status
 from gtm.status import MemberStatus
 from intent import EMPTY as EMPTY_INTENT
-from intent import AuditEntry, IntentState
+from intent import AuditEntry, GuardedIntentStore, HighWater, IntentState
 from policies import Evaluation, Health, Override, WeightTable, evaluate
 from probes import HealthMonitor, HealthTracker, NetworkProber, Observation, ProbeMetrics, Scheduler
 
@@ -100,6 +101,7 @@ class MemberRuntime:
         self._leader: Leader | None = None
         self._operations: Operations | None = None
         self._peers: PeerExchange | None = None
+        self._guard: GuardedIntentStore | None = None  # intent versions never go back unnoticed
 
     # -- Member: what the API reads ----------------------------------------------------
 
@@ -114,6 +116,9 @@ class MemberRuntime:
 
     def ready(self) -> bool:
         return self._serving.ready()
+
+    def not_ready(self) -> str | None:
+        return self._serving.not_ready()
 
     def table(self) -> WeightTable | None:
         return self._serving.table
@@ -158,6 +163,7 @@ class MemberRuntime:
             config_ref=self._config.ref(),
             health=self._monitor.view(),
             intent=self._intent,
+            store_mark=None if self._guard is None else self._guard.mark_report(),
             evaluation=EvaluationStatus() if controller is None else controller.status(),
             mesh=[] if leader is None else leader.progress(),
             peers={} if self._peers is None else self._peers.status(),
@@ -192,9 +198,15 @@ class MemberRuntime:
         config = self._inventory.config
         inventory = self._current_inventory
         async with AsyncExitStack() as stack:
-            stores = self._stores = await open_stores(
+            stores = await open_stores(
                 self._inventory, self.region, self.state_dir, stack, self.registry
             )
+            mark = HighWater(self.state_dir, self.identity)
+            guard = self._guard = GuardedIntentStore(
+                stores.intent, mark, published=stores.dns_table, registry=self.registry
+            )
+            stores = self._stores = dataclasses.replace(stores, intent=guard)
+            self._serving.check(guard.not_ready)
             api_host, api_port = split_listen(config.api.listen)
             scheme = "https" if config.api.tls else "http"
             address = f"{scheme}://{api_host}:{api_port}"
@@ -259,6 +271,7 @@ class MemberRuntime:
                 intent=lambda: self._intent,
                 on_stored=self._read,
                 wake=controller.wake,
+                regressed=lambda: guard.regression() is not None,
             )
             peers = self._peers = PeerExchange(
                 own_region=self.region,
@@ -275,6 +288,8 @@ class MemberRuntime:
                 inventory=inventory,
                 registry=self.registry,
                 catch_up=peers.catch_up,
+                regression=guard.regression,
+                restore=merge.restore,
             )
             self._operations = Operations(
                 inventory=inventory,

@@ -10,6 +10,8 @@
   table last published, with its generation and epoch.
 - The ConfigMap stores take a `kube.Client` (its timeout and `RetrySettings`
   come from the config's `ha.store`).
+- `GuardedIntentStore` + `HighWater`: intent versions never go backwards
+  unnoticed (a member's high-water mark, kept in its state directory).
 - `Disk`: the file calls the file stores make, for a test to fail like a full
   or read-only state directory.
 """
@@ -25,6 +27,7 @@ from intent.errors import (
     CorruptState,
     IntentConflict,
     IntentError,
+    RegressedState,
     StaleEpoch,
     StaleGeneration,
     StoreUnavailable,
@@ -32,6 +35,7 @@ from intent.errors import (
     UnknownOverride,
 )
 from intent.file_store import FileIntentStore
+from intent.high_water import GuardedIntentStore, HighWater, Mark, Regression, StoreMark
 from intent.metrics import StoreMetrics
 from intent.published import FilePublishedStore, Published, PublishedHead, PublishedStore
 from intent.state import EMPTY, TOMBSTONE_BOUND, Ending, IntentState, Tombstone
@@ -53,15 +57,21 @@ __all__ = [
     "FileAudit",
     "FileIntentStore",
     "FilePublishedStore",
+    "GuardedIntentStore",
+    "HighWater",
     "IntentConflict",
     "IntentError",
     "IntentState",
     "IntentStore",
+    "Mark",
     "Published",
     "PublishedHead",
     "PublishedStore",
+    "RegressedState",
+    "Regression",
     "StaleEpoch",
     "StaleGeneration",
+    "StoreMark",
     "StoreMetrics",
     "StoreUnavailable",
     "Tombstone",

@@ -1,7 +1,8 @@
 """One ConfigMap, read-modify-written under a resourceVersion precondition.
 
 The stores that keep intent, audit and the published table in Kubernetes
-share this: `swap(change)` reads the ConfigMap (or uses the copy it last
+share this (`write_once` for a caller that decides, does something, and then
+writes): `swap(change)` reads the ConfigMap (or uses the copy it last
 wrote), applies the pure `change`, and writes the result with a PUT that
 carries the resourceVersion it read (a POST when the ConfigMap is missing).
 A 409 (another writer got in first; or AlreadyExists on create) or a 404
@@ -78,7 +79,7 @@ class Swap:
 Change = Callable[[ConfigMapData], ConfigMapData | None]
 
 
-class _Conflict(Exception):
+class WriteLost(Exception):
     """The write lost a race (409, or 404 on a PUT): read again and apply the change again."""
 
 
@@ -118,6 +119,16 @@ class ConfigMapCAS:
         self._cached: ConfigMapData | None = None
 
     @property
+    def cached(self) -> ConfigMapData | None:
+        """The copy last read or written (None: none, or the last write lost a race)."""
+        return self._cached
+
+    @property
+    def resource_version(self) -> str | None:
+        """The resourceVersion last read or written (None: none yet, or a lost race)."""
+        return None if self._cached is None else self._cached.resource_version
+
+    @property
     def where(self) -> str:
         return f"configmap {self.namespace}/{self.name}"
 
@@ -144,7 +155,7 @@ class ConfigMapCAS:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(rounds),
             wait=wait_random(0, self.client.retry.backoff),  # spreads writers that collided
-            retry=retry_if_exception_type(_Conflict),
+            retry=retry_if_exception_type(WriteLost),
             before_sleep=lambda state: log.debug(
                 "intent.cas_conflict", store=self.store, attempt=f"#{state.attempt_number}/{rounds}"
             ),
@@ -154,7 +165,7 @@ class ConfigMapCAS:
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(change)
-        except _Conflict:
+        except WriteLost:
             raise StoreUnavailable(
                 f"{self.where}: gave up after {rounds} conflicting writes "
                 "(other writers keep changing it)"
@@ -172,7 +183,7 @@ class ConfigMapCAS:
             if new is not None and not new.same_content(cached):
                 try:
                     return await self._put(cached, new)
-                except _Conflict:
+                except WriteLost:
                     pass  # someone wrote since: read and apply `change` again
         current = await self.read()
         new = change(current)
@@ -180,13 +191,19 @@ class ConfigMapCAS:
             return Swap(current, current)
         return await self._put(current, new)
 
+    async def write_once(self, current: ConfigMapData, new: ConfigMapData) -> ConfigMapData:
+        """Write `new` over `current` (read with `read()`) exactly once, under its
+        resourceVersion: `WriteLost` when another writer got in first (nothing written),
+        for a caller that must do something between deciding and writing (audit first)."""
+        return (await self._put(current, new)).after
+
     async def _put(self, current: ConfigMapData, new: ConfigMapData) -> Swap:
         size = new.size()
         if size > CONFIGMAP_LIMIT:
             raise TooLarge(f"{self.where}: {size} bytes, above the {CONFIGMAP_LIMIT} limit")
         try:
             written = await self._write(current, new)
-        except _Conflict:
+        except WriteLost:
             self._cached = None
             self.metrics.conflict(self.store)
             raise
@@ -222,7 +239,7 @@ class ConfigMapCAS:
         except (Conflict, NotFound) as e:
             if isinstance(e, NotFound) and creating:
                 raise self._unavailable(verb, e) from e
-            raise _Conflict from e
+            raise WriteLost from e
         except KubeError as e:
             if e.status == 413:
                 raise TooLarge(f"{self.where}: {e}") from e

@@ -5,21 +5,31 @@ state is read, `fn` applied under the fencing rules of `store`, and written
 with a PUT carrying the resourceVersion read; a 409 re-reads and re-applies
 `fn`. The ConfigMap is created on the first write. The `kube.Client`
 belongs to the caller, who closes it.
+
+Audited or not accepted, as with the file store: a round appends its audit
+entries (`ConfigMapAudit.append_new`) before the one PUT that stores the
+change; when the audit cannot be appended nothing is written, and the
+entries this update appended that no stored change bears out (its write
+lost a race, or failed) are withdrawn again (`ConfigMapAudit.withdraw`);
+an entry that cannot be withdrawn is logged (`intent.audit_not_withdrawn`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 from dataclasses import replace
 
 import structlog
 from prometheus_client import CollectorRegistry
 
-from intent.audit import AuditLog
-from intent.configmap_cas import ConfigMapCAS, ConfigMapData
-from intent.errors import CorruptState
+from intent.audit import AuditEntry, transitions
+from intent.configmap_audit import ConfigMapAudit
+from intent.configmap_cas import ConfigMapCAS, ConfigMapData, WriteLost
+from intent.errors import CorruptState, StoreUnavailable
 from intent.metrics import StoreMetrics
 from intent.state import EMPTY, IntentState
-from intent.store import Update, next_state, record
+from intent.store import Update, log_transitions, next_state
 from kube import Client
 
 log = structlog.get_logger(__name__)
@@ -35,7 +45,7 @@ class ConfigMapIntentStore:
         *,
         name: str = "gtm-intent",
         namespace: str = "gtm",
-        audit: AuditLog | None = None,
+        audit: ConfigMapAudit | None = None,
         metrics: StoreMetrics | None = None,
     ) -> None:
         self.audit = audit
@@ -49,27 +59,22 @@ class ConfigMapIntentStore:
             metrics=self.metrics,
         )
 
+    @property
+    def where(self) -> str:
+        return self._cas.where
+
     async def load(self) -> IntentState:
         return self._decode(await self._cas.read())
 
     async def update(self, fn: Update, epoch: int) -> IntentState:
-        def change(current: ConfigMapData) -> ConfigMapData | None:
-            before = self._decode(current)
-            after = next_state(before, fn, epoch, self._cas.where)
-            if after is before:
-                return None
-            return replace(current, data={**current.data, KEY: after.to_json()})
-
         try:
-            swap = await self._cas.swap(change)
+            before, after, entries = await self._update(fn, epoch)
         except Exception as error:
             self.metrics.failed(LABEL, error)
             raise
-        after = self._decode(swap.after)
-        if not swap.wrote:
+        if after is before:
             self.metrics.wrote(LABEL, "unchanged")
             return after
-        before = self._decode(swap.before)
         self.metrics.wrote(LABEL, "written")
         log.info(
             "intent.written",
@@ -77,10 +82,75 @@ class ConfigMapIntentStore:
             configmap=self._cas.where,
             version=after.version,
             epoch=after.epoch,
-            resource_version=swap.after.resource_version,
+            resource_version=self._cas.resource_version,
         )
-        await record(LABEL, self.audit, before, after)
+        log_transitions(LABEL, entries)
         return after
+
+    async def _update(
+        self, fn: Update, epoch: int
+    ) -> tuple[IntentState, IntentState, list[AuditEntry]]:
+        """Rounds of read, decide, audit, write once; the audit entries this call
+        appended that no stored change bears out are withdrawn on the way out."""
+        retry = self._cas.client.retry
+        first: IntentState | None = None  # the state as this call first read it
+        last: IntentState | None = None  # as it last read or wrote it
+        appended: list[str] = []
+        try:
+            for attempt in range(retry.conflict_attempts):
+                # the first round tries the copy this store last wrote (no GET while it is
+                # the only writer); only the server accepting the write confirms that copy
+                decided = self._decide_on_copy(fn, epoch) if attempt == 0 else None
+                if decided is None:
+                    current = await self._cas.read()
+                    before = self._decode(current)
+                    after = next_state(before, fn, epoch, self._cas.where)
+                    if after is before:
+                        return before, after, []
+                else:
+                    current, before, after = decided
+                last = before
+                first = before if first is None else first
+                entries = transitions(before, after)
+                if self.audit is not None:
+                    fresh = [e for e in entries if e.id not in appended]
+                    appended += await self.audit.append_new(fresh)  # raises: not accepted
+                new = replace(current, data={**current.data, KEY: after.to_json()})
+                try:
+                    written = await self._cas.write_once(current, new)
+                except WriteLost:
+                    log.debug("intent.cas_conflict", store=LABEL)
+                    await asyncio.sleep(random.uniform(0, retry.backoff))
+                    continue
+                last = self._decode(written)
+                return before, last, entries
+            raise StoreUnavailable(
+                f"{self._cas.where}: gave up after {retry.conflict_attempts} conflicting "
+                "writes (other writers keep changing it)"
+            )
+        finally:
+            if appended and self.audit is not None:
+                stored = set()
+                if first is not None and last is not None:
+                    stored = {e.id for e in transitions(first, last)}
+                unborne = [i for i in appended if i not in stored]
+                if unborne:
+                    await self.audit.withdraw(unborne)
+
+    def _decide_on_copy(
+        self, fn: Update, epoch: int
+    ) -> tuple[ConfigMapData, IntentState, IntentState] | None:
+        """`fn` on the copy last written; None when there is none, or it finds nothing to
+        do or fails there (then the server's copy decides)."""
+        cached = self._cas.cached
+        if cached is None:
+            return None
+        try:
+            before = self._decode(cached)
+            after = next_state(before, fn, epoch, self._cas.where)
+        except Exception:  # decided on our copy: decide again on the server's
+            return None
+        return None if after is before else (cached, before, after)
 
     def _decode(self, current: ConfigMapData) -> IntentState:
         raw = current.data.get(KEY)

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from intent.state import IntentState
 
 
 class IntentError(Exception):
@@ -49,6 +55,44 @@ class UnknownOverride(IntentError, KeyError):
 
 class CorruptState(IntentError):
     """The stored data cannot be read; the store refuses to overwrite it."""
+
+
+class RegressedState(IntentError):
+    """The store holds a lower intent version than this member has seen: intent was lost
+    (the newest file deleted, the ConfigMap recreated). Not evaluated, not overwritten."""
+
+    cause = "regressed"
+
+    def __init__(
+        self,
+        where: str,
+        stored: int,
+        seen: int,
+        state: IntentState | None = None,
+        missing: Sequence[str] = (),
+    ) -> None:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        went = (
+            f"holds intent version {stored}, but version {seen} was seen"
+            if stored < seen
+            else f"holds intent version {stored}, but lacks what version {seen} held"
+        )
+        lacks = (
+            f" (it lacks {shown})" if missing and stored < seen else f": {shown}" if missing else ""
+        )
+        super().__init__(
+            f"{where}: {went}{lacks}; the newest intent was lost (a deleted file, a "
+            "recreated ConfigMap): it is neither evaluated nor overwritten with less, and "
+            "this member does not lead from it until the peers' anti-entropy merges back "
+            "what they hold, or the lost state is restored from a backup"
+        )
+        self.where = where
+        self.stored = stored
+        self.seen = seen
+        self.state = state  # what the store holds now, when it was read
+        self.missing = tuple(missing)
 
 
 class TooLarge(IntentError):

@@ -74,6 +74,10 @@ class FileIntentStore:
         # operator's action: the loser's entry cannot be cut once the winner's follows it)
         self._writing = threading.Lock()
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
     def version_path(self, version: int) -> Path:
         return self._files.version_path(version)
 

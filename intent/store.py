@@ -19,10 +19,8 @@ monotonic.
 After each write the store logs one `intent.<action>` event per transition
 and appends them to its audit log, if it has one. The file store appends
 first and withdraws the entries when its write fails, so an accepted change
-is audited or not accepted (`intent.file_store`). The ConfigMap
-store writes the state first (`record`): if the audit append fails, the
-intent stands and the failure is logged (`intent.audit_failed`) with the
-entries.
+is audited or not accepted (`intent.file_store`); the ConfigMap store does
+the same (`intent.configmap_store`).
 """
 
 from __future__ import annotations
@@ -32,8 +30,8 @@ from typing import Protocol
 
 import structlog
 
-from intent.audit import AuditEntry, AuditLog, transitions
-from intent.errors import IntentError, StaleEpoch
+from intent.audit import AuditEntry
+from intent.errors import StaleEpoch
 from intent.state import IntentState
 
 log = structlog.get_logger(__name__)
@@ -85,23 +83,4 @@ def log_transitions(store: str, entries: Sequence[AuditEntry]) -> None:
             why=e.why,
             ticket=e.ticket,
             at=e.at,
-        )
-
-
-async def record(
-    store: str, audit: AuditLog | None, before: IntentState, after: IntentState
-) -> None:
-    """Log the transitions of one write and append them to the audit log."""
-    entries = transitions(before, after)
-    log_transitions(store, entries)
-    if audit is None or not entries:
-        return
-    try:
-        await audit.append(entries)
-    except (IntentError, OSError) as error:
-        log.error(
-            "intent.audit_failed",
-            store=store,
-            error=str(error),
-            entries=[e.to_dict() for e in entries],
         )

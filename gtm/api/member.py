@@ -32,6 +32,10 @@ class Member(Protocol):
         """Has a table to serve (readiness)."""
         ...
 
+    def not_ready(self) -> str | None:
+        """Why it is not ready (no table yet, its intent store went back, …); None: ready."""
+        ...
+
     def status(self) -> MemberStatus:
         """What it serves, holds and sees now (`gtm.status.MemberStatus`)."""
         ...

@@ -37,8 +37,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Has a table to serve; leadership does not matter (a standby serves DNS too)."""
     member = request.app[MEMBER]
-    if not member.ready():
-        raise HttpProblem(503, "not ready: no table to serve yet", {"role": member.role()})
+    cause = member.not_ready()
+    if cause is not None:
+        raise HttpProblem(503, f"not ready: {cause}", {"role": member.role()})
     return json_response({"ready": True, "role": member.role()})
 
 

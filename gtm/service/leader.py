@@ -4,7 +4,15 @@ A term opens the WorkloadEntry reconcilers of this region's clusters, pulls
 every peer's intent at once (what the old leader had not merged yet) and runs
 the controller's loop (`Controller.lead`) until the config is reloaded
 (`restart`: the next term starts with fresh reconcilers) or the lease is
-lost. A leader whose loop fails steps down, so the standby leads. Operators'
+lost. A leader whose loop fails steps down, so the standby leads.
+
+On a regressed intent store (`intent.RegressedState`: it holds a lower
+version than this member has seen) the leader keeps the lease but does not
+lead from it: no evaluation (DNS keeps serving the last table), no write of
+less over it. It tries to merge back what it and its peers know
+(`IntentMerge.restore`, also on each peer pull) until the store reaches the
+mark, then leads again. Stepping down would not help: the partner shares the
+store. Operators'
 plans read the term's reconcilers through `mesh_plans`; a term's reconcilers
 close only once the plans using them are done.
 """
@@ -12,7 +20,7 @@ close only once the plans using them are done.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import structlog
@@ -23,9 +31,12 @@ from gtm.config import Inventory
 from gtm.ha import Elector, LeadershipLost
 from gtm.service.backends import open_reconcilers
 from gtm.service.controller import Controller
+from intent import RegressedState, Regression
 from policies import WeightTable
 
 log = structlog.get_logger("gtm.leader")
+
+RESTORE_EVERY = 1.0  # seconds between attempts to merge lost intent back
 
 
 class Leader:
@@ -39,6 +50,8 @@ class Leader:
         inventory: Callable[[], Inventory],
         registry: CollectorRegistry,
         catch_up: Callable[[], None],  # pull every peer's intent now
+        regression: Callable[[], Regression | None] = lambda: None,  # the store went back
+        restore: Callable[[], Awaitable[bool]] | None = None,  # merge back what is known
     ) -> None:
         self._identity = identity
         self._region = region
@@ -47,6 +60,8 @@ class Leader:
         self._inventory = inventory
         self._registry = registry
         self._catch_up = catch_up
+        self._regression = regression
+        self._restore = restore
         self._reconcilers: list[Reconciler] = []
         self._restart = asyncio.Event()
         self._planning = asyncio.Lock()  # held by action plans and by a term's end
@@ -100,13 +115,47 @@ class Leader:
         for r in self._reconcilers:
             await stack.enter_async_context(r)
             await stack.enter_async_context(r.running())
-        lead = asyncio.create_task(self._controller.lead(self._reconcilers))
-        restart = asyncio.create_task(self._restart.wait())
-        try:
-            await asyncio.wait({lead, restart}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (lead, restart):
-                task.cancel()
-            await asyncio.gather(lead, restart, return_exceptions=True)
-        if lead.done() and not lead.cancelled() and lead.exception() is not None:
-            raise lead.exception()  # type: ignore[misc]
+        while True:
+            if await self._refusing():
+                return  # the config was reloaded meanwhile
+            lead = asyncio.create_task(self._controller.lead(self._reconcilers))
+            restart = asyncio.create_task(self._restart.wait())
+            try:
+                await asyncio.wait({lead, restart}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (lead, restart):
+                    task.cancel()
+                await asyncio.gather(lead, restart, return_exceptions=True)
+            error = None if lead.cancelled() else lead.exception()
+            if isinstance(error, RegressedState):
+                continue  # the store went back: wait for it to be restored, then lead again
+            if error is not None:
+                raise error
+            return
+
+    async def _refusing(self) -> bool:
+        """While the intent store is regressed: hold the lease, evaluate nothing, merge back
+        what is known. True when the term ended meanwhile (a reload)."""
+        regression = self._regression()
+        if regression is None:
+            return False
+        log.error(
+            "leader.refusing",
+            member=self._identity,
+            stored=regression.stored,
+            seen=regression.seen,
+            cause=regression.cause(),
+        )
+        while self._regression() is not None:
+            if self._restart.is_set():
+                return True
+            if self._restore is not None:
+                await self._restore()
+            if self._regression() is not None:
+                try:
+                    async with asyncio.timeout(RESTORE_EVERY):
+                        await self._restart.wait()
+                except TimeoutError:
+                    pass
+        log.info("leader.restored", member=self._identity)
+        return False

@@ -4,6 +4,8 @@ Both roles serve: the leader the tables it evaluates, the standby the ones the
 leader stored. The answer processes (`gtm.dns.DnsWorkers`) build a table and
 swap it in; until they serve it they keep answering the previous generation,
 and `ready()` says whether they lag the member by more than `READY_BEHIND`.
+Other parts add what readiness also needs (`check`: the intent store has not
+gone back, …); `not_ready()` names the first cause.
 
     serving = Serving()
     await serving.serve(first)              # before DNS runs: the table to start it with
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from gtm.config import Inventory
 from gtm.dns import DnsWorkers
@@ -30,6 +33,7 @@ class Serving:
         self._at: float | None = None
         self._dns: DnsWorkers | None = None
         self._lock = asyncio.Lock()
+        self._checks: list[Callable[[], str | None]] = []
 
     @property
     def table(self) -> WeightTable | None:
@@ -52,11 +56,27 @@ class Serving:
             if self._dns is not None:
                 await self._dns.publish(table)
 
+    def check(self, cause: Callable[[], str | None]) -> None:
+        """Something else readiness needs: `cause()` says why not (None: all is well)."""
+        self._checks.append(cause)
+
     def ready(self) -> bool:
-        """DNS answers the table this member holds (or has been behind < READY_BEHIND)."""
-        return (
-            self._table is not None and self._dns is not None and self._dns.behind() < READY_BEHIND
-        )
+        """DNS answers the table this member holds (or has been behind < READY_BEHIND),
+        and every `check` passes."""
+        return self.not_ready() is None
+
+    def not_ready(self) -> str | None:
+        """Why this member is not ready, None when it is."""
+        if self._table is None or self._dns is None:
+            return "no table to serve yet"
+        behind = self._dns.behind()
+        if behind >= READY_BEHIND:
+            return f"DNS answers a table {behind:.1f}s older than the member's"
+        for check in self._checks:
+            cause = check()
+            if cause is not None:
+                return cause
+        return None
 
     def status(self, inventory: Inventory) -> DnsRef:
         """The generation held and the one the answer processes serve, how far they lag."""

@@ -5,6 +5,9 @@ also serves a table the leader stored that it has not served yet, and has its
 controller `observe` what both layers admit now, holding the mesh from when
 the leader first saw each override (a takeover continues that hold). `start`
 serves what the pair last stored, else a first table from the intent alone.
+A store that went back (`intent.RegressedState`) is not read as the intent:
+the member keeps the intent it last read (what its peers pull from it) and
+its table; the store's guard reports it (`/readyz`, `/v1/status`, metrics).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from gtm.ha import Elector
 from gtm.service.backends import Stores
 from gtm.service.controller import Controller
 from gtm.service.serving import Serving
-from intent import IntentState
+from intent import IntentState, RegressedState
 from policies import Health, evaluate
 
 log = structlog.get_logger("gtm.standby")
@@ -48,7 +51,13 @@ class Standby:
         if published is not None:
             await self._serving.serve(published.table)
             return
-        intent = await self._stores.intent.load()
+        try:
+            intent = await self._stores.intent.load()
+        except RegressedState as e:
+            # nothing published to serve: a first table from what the store holds (every
+            # override but the lost ones), while the member says it is not ready
+            assert e.state is not None
+            intent = e.state
         self._on_intent(intent)
         now = time.time()
         first = evaluate(self._inventory().estate, Health(), intent.active(now), None, now)
@@ -76,6 +85,8 @@ class Standby:
                         else None
                     )
                     controller.observe(intent, self._serving.table, leader_seen)
+            except RegressedState:
+                pass  # the store's guard logged and reports it; the leader restores it
             except Exception as e:  # a store that cannot be read now is read again next time
                 log.warning("standby.read_failed", error=f"{type(e).__name__}: {e}")
             await asyncio.sleep(FOLLOW_EVERY)

@@ -29,7 +29,7 @@ from gtm.status import (
     PeerRef,
     RegionRef,
 )
-from intent import IntentState, override_to_dict
+from intent import IntentState, StoreMark, override_to_dict
 from probes import HealthView, SchedulerStats
 
 
@@ -47,6 +47,7 @@ def member_status(
     config_ref: ConfigRef,  # `ConfigState.ref`
     health: HealthView,
     intent: IntentState,
+    store_mark: StoreMark | None = None,  # `GuardedIntentStore.mark_report`
     evaluation: EvaluationStatus,  # `Controller.status`
     mesh: Sequence[Progress],  # `Leader.progress`: empty while not leading
     peers: Mapping[str, dict[str, Any]],  # `PeerExchange.status`
@@ -72,6 +73,7 @@ def member_status(
             version=intent.version,
             digest=intent.digest,
             active=[override_to_dict(o) for o in intent.overrides.values()],
+            **({} if store_mark is None else store_mark.fields()),
         ),
         layers=evaluation.layers,
         mesh={

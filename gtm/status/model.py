@@ -15,7 +15,8 @@ ignored (a newer member may say more); a missing required key is a
               "answering": 12, "behind_seconds": 0.0, "workers": 1, "restarts": 0},
       "generation": 12,                          # the table generation its DNS serves
       "health": {"vips": {"up": 40, "down": 1}, "regions": {"up": 20}, "down": [], "impaired": []},
-      "intent": {"version": 7, "digest": "…", "active": [override…]},   # the intent's codec
+      "intent": {"version": 7, "digest": "…", "active": [override…],   # the intent's codec
+                 "stored": 7, "seen": 7, "regressed": false, "cause": null},
       "layers": {"evaluated_at": …, "dns_generation": 12, "mesh_generation": 12,
                  "dns_admitted": ["exit-…"], "mesh_admitted": [],
                  "mesh_pending": [{"id": "exit-…", "at": 1732871234.5}], "refusals": [refusal…]},
@@ -99,6 +100,12 @@ class IntentRef(_Part):
     version: int = 0
     digest: str = ""
     active: list[dict[str, Any]] = []  # the overrides in force (`intent` codec)
+    # the pair's store against this member's high-water mark (`intent.GuardedIntentStore`):
+    # regressed while the store holds less than was seen (the member does not lead from it)
+    stored: int | None = None  # the version the store held at the last read or write
+    seen: int = 0  # the highest version this member has seen
+    regressed: bool = False
+    cause: str | None = None  # why, while regressed
 
     @property
     def ids(self) -> list[str]:

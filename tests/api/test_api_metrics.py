@@ -35,6 +35,10 @@ SERVED = {
     "gtm_intent_store_conflicts",
     "gtm_intent_store_retries",
     "gtm_intent_store_writes",
+    # the intent store against the member's high-water mark (lost intent)
+    "gtm_intent_regressed",
+    "gtm_intent_version_seen",
+    "gtm_intent_version_stored",
     # the Kubernetes clients
     "gtm_kube_rate_limit_wait_seconds",
     "gtm_kube_requests",

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from chaos.kubesim import Faults
 from intent import (
+    CONFIGMAP_LIMIT,
     EMPTY,
     Action,
     ConfigMapAudit,
@@ -19,6 +20,7 @@ from intent import (
     StaleEpoch,
     StoreMetrics,
     StoreUnavailable,
+    TooLarge,
 )
 from kube import Client, RetrySettings
 
@@ -185,3 +187,51 @@ async def test_a_cached_copy_never_decides_a_no_op_on_its_own() -> None:
         state = await store.update(lambda s: s.add(exit_("x1")), epoch=1)
         assert list(state.overrides) == ["x1"]
         assert list((await store.load()).overrides) == ["x1"]
+
+
+async def test_an_audit_that_cannot_be_appended_means_not_accepted() -> None:
+    """Audit first, as the file store does: no audit entry, no change."""
+    async with kube() as (sim, api):
+        audit = ConfigMapAudit(api, name="Not_An_Audit_Name", namespace=NS)
+        store = ConfigMapIntentStore(api, name="intent", namespace=NS, audit=audit)
+        with pytest.raises(StoreUnavailable, match="422"):
+            await store.update(lambda s: s.add(exit_("x1")), epoch=1)
+        assert sim.objects("", "v1", "configmaps", NS) == []  # the intent was not written
+        assert await store.load() == EMPTY
+
+
+async def test_a_write_that_fails_withdraws_its_audit_entries() -> None:
+    """The audit entry goes in before the write; the write fails (too large): it goes out."""
+    async with kube() as (_sim, api):
+        audit = ConfigMapAudit(api, name="audit", namespace=NS)
+        store = ConfigMapIntentStore(api, name="intent", namespace=NS, audit=audit)
+        await store.update(lambda s: s.add(exit_("x0")), epoch=1)
+        cm = await api.core.read_namespaced_config_map("intent", NS)
+        cm.data["notes"] = "n" * (CONFIGMAP_LIMIT - len(cm.data["intent.json"]) - 100)
+        await api.core.replace_namespaced_config_map("intent", NS, cm)
+        with pytest.raises(TooLarge):
+            await store.update(lambda s: s.add(exit_("x1", region="dc3")), epoch=1)
+        assert [e.id for e in await audit.history()] == ["accepted:x0"]
+        assert list((await store.load()).overrides) == ["x0"]
+
+
+async def test_a_lost_race_withdraws_the_entries_the_winner_did_not_store() -> None:
+    """Decided on a stale copy (x2), lost the race, decided again on the fresh one (x3):
+    the audit holds what the store holds — the winner's d1 and x3 — never x2."""
+    async with kube() as (sim, api), another_client(sim) as other_api:
+        audit = ConfigMapAudit(api, name="audit", namespace=NS)
+        leader = ConfigMapIntentStore(api, name="intent", namespace=NS, audit=audit)
+        other_audit = ConfigMapAudit(other_api, name="audit", namespace=NS)
+        other = ConfigMapIntentStore(other_api, name="intent", namespace=NS, audit=other_audit)
+        await leader.update(lambda s: s.add(exit_("x1")), epoch=1)  # its copy: RV n
+        await other.update(lambda s: s.add(drain("d1", "dc1", "foo")), epoch=1)
+
+        def depends(s: IntentState) -> IntentState:
+            if "d1" in s.overrides:
+                return s.add(exit_("x3", region="dc3", why="after d1"))
+            return s.add(exit_("x2", region="dc3", why="without d1"))
+
+        state = await leader.update(depends, epoch=1)
+        assert set(state.overrides) == {"x1", "d1", "x3"}
+        ids = [e.id for e in reversed(await audit.history())]
+        assert ids == ["accepted:x1", "accepted:d1", "accepted:x3"]
