@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chaos.kubesim.crd import PrinterColumn, access_point
 from chaos.kubesim.errors import bad_request
 from chaos.kubesim.resources import Resource
 
@@ -122,6 +123,33 @@ def _count(*fields: str) -> Callable[[Mapping[str, Any], datetime], Any]:
     return lambda obj, now: sum(len(obj.get(f) or {}) for f in fields)
 
 
+def _external_ip(obj: Mapping[str, Any], now: datetime) -> str:
+    """The Service printer's EXTERNAL-IP: ingress addresses, `<pending>` while none."""
+    spec = obj.get("spec") or {}
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    addresses = [i.get("ip") or i.get("hostname") for i in ingress if isinstance(i, Mapping)]
+    addresses += spec.get("externalIPs") or []
+    kind = spec.get("type", "ClusterIP")
+    if kind == "ExternalName":
+        return str(spec.get("externalName", "<none>"))
+    if kind == "LoadBalancer" and not addresses:
+        return "<pending>"
+    return ",".join(a for a in addresses if a) or "<none>"
+
+
+def _ports(obj: Mapping[str, Any], now: datetime) -> str:
+    shown = []
+    for port in (obj.get("spec") or {}).get("ports") or []:
+        node = f":{port['nodePort']}" if port.get("nodePort") else ""
+        shown.append(f"{port.get('port')}{node}/{port.get('protocol', 'TCP')}")
+    return ",".join(shown) or "<none>"
+
+
+def _selector(obj: Mapping[str, Any], now: datetime) -> str:
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
+
+
 NAME = Column("Name", "string", _NAME_DOC, lambda o, now: o["metadata"]["name"], format="name")
 AGE = Column("Age", "date", _CREATED_DOC, _age)
 
@@ -164,6 +192,31 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ),
         AGE,
     ),
+    "Gateway": (AGE,),  # Istio's Gateway CRD declares no columns: the CRD default
+    "VirtualService": (
+        Column(
+            "Gateways",
+            "string",
+            "The names of gateways and sidecars that should apply these routes",
+            _path("spec", "gateways"),
+        ),
+        Column(
+            "Hosts",
+            "string",
+            "The destination hosts to which traffic is being sent",
+            _path("spec", "hosts"),
+        ),
+        AGE,
+    ),
+    "Service": (
+        Column("Type", "string", "", _path("spec", "type")),
+        Column("Cluster-IP", "string", "", _path("spec", "clusterIP")),
+        Column("External-IP", "string", "", _external_ip),
+        Column("Port(s)", "string", "", _ports),
+        AGE,
+        Column("Selector", "string", "", _selector, priority=1),
+    ),
+    "Namespace": (Column("Status", "string", "", _path("status", "phase")), AGE),
     "Lease": (
         Column("Holder", "string", "", _path("spec", "holderIdentity")),
         AGE,
@@ -176,6 +229,27 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
 }
 CREATED_AT = Column("Created At", "date", _CREATED_DOC, _age)
+
+
+def _crd_column(column: PrinterColumn) -> Column:
+    """A CRD's additionalPrinterColumn (a simple JSONPath, as every one served here)."""
+    keys = tuple(k for k in column.json_path.split(".") if k)
+    if column.type == "date":
+        stamp = _path(*keys)
+
+        def age(obj: Mapping[str, Any], now: datetime) -> Any:
+            value = stamp(obj, now)
+            if value is None:
+                return None
+            return _age({"metadata": {"creationTimestamp": value}}, now)
+
+        cell = age
+    else:
+        cell = _path(*keys)
+    return Column(column.name, column.type, column.description, cell, priority=column.priority)
+
+
+COLUMNS[access_point().kind] = tuple(_crd_column(c) for c in access_point().columns)
 
 
 def columns_of(resource: Resource) -> tuple[Column, ...]:
