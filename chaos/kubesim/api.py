@@ -39,8 +39,9 @@ def reply(
     body: Mapping[str, Any], status: int = 200, warnings: list[str] | None = None
 ) -> web.Response:
     response = web.json_response(body, status=status, dumps=json.dumps)
-    for warning in warnings or ():
-        response.headers.add("Warning", f'299 - "{warning}"')
+    for warning in warnings or ():  # RFC 7234 warn-text: a quoted-string
+        text = warning.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{text}"')
     return response
 
 
@@ -62,7 +63,11 @@ def check_fields(target: Target, obj: dict[str, Any], query: Mapping[str, str]) 
         )
     ]
     if unknown and mode == "Strict":
-        raise bad_request("strict decoding error: " + ", ".join(unknown))
+        kind = target.resource.kind
+        raise bad_request(
+            f'{kind} in version "{target.version}" cannot be handled as a {kind}: strict'
+            " decoding error: " + ", ".join(unknown)
+        )
     return unknown
 
 

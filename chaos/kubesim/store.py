@@ -320,12 +320,23 @@ class Store:
             meta["resourceVersion"],
         )
         if not dry_run:
+            if resource.kind == "Namespace" and not resource.group:
+                self._empty_namespace(name)
             del self._objects[resource.group_resource][(namespace, name)]
             self._rv += 1
             self.hub.publish(
                 Change("DELETED", resource.group_resource, namespace, self._rv, None, old)
             )
         return copy.deepcopy(old)
+
+    def _empty_namespace(self, namespace: str) -> None:
+        """What the namespace controller does before a Namespace goes: delete its objects
+        (here at once; a real cluster shows the Namespace `Terminating` meanwhile)."""
+        for group_resource, kept in self._objects.items():
+            for key in [k for k in kept if k[0] == namespace]:
+                gone = kept.pop(key)
+                self._rv += 1
+                self.hub.publish(Change("DELETED", group_resource, namespace, self._rv, None, gone))
 
     def put(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         """A fixture write: create or overwrite, status included, no preconditions."""
@@ -506,7 +517,8 @@ class Store:
         meta = new.setdefault("metadata", {})
         for key in managed.TRACKED_METADATA:
             meta.pop(key, None)
-        meta.update(copy.deepcopy(part.get("metadata") or {}))
+        # an emptied map or list of ObjectMeta is omitted (Go's omitempty)
+        meta.update({k: copy.deepcopy(v) for k, v in (part.get("metadata") or {}).items() if v})
         for key in list(new):
             if key in ("apiVersion", "kind", "metadata"):
                 continue
