@@ -5,6 +5,7 @@ through `/status`; other classes untouched; freed on delete; withdrawn and resto
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -14,8 +15,12 @@ from typing import Any
 import pytest
 from kubesim_testing import NS, Kubectl, needs_kubectl, table_rows
 
+from chaos.estate import Clusters, Launcher, PortPlan
+from chaos.estate.clusters import client_configuration
 from chaos.estate.l4 import L4Controller, l4_pool
+from chaos.estate.ports import BLOCK, Endpoint, in_use
 from chaos.kubesim import KubeSim
+from gtm.config import load
 from kube import MERGE_PATCH, Client
 
 
@@ -183,3 +188,46 @@ async def test_kubectl_sees_the_vip_as_external_ip(
     await _until(lambda: bool(_ingress(sim, "foo-gw")))
     rows = table_rows(await kubectl("get", "svc", "foo-gw", "-n", NS))
     assert rows[1][3] == "127.1.1.1"
+
+
+ESTATE = Path(__file__).resolve().parents[3] / "examples" / "estate.yaml"
+
+
+def _free_base() -> int:
+    """A base port whose `PortPlan.from_base` block is free on loopback."""
+    for _ in range(200):
+        base = random.randrange(30000, 32000)
+        block = [Endpoint("probe", "127.0.0.1", p) for p in range(base, base + BLOCK)]
+        if not in_use(block):
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+async def test_the_estate_runs_an_l4_controller_beside_each_cluster(tmp_path: Path) -> None:
+    inventory = load(ESTATE)
+    async with Launcher() as launcher:
+        clusters = Clusters(inventory, tmp_path, launcher, ports=PortPlan.from_base(_free_base()))
+        await clusters.start()
+        try:
+            assert sorted(clusters.l4) == sorted(inventory.region_names)
+            config = await client_configuration(clusters.kubeconfig, "dc2")
+            async with Client(config) as client:
+                await _create(client, service("foo-gw"))
+
+                async def ingress() -> list[dict[str, Any]]:
+                    read = await client.request(
+                        "get", partial(client.core.read_namespaced_service, "foo-gw", NS)
+                    )
+                    return list(read["status"]["loadBalancer"].get("ingress") or [])
+
+                async with asyncio.timeout(2):
+                    while True:
+                        if await ingress():
+                            break
+                        await asyncio.sleep(0.05)
+                assert await ingress() == [{"ip": "127.1.2.1", "ipMode": "VIP"}]  # dc2's pool
+                await clusters.l4["dc2"].withdraw(NS, "foo-gw")
+                assert await ingress() == []
+        finally:
+            await clusters.stop()
+    assert clusters.l4 == {}
