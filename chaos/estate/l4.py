@@ -223,7 +223,10 @@ class L4Controller:
         key = _key(service)
         async with self._lock:
             if not self._ours(service):
-                self._free(key)  # not (or no longer) ours: never touch its status
+                ip = self._assigned.get(key)
+                self._free(key)  # not (or no longer) ours: its status is not ours to write...
+                if ip is not None and any(i.get("ip") == ip for i in _ingress(service)):
+                    await self._write(key, [])  # ...but for the VIP we published: withdrawn
                 return
             try:
                 ip = self._allocate(key, service)
@@ -231,24 +234,26 @@ class L4Controller:
                 self._log.warning("l4.pending", service=f"{key[0]}/{key[1]}", error=str(error))
                 return
             wanted = [] if key in self._withdrawn else [{"ip": ip, "ipMode": "VIP"}]
-            if _ingress(service) == wanted:
-                return
-            # withdrawn: `ingress` removed (null), as a cleared LoadBalancerStatus serializes
-            body = {"status": {"loadBalancer": {"ingress": wanted or None}}}
-            try:
-                await self.client.request(
-                    "patch",
-                    partial(
-                        self.client.core.patch_namespaced_service_status,
-                        key[1],
-                        key[0],
-                        body,
-                        _content_type=MERGE_PATCH,
-                    ),
-                    what=f"{key[0]}/{key[1]}/status",
-                )
-            except NotFound:
-                self._free(key)
+            if _ingress(service) != wanted:
+                await self._write(key, wanted)
+
+    async def _write(self, key: Key, ingress: list[dict[str, Any]]) -> None:
+        # none: `ingress` removed (null), as a cleared LoadBalancerStatus serializes
+        body = {"status": {"loadBalancer": {"ingress": ingress or None}}}
+        try:
+            await self.client.request(
+                "patch",
+                partial(
+                    self.client.core.patch_namespaced_service_status,
+                    key[1],
+                    key[0],
+                    body,
+                    _content_type=MERGE_PATCH,
+                ),
+                what=f"{key[0]}/{key[1]}/status",
+            )
+        except NotFound:
+            self._free(key)
 
 
 def _ingress(service: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
 from chaos.kubesim.crd import access_point
@@ -370,6 +371,7 @@ OBJECT_META = Schema(
 )
 
 
+@cache
 def merge_schema(kind: str) -> Schema:
     """The kind's schema with a typed `metadata`: what merges and field sets walk."""
     schema = schema_for(kind)

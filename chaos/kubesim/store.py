@@ -5,8 +5,12 @@ One global resourceVersion counter orders every write. Create drops `status`
 the old `status`, a write to `/status` keeps everything but `status`;
 `metadata.generation` rises only when something outside metadata and status
 changes; a stale resourceVersion is a 409; a write that changes nothing keeps
-the resourceVersion and publishes no change. Every committed write is
-published to the `WatchHub`.
+the resourceVersion and publishes no change. Every write keeps
+`metadata.managedFields` with each manager's field set (`managed`): an
+Update takes what it changed, `apply` is server-side apply (conflicts,
+force, removal of disowned fields); managedFields a client sends are taken
+as the starting point, as the apiserver does. Deleting a Namespace deletes
+its objects. Every committed write is published to the `WatchHub`.
 
 Objects are kept in their storage version; callers convert on the way out.
 """

@@ -5,7 +5,10 @@ and prints the columns the server sends. A custom resource's columns are its
 CRD's `additionalPrinterColumns` after `Name` (Istio's: ServiceEntry Hosts,
 Location, Resolution, Age; WorkloadEntry Age, Address; DestinationRule Host,
 Age), or `Name` and `Created At` for a CRD that declares none; a built-in's
-are its Go printer's (Lease Holder, ConfigMap Data, Secret Type and Data).
+are its Go printer's (Lease Holder, ConfigMap Data, Secret Type and Data, Service Type, Cluster-IP,
+External-IP, Port(s), Namespace Status). VirtualService shows Istio's
+Gateways and Hosts, Gateway (no columns declared) Age; AccessPoint the
+columns of its CRD manifest (`crd.py`), `priority: 1` ones with `-o wide`.
 
 As the apiserver does: a `string` column is the JSONPath result as printed
 (a list prints as JSON), a `date` column a human age (`5m10s`), a missing
@@ -115,6 +118,20 @@ def _path(*keys: str) -> Callable[[Mapping[str, Any], datetime], Any]:
         if isinstance(value, str):
             return value
         return json.dumps(value, separators=(",", ":"))
+
+    return cell
+
+
+def _raw(*keys: str) -> Callable[[Mapping[str, Any], datetime], Any]:
+    """A number or boolean column: the value as is (kubectl formats it), missing as null."""
+
+    def cell(obj: Mapping[str, Any], now: datetime) -> Any:
+        value: Any = obj
+        for key in keys:
+            if not isinstance(value, Mapping) or key not in value:
+                return None
+            value = value[key]
+        return value
 
     return cell
 
@@ -244,6 +261,8 @@ def _crd_column(column: PrinterColumn) -> Column:
             return _age({"metadata": {"creationTimestamp": value}}, now)
 
         cell = age
+    elif column.type in ("integer", "number", "boolean"):
+        cell = _raw(*keys)
     else:
         cell = _path(*keys)
     return Column(column.name, column.type, column.description, cell, priority=column.priority)

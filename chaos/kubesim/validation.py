@@ -247,6 +247,28 @@ def update_causes(resource: Resource, old: dict[str, Any], new: dict[str, Any]) 
     return causes
 
 
+def _drop_type_dependent_fields(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A Service that stops being a LoadBalancer (or NodePort) sheds the fields only those
+    types may carry, as the Service strategy's dropTypeDependentFields does."""
+    was, now = old.get("spec") or {}, new.get("spec") or {}
+    if not isinstance(now, dict):
+        return
+    before, after = was.get("type", "ClusterIP"), now.get("type", "ClusterIP")
+    if before == after:
+        return
+    if before == "LoadBalancer" and after != "LoadBalancer":
+        for field in ("loadBalancerClass", "allocateLoadBalancerNodePorts"):
+            if field in now and now.get(field) == was.get(field):
+                del now[field]
+    if after in ("ClusterIP", "ExternalName") and before in ("NodePort", "LoadBalancer"):
+        for port in now.get("ports") or []:
+            if isinstance(port, dict):
+                port.pop("nodePort", None)
+        if now.get("externalTrafficPolicy") == was.get("externalTrafficPolicy"):
+            now.pop("externalTrafficPolicy", None)
+        now.pop("healthCheckNodePort", None)
+
+
 def _stable(seed: str, span: int) -> int:
     return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") % span
 
@@ -325,7 +347,10 @@ def admit(
     failures are 422 (POST, PUT and apply patches report them as 400). `old`:
     the object an update replaces (immutable fields are checked against it).
     """
-    obj = _defaults(resource, copy.deepcopy(obj))
+    obj = copy.deepcopy(obj)
+    if old is not None and resource.kind == "Service" and not resource.group:
+        _drop_type_dependent_fields(old, obj)
+    obj = _defaults(resource, obj)
     meta = obj.get("metadata")
     name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
     causes = schema_for(resource.kind).validate(obj, "") + metadata_causes(resource, obj)

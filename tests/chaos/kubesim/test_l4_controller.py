@@ -108,6 +108,29 @@ async def test_a_deleted_service_frees_its_vip(
     assert _ingress(sim, "c")[0]["ip"] == "127.1.1.1"  # reused
 
 
+async def test_a_service_that_stops_being_ours_loses_its_vip(
+    l4: L4Controller, kube_client: Client, sim: KubeSim
+) -> None:
+    await _create(kube_client, service("foo-gw"))
+    await _until(lambda: bool(_ingress(sim, "foo-gw")))
+    patch = {"spec": {"type": "ClusterIP"}}
+    changed = await kube_client.request(
+        "patch",
+        partial(
+            kube_client.core.patch_namespaced_service,
+            "foo-gw",
+            NS,
+            patch,
+            _content_type=MERGE_PATCH,
+        ),
+    )
+    # the apiserver drops what only a LoadBalancer carries; the controller its VIP
+    assert "loadBalancerClass" not in changed["spec"]
+    assert "nodePort" not in changed["spec"]["ports"][0]
+    await _until(lambda: not _ingress(sim, "foo-gw"))
+    assert l4.vips() == {}
+
+
 async def test_a_requested_address_in_the_pool_is_honoured(
     l4: L4Controller, kube_client: Client, sim: KubeSim
 ) -> None:
