@@ -363,3 +363,94 @@ async def test_kubectl_server_side_apply_after_client_side_apply(
     )
     (stored,) = sim.objects("", "v1", "services", NS)
     assert stored["spec"]["ports"][1]["targetPort"] == 9443
+
+
+def _accesspoint_status(**status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "gtm.io/v1alpha1",
+        "kind": "AccessPoint",
+        "metadata": {"name": "foo"},
+        "status": status,
+    }
+
+
+async def _apply_status(client: Client, body: dict[str, Any], manager: str) -> dict[str, Any]:
+    api = client.custom_objects
+    call = partial(
+        api.patch_namespaced_custom_object_status,
+        "gtm.io",
+        "v1alpha1",
+        NS,
+        "accesspoints",
+        "foo",
+        body,
+        field_manager=manager,
+        force=True,
+        _content_type=APPLY,
+    )
+    return await client.request("patch", call)
+
+
+async def test_status_apply_merges_map_lists_by_their_keys(
+    kube_client: Client, sim: KubeSim
+) -> None:
+    """Two controllers each own their conditions of an AccessPoint's status
+    (`x-kubernetes-list-type: map` keyed by `type`), written by apply through `/status`."""
+    sim.seed(
+        {
+            "apiVersion": "gtm.io/v1alpha1",
+            "kind": "AccessPoint",
+            "metadata": {"name": "foo", "namespace": NS},
+            "spec": {"scope": {"clusters": ["dc1"]}},
+        }
+    )
+    ready = {"type": "Ready", "status": "True", "reason": "Rendered"}
+    l4 = {"type": "L4Ready", "status": "False", "reason": "Pending"}
+    await _apply_status(kube_client, _accesspoint_status(conditions=[ready]), "gtm-render")
+    both = await _apply_status(kube_client, _accesspoint_status(conditions=[l4]), "gtm-l4")
+    assert [c["type"] for c in both["status"]["conditions"]] == ["Ready", "L4Ready"]
+    entry = next(e for e in both["metadata"]["managedFields"] if e["manager"] == "gtm-l4")
+    assert entry["subresource"] == "status"
+    assert list(entry["fieldsV1"]["f:status"]["f:conditions"]) == ['k:{"type":"L4Ready"}']
+    assert both["spec"] == {"scope": {"clusters": ["dc1"]}, "conflictResolution": "Refuse"}
+    # the L4 controller stops reporting: only its condition goes
+    gone = await _apply_status(kube_client, _accesspoint_status(clusters=[]), "gtm-l4")
+    assert [c["type"] for c in gone["status"]["conditions"]] == ["Ready"]
+
+
+async def test_managed_fields_sent_by_a_client_are_kept(kube_client: Client) -> None:
+    """A JSON patch of managedFields (what kubectl does when it moves client-side apply
+    fields to server-side apply) is honoured; `[{}]` clears them."""
+    await _apply_service(kube_client, service([{"name": "http", "port": 80}]), "alice")
+    current = await kube_client.request(
+        "get", partial(kube_client.core.read_namespaced_service, "web", NS)
+    )
+    entries = current["metadata"]["managedFields"]
+    renamed = [{**e, "manager": "carol"} for e in entries]
+    ops = [
+        {
+            "op": "test",
+            "path": "/metadata/resourceVersion",
+            "value": current["metadata"]["resourceVersion"],
+        },
+        {"op": "replace", "path": "/metadata/managedFields", "value": renamed},
+    ]
+    call = partial(
+        kube_client.core.patch_namespaced_service,
+        "web",
+        NS,
+        ops,
+        _content_type="application/json-patch+json",
+    )
+    moved = await kube_client.request("patch", call)
+    assert {e["manager"] for e in moved["metadata"]["managedFields"]} == {"carol"}
+    ops = [{"op": "replace", "path": "/metadata/managedFields", "value": [{}]}]
+    call = partial(
+        kube_client.core.patch_namespaced_service,
+        "web",
+        NS,
+        ops,
+        _content_type="application/json-patch+json",
+    )
+    cleared = await kube_client.request("patch", call)
+    assert "managedFields" not in cleared["metadata"]
