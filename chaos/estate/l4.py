@@ -67,8 +67,9 @@ class L4Controller:
         region: str,
         pool: Iterable[str],
         load_balancer_class: str = LOAD_BALANCER_CLASS,
-        watch_seconds: float = 300.0,
+        watch_seconds: float = 1800.0,
         retry_delay: float = 0.5,
+        retry_max: float = 10.0,
     ) -> None:
         self.client = client
         self.region = region
@@ -79,6 +80,7 @@ class L4Controller:
             raise ValueError(f"the L4 pool must be on loopback (127.0.0.0/8): {outside[:3]}")
         self.watch_seconds = watch_seconds
         self.retry_delay = retry_delay
+        self.retry_max = retry_max
         self._assigned: dict[Key, str] = {}
         self._withdrawn: set[Key] = set()
         self._task: asyncio.Task[None] | None = None
@@ -125,22 +127,28 @@ class L4Controller:
     # -- the loop ---------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """List, then watch until the watch ends; re-list on 410. Failures back off
+        exponentially (`retry_delay` doubling up to `retry_max`), so an API brownout in a
+        drill does not turn the controller into a load of its own."""
+        delay = self.retry_delay
         while True:
             try:
                 version = await self._list()
                 self._synced.set()
+                delay = self.retry_delay
                 while True:
                     version = await self._watch(version)
             except asyncio.CancelledError:
                 raise
             except Expired:
                 self._log.info("l4.relist", why="expired")
+                continue
             except KubeError as error:
-                self._log.warning("l4.retry", error=str(error))
-                await asyncio.sleep(self.retry_delay)
+                self._log.warning("l4.retry", error=str(error), wait=delay)
             except Exception:  # a bug must not end the controller silently
-                self._log.exception("l4.failed")
-                await asyncio.sleep(self.retry_delay)
+                self._log.exception("l4.failed", wait=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
 
     async def _list(self) -> str:
         listed = await self.client.request(

@@ -19,9 +19,9 @@ from chaos.estate import Clusters, Launcher, PortPlan
 from chaos.estate.clusters import client_configuration
 from chaos.estate.l4 import L4Controller, l4_pool
 from chaos.estate.ports import BLOCK, Endpoint, in_use
-from chaos.kubesim import KubeSim
+from chaos.kubesim import Faults, KubeSim
 from gtm.config import load
-from kube import MERGE_PATCH, Client
+from kube import MERGE_PATCH, NO_RETRY, Client
 
 
 def service(name: str, lb_class: str | None = "gtm.io/ipvs", **spec: Any) -> dict[str, Any]:
@@ -254,3 +254,28 @@ async def test_the_estate_runs_an_l4_controller_beside_each_cluster(tmp_path: Pa
         finally:
             await clusters.stop()
     assert clusters.l4 == {}
+
+
+async def test_an_api_brownout_is_ridden_out_with_backoff(
+    kube_client: Client, sim: KubeSim
+) -> None:
+    await _create(kube_client, service("foo-gw"))
+    sim.faults.set(Faults(error_rate=1.0, verbs=("list",)))
+    controller = L4Controller(
+        Client(sim.configuration(), timeout=2, retry=NO_RETRY),
+        region="dc1",
+        pool=l4_pool(0),
+        retry_delay=0.05,
+        retry_max=0.2,
+    )
+    task = asyncio.create_task(controller.start(within=5))
+    await asyncio.sleep(0.6)
+    lists = sim.stats()["by_verb"].get("list", 0)
+    assert 2 <= lists <= 8  # 0.05, 0.1, 0.2, 0.2... not a tight loop
+    sim.faults.set(Faults())
+    await task
+    try:
+        await _until(lambda: bool(_ingress(sim, "foo-gw")))
+    finally:
+        await controller.stop()
+        await controller.client.aclose()
