@@ -5,7 +5,8 @@
   whole region down), controlled over HTTP.
 - `Clusters`: a simulated Kubernetes API server (`chaos.kubesim`) per region,
   seeded with the ServiceEntries and WorkloadEntries a real cluster holds
-  (`mesh_objects`), behind one kubeconfig with a context per region.
+  (`mesh_objects`), behind one kubeconfig with a context per region, each with
+  its `L4Controller` (VIPs for `gtm.io/ipvs` LoadBalancer Services).
 - `write_members`: a config per gtm member, an HA pair per region.
 - `Launcher`: child processes in their own process groups, killed, paused,
   resumed, terminated on demand, never orphaned.
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from chaos.estate.estate import ControlError, PortInUse, SimulatedEstate, write_estate
     from chaos.estate.farm import UnknownRegion, UnknownVip, VipFarm
     from chaos.estate.fault import MODES, REGION_DOWN, Fault, FaultError, Mode
+    from chaos.estate.l4 import LOAD_BALANCER_CLASS, L4Controller, l4_pool
     from chaos.estate.launcher import Child, ChildExited, Launcher, UnknownChild
     from chaos.estate.members import (
         MemberConfig,
@@ -61,6 +63,9 @@ _WHERE = {
     "MODES": "chaos.estate.fault",
     "Mode": "chaos.estate.fault",
     "REGION_DOWN": "chaos.estate.fault",
+    "L4Controller": "chaos.estate.l4",
+    "LOAD_BALANCER_CLASS": "chaos.estate.l4",
+    "l4_pool": "chaos.estate.l4",
     "Child": "chaos.estate.launcher",
     "ChildExited": "chaos.estate.launcher",
     "Launcher": "chaos.estate.launcher",
@@ -86,6 +91,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "LOAD_BALANCER_CLASS",
     "MODES",
     "REGION_DOWN",
     "Child",
@@ -95,6 +101,7 @@ __all__ = [
     "Endpoint",
     "Fault",
     "FaultError",
+    "L4Controller",
     "Launcher",
     "MemberConfig",
     "MeshObjects",
@@ -112,6 +119,7 @@ __all__ = [
     "VipFarm",
     "ephemeral_range",
     "in_use",
+    "l4_pool",
     "member_config",
     "member_names",
     "mesh_objects",

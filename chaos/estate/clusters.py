@@ -5,6 +5,12 @@
     clusters.urls["dc2"]           # http://127.0.0.1:17444
     await clusters.stop()
 
+Beside each cluster runs its L4 controller (`chaos.estate.l4`, in this
+process, through the same kubeconfig): a `gtm.io/ipvs` LoadBalancer Service
+gets a VIP from the region's pool (`l4_pool`, 127.1.<n>.x) in its
+`status.loadBalancer`; `clusters.l4["dc1"].withdraw(ns, name)` takes one
+away for a drill.
+
 The kubeconfig (`<work>/kubeconfig`) has one context per region, named after
 it, which is what the members' `kubernetes.clusters` point at. Each cluster
 keeps its objects in `<work>/clusters/<region>.json` across restarts.
@@ -30,6 +36,7 @@ from typing import Any
 import structlog
 import yaml
 
+from chaos.estate.l4 import L4Controller, l4_pool
 from chaos.estate.launcher import Launcher
 from chaos.estate.mesh import (
     GROUP,
@@ -155,6 +162,8 @@ class Clusters:
             r: f"http://{HOST}:{ports.cluster(i)}" for i, r in enumerate(regions)
         }
         self.seeded: dict[str, SeedResult] = {}
+        self.l4: dict[str, L4Controller] = {}
+        self._l4_clients: list[Client] = []
 
     @staticmethod
     def process_name(region: str) -> str:
@@ -200,15 +209,33 @@ class Clusters:
             log.info("cluster.seeded", region=r.region, created=r.created, kept=r.kept)
         return self.seeded
 
+    async def start_l4(self, within: float = 10.0) -> None:
+        """An L4 controller per cluster, each with the pool of its region."""
+        for index, region in enumerate(self.urls):
+            client = Client(await client_configuration(self.kubeconfig, region))
+            self._l4_clients.append(client)
+            self.l4[region] = L4Controller(client, region=region, pool=l4_pool(index))
+        await asyncio.gather(*(c.start(within) for c in self.l4.values()))
+
+    async def stop_l4(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self.l4.values()))
+        self.l4.clear()
+        clients, self._l4_clients = self._l4_clients, []
+        await asyncio.gather(*(c.aclose() for c in clients))
+
     async def start(self, within: float = 20.0) -> None:
-        """Start every cluster, wait until each answers, write the kubeconfig, seed the mesh."""
+        """Start every cluster, wait until each answers, write the kubeconfig, seed the mesh,
+        start the L4 controllers."""
         write_kubeconfig(self.kubeconfig, self.urls, self.seed.namespace)
         self.start_processes()
         await self.wait_ready(within)
         await self.seed_all()
+        await self.start_l4(within)
 
     async def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM each cluster (it saves its state file), SIGKILL after `grace` seconds."""
+        """Stop the L4 controllers, then SIGTERM each cluster (it saves its state file),
+        SIGKILL after `grace` seconds."""
+        await self.stop_l4()
         names = [self.process_name(r) for r in self.urls]
         await asyncio.gather(
             *(self.launcher.terminate(n, grace) for n in names if n in self.launcher.names)

@@ -42,6 +42,7 @@ import yaml
 
 from chaos.estate.clusters import Clusters
 from chaos.estate.fault import Fault
+from chaos.estate.l4 import L4Controller
 from chaos.estate.launcher import Child, Launcher
 from chaos.estate.members import PAIR, MemberConfig, PeerUrl, write_cli_config, write_members
 from chaos.estate.mesh import MeshSeed
@@ -170,6 +171,12 @@ class SimulatedEstate:
         if self._clusters is None:
             raise RuntimeError("the estate is not started")
         return dict(self._clusters.urls)
+
+    def l4(self, region: str) -> L4Controller:
+        """The region's L4 controller: `withdraw`/`restore` a gateway Service's VIP in drills."""
+        if self._clusters is None:
+            raise RuntimeError("the estate is not started")
+        return self._clusters.l4[region]
 
     @property
     def member_configs(self) -> dict[str, Path]:

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from chaos.kubesim.errors import bad_request, expired, not_found, unprocessable
+from chaos.kubesim.kinds import merge_schema, schema_for
 from chaos.kubesim.patch import APPLY_PATCH, patch_object
 from chaos.kubesim.request import (
     WRITE_TYPES,
@@ -34,8 +35,40 @@ from chaos.kubesim.store import Preconditions, Store
 from chaos.kubesim.tables import as_table, table_version
 
 
-def reply(body: Mapping[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=json.dumps)
+def reply(
+    body: Mapping[str, Any], status: int = 200, warnings: list[str] | None = None
+) -> web.Response:
+    response = web.json_response(body, status=status, dumps=json.dumps)
+    for warning in warnings or ():  # RFC 7234 warn-text: a quoted-string
+        text = warning.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{text}"')
+    return response
+
+
+def check_fields(target: Target, obj: dict[str, Any], query: Mapping[str, str]) -> list[str]:
+    """`fieldValidation`: unknown fields are refused (Strict, 400), warned of (Warn, the
+    default: a `Warning` header) or dropped silently (Ignore); pruned in every case."""
+    mode = query.get("fieldValidation") or "Warn"
+    if mode not in ("Ignore", "Warn", "Strict"):
+        raise bad_request(
+            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore",'
+            ' "Strict", "Warn"'
+        )
+    if mode == "Ignore":
+        return []
+    unknown = [
+        f'unknown field "{path}"'
+        for path in schema_for(target.resource.kind).unknown_fields(
+            {k: v for k, v in obj.items() if k != "metadata"}
+        )
+    ]
+    if unknown and mode == "Strict":
+        kind = target.resource.kind
+        raise bad_request(
+            f'{kind} in version "{target.version}" cannot be handled as a {kind}: strict'
+            " decoding error: " + ", ".join(unknown)
+        )
+    return unknown
 
 
 def _encode_continue(resource_version: int, after: tuple[str, str]) -> str:
@@ -102,6 +135,7 @@ class ResourceApi:
         body = check_type(
             target, decode_body(await request.read(), request.content_type, WRITE_TYPES)
         )
+        warnings = check_fields(target, body, request.query)
         created = self.store.create(
             target.resource,
             target.namespace,
@@ -109,13 +143,14 @@ class ResourceApi:
             manager=field_manager(request.query, request.headers.get("User-Agent", "")),
             dry_run=parse_dry_run(request.query),
         )
-        return reply(target.present(created), status=201)
+        return reply(target.present(created), status=201, warnings=warnings)
 
     async def update(self, target: Target, request: web.Request) -> web.Response:
         assert target.name is not None and target.namespace is not None
         body = check_type(
             target, decode_body(await request.read(), request.content_type, WRITE_TYPES)
         )
+        warnings = check_fields(target, body, request.query)
         result = self.store.update(
             target.resource,
             target.namespace,
@@ -125,7 +160,11 @@ class ResourceApi:
             subresource=target.subresource,
             dry_run=parse_dry_run(request.query),
         )
-        return reply(target.present(result.object), status=201 if result.created else 200)
+        return reply(
+            target.present(result.object),
+            status=201 if result.created else 200,
+            warnings=warnings,
+        )
 
     async def patch(self, target: Target, request: web.Request) -> web.Response:
         assert target.name is not None and target.namespace is not None
@@ -145,29 +184,47 @@ class ResourceApi:
                 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required'
                 " for apply patch"
             )
+        manager = field_manager(query, request.headers.get("User-Agent", ""))
+        dry_run = parse_dry_run(query)
+        if apply:
+            applied = check_type(target, body)
+            warnings = check_fields(target, applied, query)
+            result = self.store.apply(
+                resource,
+                target.namespace,
+                target.name,
+                applied,
+                manager=manager,
+                force=parse_bool(force, "force"),
+                subresource=target.subresource,
+                dry_run=dry_run,
+            )
+            return reply(
+                target.present(result.object),
+                status=201 if result.created else 200,
+                warnings=warnings,
+            )
         current = self.store.find(resource, target.namespace, target.name)
         if current is None:
-            if not apply or target.subresource:
-                raise not_found(resource.group_resource, target.name)
-            patched: Any = check_type(target, body)
-        else:
-            patched = patch_object(content_type, target.present(current), body)
-            if not isinstance(patched, dict):
-                raise unprocessable("the patched document is not an object")
-            patched = check_type(target, patched)
+            raise not_found(resource.group_resource, target.name)
+        patched = patch_object(
+            content_type, target.present(current), body, merge_schema(resource.kind)
+        )
+        if not isinstance(patched, dict):
+            raise unprocessable("the patched document is not an object")
+        patched = check_type(target, patched)
+        warnings = check_fields(target, patched, query)
         result = self.store.update(
             resource,
             target.namespace,
             target.name,
             patched,
-            manager=field_manager(query, request.headers.get("User-Agent", "")),
+            manager=manager,
             subresource=target.subresource,
-            operation="Apply" if apply else "Update",
             patched=True,
-            allow_create=apply,
-            dry_run=parse_dry_run(query),
+            dry_run=dry_run,
         )
-        return reply(target.present(result.object), status=201 if result.created else 200)
+        return reply(target.present(result.object), warnings=warnings)
 
     async def delete(self, target: Target, request: web.Request) -> web.Response:
         assert target.name is not None and target.namespace is not None

@@ -34,6 +34,8 @@ def _resources(resource: Resource) -> list[dict[str, Any]]:
     }
     if resource.short_names:
         main["shortNames"] = list(resource.short_names)
+    if resource.categories:
+        main["categories"] = list(resource.categories)
     out = [main]
     if resource.status_subresource:
         out.append(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaos.kubesim.errors import bad_request, unprocessable
+from chaos.kubesim.schema import Schema
+from chaos.kubesim.strategic import strategic_merge
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -185,7 +187,9 @@ def apply_json_patch(doc: Any, ops: list[Operation]) -> Any:
     return result
 
 
-def patch_object(content_type: str, current: dict[str, Any], body: Any) -> Any:
+def patch_object(
+    content_type: str, current: dict[str, Any], body: Any, schema: Schema | None = None
+) -> Any:
     """The patched document, before any apiserver rule is applied to it."""
     if content_type == JSON_PATCH:
         return apply_json_patch(current, parse_json_patch(body))
@@ -193,8 +197,6 @@ def patch_object(content_type: str, current: dict[str, Any], body: Any) -> Any:
         raise bad_request(
             f"the body of a {content_type} request must be a JSON object, got {type(body).__name__}"
         )
-    # Merge, apply ("merge as owned") and the simple strategic merge all merge maps
-    # and replace lists whole; a strategic directive key is dropped, not obeyed.
     if content_type == STRATEGIC_PATCH:
-        body = {k: v for k, v in body.items() if not k.startswith("$")}
+        return strategic_merge(current, body, schema)
     return merge_patch(current, body)

@@ -56,7 +56,14 @@ def resolve(table: ResourceTable, match: Mapping[str, str]) -> Target:
     subresource = match.get("subresource")
     if subresource is not None and not (subresource == "status" and resource.status_subresource):
         raise unknown_path()
-    return Target(resource, version, match.get("namespace"), match.get("name"), subresource)
+    namespace = match.get("namespace")
+    if not resource.namespaced:  # cluster-scoped: no namespace in the path, "" in the store
+        if namespace is not None:
+            raise unknown_path()
+        namespace = ""
+    elif namespace is None and match.get("name") is not None:
+        raise unknown_path()
+    return Target(resource, version, namespace, match.get("name"), subresource)
 
 
 def read_verb(method: str, match: Mapping[str, str], query: Mapping[str, str]) -> str:

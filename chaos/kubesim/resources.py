@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from chaos.kubesim.crd import CustomResourceDefinition, access_point
+
 CUSTOM_PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -33,6 +35,7 @@ class Resource:
     status_subresource: bool = False
     create_on_update: bool = False
     short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
     @property
     def storage_version(self) -> str:
@@ -115,8 +118,80 @@ CONFIG_MAP = Resource(
     short_names=("cm",),
 )
 SECRET = Resource(group="", versions=("v1",), plural="secrets", singular="secret", kind="Secret")
+SERVICE = Resource(
+    group="",
+    versions=("v1",),
+    plural="services",
+    singular="service",
+    kind="Service",
+    status_subresource=True,
+    short_names=("svc",),
+    categories=("all",),
+)
+NAMESPACE = Resource(
+    group="",
+    versions=("v1",),
+    plural="namespaces",
+    singular="namespace",
+    kind="Namespace",
+    namespaced=False,
+    status_subresource=True,
+    short_names=("ns",),
+)
+GATEWAY = Resource(
+    group="networking.istio.io",
+    versions=("v1", "v1beta1"),
+    plural="gateways",
+    singular="gateway",
+    kind="Gateway",
+    custom=True,
+    status_subresource=True,
+    short_names=("gw",),
+    categories=("istio-io", "networking-istio-io"),
+)
+VIRTUAL_SERVICE = Resource(
+    group="networking.istio.io",
+    versions=("v1", "v1beta1"),
+    plural="virtualservices",
+    singular="virtualservice",
+    kind="VirtualService",
+    custom=True,
+    status_subresource=True,
+    short_names=("vs",),
+    categories=("istio-io", "networking-istio-io"),
+)
 
-DEFAULT_RESOURCES = (WORKLOAD_ENTRY, SERVICE_ENTRY, DESTINATION_RULE, LEASE, CONFIG_MAP, SECRET)
+
+def from_crd(crd: CustomResourceDefinition) -> Resource:
+    return Resource(
+        group=crd.group,
+        versions=crd.versions,
+        plural=crd.plural,
+        singular=crd.singular,
+        kind=crd.kind,
+        namespaced=crd.namespaced,
+        custom=True,
+        status_subresource=crd.status_subresource,
+        short_names=crd.short_names,
+        categories=crd.categories,
+    )
+
+
+ACCESS_POINT = from_crd(access_point())
+
+DEFAULT_RESOURCES = (
+    WORKLOAD_ENTRY,
+    SERVICE_ENTRY,
+    DESTINATION_RULE,
+    GATEWAY,
+    VIRTUAL_SERVICE,
+    ACCESS_POINT,
+    LEASE,
+    CONFIG_MAP,
+    SECRET,
+    SERVICE,
+    NAMESPACE,
+)
 
 
 class ResourceTable:

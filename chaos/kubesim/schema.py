@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -86,7 +87,7 @@ def _check_format(fmt: str, value: str, path: str) -> list[Cause]:
 class Schema:
     """One node of a structural schema. `type` "map" is an object of `items` values."""
 
-    type: str  # object | map | array | string | integer | boolean | any
+    type: str  # object | map | array | string | integer | number | boolean | int-or-string | any
     properties: Mapping[str, Schema] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     items: Schema | None = None
@@ -99,12 +100,34 @@ class Schema:
     rules: tuple[Rule, ...] = ()
     format: str | None = None
     preserve_unknown: bool = False
+    min_length: int | None = None
+    description: str = ""
+    default: Any = None
+    # how lists merge: SSA's x-kubernetes-list-type (atomic | map | set) and keys,
+    # strategic merge patch's x-kubernetes-patch-strategy and -merge-key (built-ins)
+    list_type: str = "atomic"
+    list_keys: tuple[str, ...] = ()
+    patch_strategy: str = ""
+    patch_key: str = ""
 
     def validate(self, value: Any, path: str) -> list[Cause]:
         if self.type == "any":
             return []
+        if self.type == "int-or-string":
+            if isinstance(value, int | str) and not isinstance(value, bool):
+                return []
+            got = _json_type(value)
+            return [
+                Cause(
+                    path,
+                    TYPE_INVALID,
+                    f'Invalid value: "{got}": {path} in body must be of type integer or string',
+                )
+            ]
         want = "object" if self.type == "map" else self.type
         got = _json_type(value)
+        if want == "number" and got == "integer":
+            got = "number"
         if got != want:
             return [
                 Cause(
@@ -191,6 +214,15 @@ class Schema:
                     f"Unsupported value: {_shown(value)}: supported values: {supported}",
                 )
             ]
+        if self.min_length is not None and len(value) < self.min_length:
+            return [
+                Cause(
+                    path,
+                    "FieldValueInvalid",
+                    f"Invalid value: {_shown(value)}: {path} in body should be at least"
+                    f" {self.min_length} chars long",
+                )
+            ]
         if self.max_length is not None and len(value) > self.max_length:
             return [
                 Cause(
@@ -200,6 +232,51 @@ class Schema:
                 )
             ]
         return _check_format(self.format, value, path) if self.format else []
+
+    def child(self, name: str) -> Schema | None:
+        """The schema of field `name` (of an object) or of any value (of a map)."""
+        if self.type == "object":
+            found = self.properties.get(name)
+            return found if found is not None else (ANY if self.preserve_unknown else None)
+        if self.type == "map":
+            return self.items
+        if self.type == "any":
+            return ANY
+        return None
+
+    def unknown_fields(self, value: Any, path: str = "") -> list[str]:
+        """Fields the schema does not declare (what `fieldValidation=Strict` refuses)."""
+        out: list[str] = []
+        if self.type == "object" and isinstance(value, dict) and not self.preserve_unknown:
+            for name, item in value.items():
+                sub = f"{path}.{name}" if path else name
+                if name not in self.properties:
+                    out.append(sub)
+                else:
+                    out += self.properties[name].unknown_fields(item, sub)
+        elif self.type == "array" and isinstance(value, list) and self.items is not None:
+            for index, item in enumerate(value):
+                out += self.items.unknown_fields(item, f"{path}[{index}]")
+        elif self.type == "map" and isinstance(value, dict) and self.items is not None:
+            for key, item in value.items():
+                out += self.items.unknown_fields(item, f"{path}.{key}")
+        return out
+
+    def with_defaults(self, value: Any) -> Any:
+        """`value` with the schema's `default`s filled in where a field is missing."""
+        if self.type == "object" and isinstance(value, dict):
+            out = dict(value)
+            for name, schema in self.properties.items():
+                if name in out:
+                    out[name] = schema.with_defaults(out[name])
+                elif schema.default is not None:
+                    out[name] = copy.deepcopy(schema.default)
+            return out
+        if self.type == "array" and isinstance(value, list) and self.items is not None:
+            return [self.items.with_defaults(item) for item in value]
+        if self.type == "map" and isinstance(value, dict) and self.items is not None:
+            return {key: self.items.with_defaults(item) for key, item in value.items()}
+        return value
 
     def prune(self, value: Any) -> Any:
         """Drop fields the schema does not know, as the apiserver does on write."""
@@ -234,3 +311,114 @@ def string(
     max_length: int | None = None, enum: tuple[str, ...] = (), fmt: str | None = None
 ) -> Schema:
     return Schema("string", max_length=max_length, enum=enum, format=fmt)
+
+
+_OPENAPI_TYPES = {"object", "array", "string", "integer", "boolean", "number"}
+
+
+def from_openapi(node: Mapping[str, Any]) -> Schema:
+    """A structural OpenAPI v3 schema (a CRD's `openAPIV3Schema`) as a `Schema`."""
+    kind = node.get("type")
+    preserve = bool(node.get("x-kubernetes-preserve-unknown-fields"))
+    common: dict[str, Any] = {
+        "description": str(node.get("description", "")),
+        "default": node.get("default"),
+    }
+    if node.get("x-kubernetes-int-or-string"):
+        return Schema("int-or-string", **common)
+    if kind == "object" or (kind is None and "properties" in node):
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict) and not node.get("properties"):
+            return Schema(
+                "map",
+                items=from_openapi(extra),
+                max_items=node.get("maxProperties"),
+                **common,
+            )
+        return Schema(
+            "object",
+            properties={k: from_openapi(v) for k, v in (node.get("properties") or {}).items()},
+            required=tuple(node.get("required") or ()),
+            preserve_unknown=preserve,
+            **common,
+        )
+    if kind == "array":
+        return Schema(
+            "array",
+            items=from_openapi(node.get("items") or {}),
+            min_items=node.get("minItems"),
+            max_items=node.get("maxItems"),
+            list_type=str(node.get("x-kubernetes-list-type", "atomic")),
+            list_keys=tuple(node.get("x-kubernetes-list-map-keys") or ()),
+            **common,
+        )
+    if kind in ("integer", "number"):
+        return Schema(kind, minimum=node.get("minimum"), maximum=node.get("maximum"), **common)
+    if kind == "string":
+        return Schema(
+            "string",
+            enum=tuple(node.get("enum") or ()),
+            max_length=node.get("maxLength"),
+            min_length=node.get("minLength"),
+            **common,
+        )
+    if kind in _OPENAPI_TYPES:
+        return Schema(kind, **common)
+    return Schema("any", **common)
+
+
+def to_openapi(schema: Schema) -> dict[str, Any]:
+    """The OpenAPI v3 form of a `Schema` (for /openapi/v3, kubectl explain and apply)."""
+    out: dict[str, Any] = {}
+    if schema.description:
+        out["description"] = schema.description
+    match schema.type:
+        case "any":
+            out["x-kubernetes-preserve-unknown-fields"] = True
+            return out
+        case "int-or-string":
+            out["x-kubernetes-int-or-string"] = True
+            out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+            return out
+        case "map":
+            out["type"] = "object"
+            out["additionalProperties"] = to_openapi(schema.items or ANY)
+            return out
+        case "object":
+            out["type"] = "object"
+            if schema.properties:
+                out["properties"] = {k: to_openapi(v) for k, v in schema.properties.items()}
+            if schema.required:
+                out["required"] = list(schema.required)
+            if schema.preserve_unknown:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            return out
+        case "array":
+            out["type"] = "array"
+            out["items"] = to_openapi(schema.items or ANY)
+            if schema.list_type != "atomic" or schema.list_keys:
+                out["x-kubernetes-list-type"] = schema.list_type
+            if schema.list_keys:
+                out["x-kubernetes-list-map-keys"] = list(schema.list_keys)
+            if schema.patch_strategy:
+                out["x-kubernetes-patch-strategy"] = schema.patch_strategy
+            if schema.patch_key:
+                out["x-kubernetes-patch-merge-key"] = schema.patch_key
+        case _:
+            out["type"] = schema.type
+    if schema.enum:
+        out["enum"] = list(schema.enum)
+    for name, value in (
+        ("minimum", schema.minimum),
+        ("maximum", schema.maximum),
+        ("maxLength", schema.max_length),
+        ("minLength", schema.min_length),
+        ("minItems", schema.min_items),
+        ("maxItems", schema.max_items),
+        ("default", schema.default),
+    ):
+        if value is not None:
+            out[name] = value
+    if schema.format in ("byte", "date-time", "int64", "int32"):
+        out["format"] = schema.format
+    return out

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from chaos.kubesim import discovery
+from chaos.kubesim import discovery, openapi
 from chaos.kubesim.api import ResourceApi, reply
 from chaos.kubesim.control import Control
 from chaos.kubesim.errors import (
@@ -39,6 +39,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _NAMESPACED = "/namespaces/{namespace}/{plural}"
 RESOURCE_ROUTES = (
+    # a namespace's subresources first: /api/v1/namespaces/x/status is not a collection
+    "/api/{version:v1}/{plural:namespaces}/{name}/{subresource:status|finalize}",
     "/api/{version:v1}/{plural}",
     "/api/{version:v1}" + _NAMESPACED,
     "/api/{version:v1}" + _NAMESPACED + "/{name}",
@@ -47,6 +49,11 @@ RESOURCE_ROUTES = (
     "/apis/{group}/{version}" + _NAMESPACED,
     "/apis/{group}/{version}" + _NAMESPACED + "/{name}",
     "/apis/{group}/{version}" + _NAMESPACED + "/{name}/{subresource}",
+    # cluster-scoped objects (Namespace), after the namespaced paths they overlap
+    "/api/{version:v1}/{plural}/{name}",
+    "/api/{version:v1}/{plural}/{name}/{subresource}",
+    "/apis/{group}/{version}/{plural}/{name}",
+    "/apis/{group}/{version}/{plural}/{name}/{subresource}",
 )
 _SUBRESOURCE_VERBS = ("get", "update", "patch")
 _ALL_NAMESPACES_VERBS = ("list", "watch", "deletecollection")
@@ -118,6 +125,10 @@ class ApiServer:
         ):
             router.add_get(path, handler)
             router.add_get(path + "/", handler)
+        router.add_get("/openapi/v2", self._openapi_v2)
+        router.add_get("/openapi/v3", self._openapi_v3_root)
+        router.add_get("/openapi/v3/", self._openapi_v3_root)
+        router.add_get("/openapi/v3/{key:.+}", self._openapi_v3)
         for path in RESOURCE_ROUTES:
             router.add_route("*", path, self._resource)
         self.control.add_routes(router)
@@ -174,6 +185,26 @@ class ApiServer:
             case "deletecollection":
                 return await self.api.delete_collection(target, request)
         raise method_not_allowed(request.method)
+
+    # -- OpenAPI --------------------------------------------------------------
+
+    async def _openapi_v2(self, request: web.Request) -> web.StreamResponse:
+        accept = request.headers.get("Accept", "")
+        if accept and "json" not in accept and "*/*" not in accept:
+            raise ApiError(406, "NotAcceptable", f"only application/json is served, not {accept}")
+        return reply(openapi.v2_document(self.store.resources))
+
+    async def _openapi_v3_root(self, request: web.Request) -> web.StreamResponse:
+        return reply(openapi.v3_root(self.store.resources))
+
+    async def _openapi_v3(self, request: web.Request) -> web.StreamResponse:
+        document = openapi.v3_document(self.store.resources, request.match_info["key"])
+        if document is None:
+            raise unknown_path()
+        response = reply(document)
+        if request.query.get("hash"):
+            response.headers["Cache-Control"] = "public, immutable"
+        return response
 
     # -- discovery ------------------------------------------------------------
 

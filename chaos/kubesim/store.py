@@ -5,8 +5,12 @@ One global resourceVersion counter orders every write. Create drops `status`
 the old `status`, a write to `/status` keeps everything but `status`;
 `metadata.generation` rises only when something outside metadata and status
 changes; a stale resourceVersion is a 409; a write that changes nothing keeps
-the resourceVersion and publishes no change. Every committed write is
-published to the `WatchHub`.
+the resourceVersion and publishes no change. Every write keeps
+`metadata.managedFields` with each manager's field set (`managed`): an
+Update takes what it changed, `apply` is server-side apply (conflicts,
+force, removal of disowned fields); managedFields a client sends are taken
+as the starting point, as the apiserver does. Deleting a Namespace deletes
+its objects. Every committed write is published to the `WatchHub`.
 
 Objects are kept in their storage version; callers convert on the way out.
 """
@@ -14,6 +18,7 @@ Objects are kept in their storage version; callers convert on the way out.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chaos.kubesim import managed
 from chaos.kubesim.errors import (
     Cause,
     already_exists,
@@ -30,6 +36,8 @@ from chaos.kubesim.errors import (
     invalid,
     not_found,
 )
+from chaos.kubesim.kinds import merge_schema
+from chaos.kubesim.managed import Manager
 from chaos.kubesim.patch import json_equal
 from chaos.kubesim.resources import Resource, ResourceTable
 from chaos.kubesim.selectors import ObjectFilter
@@ -148,6 +156,7 @@ class Store:
         operation: str = "Update",
         dry_run: bool = False,
         keep_status: bool = False,
+        managers: dict[Manager, set[managed.Path]] | None = None,
     ) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         meta = self._place(resource, namespace, obj, name=None)
@@ -165,7 +174,11 @@ class Store:
         if key in self._objects.get(resource.group_resource, {}):
             raise already_exists(resource.group_resource, key[1])
         self._stamp_new(resource, stored)
-        self._record_manager(resource, stored, manager, operation, subresource=None)
+        writer = Manager(manager, operation)
+        if managers is None:
+            managers = {}
+            self._track_update(resource, managers, writer, None, stored)
+        self._set_managed(resource, stored, managers, None, writer)
         if not dry_run:
             self._commit(resource, stored, previous=None)
         return copy.deepcopy(stored)
@@ -202,14 +215,89 @@ class Store:
             )
             return WriteResult(created, created=True)
         self._check_preconditions(resource, name, old, meta, patched=patched)
+        incoming = meta.get("managedFields")
+        base = incoming if isinstance(incoming, list) and incoming and not subresource else None
+        managers = managed.decode(
+            base if base is not None else old["metadata"].get("managedFields")
+        )
         new = self._merge_into(resource, old, candidate, subresource)
-        new = admit(resource, new, patched=patched and operation != "Apply")
-        if json_equal(new, old):
+        new = admit(resource, new, patched=patched, old=old)
+        writer = Manager(manager, operation, subresource or "")
+        self._track_update(resource, managers, writer, old, new)
+        return self._finish(resource, old, new, managers, writer, dry_run=dry_run)
+
+    def apply(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        applied: dict[str, Any],
+        *,
+        manager: str,
+        force: bool = False,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> WriteResult:
+        """Server-side apply (`managed.apply`): merge, conflicts, removal of disowned fields."""
+        applied = copy.deepcopy(applied)
+        meta = self._place(resource, namespace, applied, name=name)
+        old = self._objects.get(resource.group_resource, {}).get((namespace, name))
+        if old is None and subresource:
+            raise not_found(resource.group_resource, name)
+        if old is not None:
+            self._check_preconditions(resource, name, old, meta, patched=True)
+        schema = merge_schema(resource.kind)
+        writer = Manager(manager, "Apply", subresource or "")
+        managers = managed.decode(old["metadata"].get("managedFields") if old else None)
+        live = old if old is not None else {"metadata": {"name": name}}
+        part = functools.partial(managed.tracked, status_subresource=resource.status_subresource)
+        merged = managed.apply(
+            managers,
+            writer,
+            part(live, subresource=subresource or ""),
+            part(applied, subresource=subresource or ""),
+            schema,
+            force=force,
+            api_version=resource.api_version(resource.storage_version),
+        )
+        new = self._with_tracked(resource, live, merged, subresource)
+        if old is None:
+            for kept in ("generateName",):
+                if kept in meta:
+                    new["metadata"][kept] = meta[kept]
+            created = self.create(
+                resource,
+                namespace,
+                new,
+                manager=manager,
+                operation="Apply",
+                dry_run=dry_run,
+                managers=managers,
+            )
+            return WriteResult(created, created=True)
+        new = admit(resource, new, patched=False, old=old)
+        return self._finish(resource, old, new, managers, writer, dry_run=dry_run)
+
+    def _finish(
+        self,
+        resource: Resource,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        managers: dict[Manager, set[managed.Path]],
+        writer: Manager,
+        *,
+        dry_run: bool,
+    ) -> WriteResult:
+        """The common end of an update: no-op check, generation, managedFields, commit."""
+        new["metadata"].pop("managedFields", None)
+        bare_old = copy.deepcopy(old)
+        old_entries = bare_old["metadata"].pop("managedFields", None)
+        if json_equal(new, bare_old) and managed.same_sets(managers, managed.decode(old_entries)):
             return WriteResult(copy.deepcopy(old), changed=False)
         meta = new["metadata"]
         if resource.tracks_generation and not json_equal(_content(new), _content(old)):
             meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
-        self._record_manager(resource, new, manager, operation, subresource=subresource)
+        self._set_managed(resource, new, managers, old_entries, writer)
         if not dry_run:
             self._commit(resource, new, previous=old)
         return WriteResult(copy.deepcopy(new))
@@ -236,12 +324,23 @@ class Store:
             meta["resourceVersion"],
         )
         if not dry_run:
+            if resource.kind == "Namespace" and not resource.group:
+                self._empty_namespace(name)
             del self._objects[resource.group_resource][(namespace, name)]
             self._rv += 1
             self.hub.publish(
                 Change("DELETED", resource.group_resource, namespace, self._rv, None, old)
             )
         return copy.deepcopy(old)
+
+    def _empty_namespace(self, namespace: str) -> None:
+        """What the namespace controller does before a Namespace goes: delete its objects
+        (here at once; a real cluster shows the Namespace `Terminating` meanwhile)."""
+        for group_resource, kept in self._objects.items():
+            for key in [k for k in kept if k[0] == namespace]:
+                gone = kept.pop(key)
+                self._rv += 1
+                self.hub.publish(Change("DELETED", group_resource, namespace, self._rv, None, gone))
 
     def put(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         """A fixture write: create or overwrite, status included, no preconditions."""
@@ -264,7 +363,12 @@ class Store:
                 return copy.deepcopy(old)
             if resource.tracks_generation and not json_equal(_content(new), _content(old)):
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
-        self._record_manager(resource, new, "kubesim", "Update", subresource=None)
+        writer = Manager("kubesim", "Update")
+        managers = managed.decode(old["metadata"].get("managedFields") if old else None)
+        self._track_update(resource, managers, writer, old, new)
+        self._set_managed(
+            resource, new, managers, old["metadata"].get("managedFields") if old else None, writer
+        )
         self._commit(resource, new, previous=old)
         return copy.deepcopy(new)
 
@@ -361,32 +465,72 @@ class Store:
         if resource.tracks_generation:
             meta["generation"] = 1
 
-    def _record_manager(
+    def _track_update(
+        self,
+        resource: Resource,
+        managers: dict[Manager, set[managed.Path]],
+        writer: Manager,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
+    ) -> None:
+        """An Update's field ownership: the writer owns what it added or changed."""
+
+        def part(obj: dict[str, Any] | None) -> dict[str, Any]:
+            return managed.tracked(
+                obj or {},
+                status_subresource=resource.status_subresource,
+                subresource=writer.subresource,
+            )
+
+        managed.record_update(managers, writer, part(old), part(new), merge_schema(resource.kind))
+
+    def _set_managed(
         self,
         resource: Resource,
         obj: dict[str, Any],
-        manager: str,
-        operation: str,
-        subresource: str | None,
+        managers: dict[Manager, set[managed.Path]],
+        previous: Any,
+        writer: Manager,
     ) -> None:
-        """A minimal managedFields: who last wrote, how, and when (no field sets)."""
-        entry: dict[str, Any] = {
-            "manager": manager,
-            "operation": operation,
-            "apiVersion": resource.api_version(resource.storage_version),
-            "time": _stamp(self._clock()),
-            "fieldsType": "FieldsV1",
-            "fieldsV1": {},
-        }
-        if subresource:
-            entry["subresource"] = subresource
-        entries = [
-            e
-            for e in obj["metadata"].get("managedFields") or []
-            if (e.get("manager"), e.get("operation"), e.get("subresource"))
-            != (manager, operation, subresource)
-        ]
-        obj["metadata"]["managedFields"] = [*entries, entry]
+        entries = managed.encode(
+            managers,
+            previous,
+            api_version=resource.api_version(resource.storage_version),
+            now=_stamp(self._clock()),
+            touched=writer,
+        )
+        if entries:
+            obj["metadata"]["managedFields"] = entries
+        else:
+            obj["metadata"].pop("managedFields", None)
+
+    def _with_tracked(
+        self,
+        resource: Resource,
+        base: dict[str, Any],
+        part: dict[str, Any],
+        subresource: str | None,
+    ) -> dict[str, Any]:
+        """`base` with its tracked part (see `managed.tracked`) replaced by `part`."""
+        new = copy.deepcopy(base)
+        if subresource == "status":
+            new.pop("status", None)
+            if "status" in part:
+                new["status"] = copy.deepcopy(part["status"])
+            return new
+        meta = new.setdefault("metadata", {})
+        for key in managed.TRACKED_METADATA:
+            meta.pop(key, None)
+        # an emptied map or list of ObjectMeta is omitted (Go's omitempty)
+        meta.update({k: copy.deepcopy(v) for k, v in (part.get("metadata") or {}).items() if v})
+        for key in list(new):
+            if key in ("apiVersion", "kind", "metadata"):
+                continue
+            if key == "status" and resource.status_subresource:
+                continue
+            del new[key]
+        new.update({k: copy.deepcopy(v) for k, v in part.items() if k != "metadata"})
+        return new
 
     def _commit(
         self, resource: Resource, obj: dict[str, Any], previous: dict[str, Any] | None

@@ -5,7 +5,10 @@ and prints the columns the server sends. A custom resource's columns are its
 CRD's `additionalPrinterColumns` after `Name` (Istio's: ServiceEntry Hosts,
 Location, Resolution, Age; WorkloadEntry Age, Address; DestinationRule Host,
 Age), or `Name` and `Created At` for a CRD that declares none; a built-in's
-are its Go printer's (Lease Holder, ConfigMap Data, Secret Type and Data).
+are its Go printer's (Lease Holder, ConfigMap Data, Secret Type and Data, Service Type, Cluster-IP,
+External-IP, Port(s), Namespace Status). VirtualService shows Istio's
+Gateways and Hosts, Gateway (no columns declared) Age; AccessPoint the
+columns of its CRD manifest (`crd.py`), `priority: 1` ones with `-o wide`.
 
 As the apiserver does: a `string` column is the JSONPath result as printed
 (a list prints as JSON), a `date` column a human age (`5m10s`), a missing
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chaos.kubesim.crd import PrinterColumn, access_point
 from chaos.kubesim.errors import bad_request
 from chaos.kubesim.resources import Resource
 
@@ -118,8 +122,49 @@ def _path(*keys: str) -> Callable[[Mapping[str, Any], datetime], Any]:
     return cell
 
 
+def _raw(*keys: str) -> Callable[[Mapping[str, Any], datetime], Any]:
+    """A number or boolean column: the value as is (kubectl formats it), missing as null."""
+
+    def cell(obj: Mapping[str, Any], now: datetime) -> Any:
+        value: Any = obj
+        for key in keys:
+            if not isinstance(value, Mapping) or key not in value:
+                return None
+            value = value[key]
+        return value
+
+    return cell
+
+
 def _count(*fields: str) -> Callable[[Mapping[str, Any], datetime], Any]:
     return lambda obj, now: sum(len(obj.get(f) or {}) for f in fields)
+
+
+def _external_ip(obj: Mapping[str, Any], now: datetime) -> str:
+    """The Service printer's EXTERNAL-IP: ingress addresses, `<pending>` while none."""
+    spec = obj.get("spec") or {}
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    addresses = [i.get("ip") or i.get("hostname") for i in ingress if isinstance(i, Mapping)]
+    addresses += spec.get("externalIPs") or []
+    kind = spec.get("type", "ClusterIP")
+    if kind == "ExternalName":
+        return str(spec.get("externalName", "<none>"))
+    if kind == "LoadBalancer" and not addresses:
+        return "<pending>"
+    return ",".join(a for a in addresses if a) or "<none>"
+
+
+def _ports(obj: Mapping[str, Any], now: datetime) -> str:
+    shown = []
+    for port in (obj.get("spec") or {}).get("ports") or []:
+        node = f":{port['nodePort']}" if port.get("nodePort") else ""
+        shown.append(f"{port.get('port')}{node}/{port.get('protocol', 'TCP')}")
+    return ",".join(shown) or "<none>"
+
+
+def _selector(obj: Mapping[str, Any], now: datetime) -> str:
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
 
 
 NAME = Column("Name", "string", _NAME_DOC, lambda o, now: o["metadata"]["name"], format="name")
@@ -164,6 +209,31 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ),
         AGE,
     ),
+    "Gateway": (AGE,),  # Istio's Gateway CRD declares no columns: the CRD default
+    "VirtualService": (
+        Column(
+            "Gateways",
+            "string",
+            "The names of gateways and sidecars that should apply these routes",
+            _path("spec", "gateways"),
+        ),
+        Column(
+            "Hosts",
+            "string",
+            "The destination hosts to which traffic is being sent",
+            _path("spec", "hosts"),
+        ),
+        AGE,
+    ),
+    "Service": (
+        Column("Type", "string", "", _path("spec", "type")),
+        Column("Cluster-IP", "string", "", _path("spec", "clusterIP")),
+        Column("External-IP", "string", "", _external_ip),
+        Column("Port(s)", "string", "", _ports),
+        AGE,
+        Column("Selector", "string", "", _selector, priority=1),
+    ),
+    "Namespace": (Column("Status", "string", "", _path("status", "phase")), AGE),
     "Lease": (
         Column("Holder", "string", "", _path("spec", "holderIdentity")),
         AGE,
@@ -176,6 +246,29 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
 }
 CREATED_AT = Column("Created At", "date", _CREATED_DOC, _age)
+
+
+def _crd_column(column: PrinterColumn) -> Column:
+    """A CRD's additionalPrinterColumn (a simple JSONPath, as every one served here)."""
+    keys = tuple(k for k in column.json_path.split(".") if k)
+    if column.type == "date":
+        stamp = _path(*keys)
+
+        def age(obj: Mapping[str, Any], now: datetime) -> Any:
+            value = stamp(obj, now)
+            if value is None:
+                return None
+            return _age({"metadata": {"creationTimestamp": value}}, now)
+
+        cell = age
+    elif column.type in ("integer", "number", "boolean"):
+        cell = _raw(*keys)
+    else:
+        cell = _path(*keys)
+    return Column(column.name, column.type, column.description, cell, priority=column.priority)
+
+
+COLUMNS[access_point().kind] = tuple(_crd_column(c) for c in access_point().columns)
 
 
 def columns_of(resource: Resource) -> tuple[Column, ...]:

@@ -52,6 +52,7 @@ KINDS: dict[str, tuple[str, bool]] = {
     "RoleBinding": ("rbac.authorization.k8s.io/v1", True),
     "ClusterRole": ("rbac.authorization.k8s.io/v1", False),
     "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", False),
+    "CustomResourceDefinition": ("apiextensions.k8s.io/v1", False),
 }
 HOME_NAMESPACE = "gtm-system"  # everything but the mesh Role lives here
 SERVE_FLAGS = ("--config", "--region", "--member")  # what `gtm serve` is assumed to take
@@ -173,6 +174,8 @@ class Checker:
 
     def run(self) -> list[str]:
         self.common()
+        for crd in self.of("CustomResourceDefinition"):
+            self.crd(crd)
         deployments = self.of("Deployment")
         if len(deployments) != 1:
             self.bad("manifests", f"{len(deployments)} Deployments, want exactly one")
@@ -222,6 +225,43 @@ class Checker:
             if key in seen:
                 self.bad(d, "defined twice")
             seen.add(key)
+
+    # custom resource definitions --------------------------------------------------------------
+
+    def crd(self, d: Doc) -> None:
+        """What the apiserver's CRD validation refuses, and a structural schema needs."""
+        spec = d.get("spec") or {}
+        names = spec.get("names") or {}
+        group, plural = spec.get("group", ""), names.get("plural", "")
+        if name_of(d) != f"{plural}.{group}":
+            self.bad(d, f"metadata.name must be {plural}.{group} (spec.names.plural.spec.group)")
+        for field in ("kind", "plural", "singular"):
+            if not names.get(field):
+                self.bad(d, f"spec.names.{field} is missing")
+        if spec.get("scope") not in ("Namespaced", "Cluster"):
+            self.bad(d, f"spec.scope {spec.get('scope')!r}, want Namespaced or Cluster")
+        versions = spec.get("versions") or []
+        storage = [v for v in versions if v.get("storage")]
+        if len(storage) != 1:
+            self.bad(d, f"{len(storage)} storage versions, want exactly one")
+        for version in versions:
+            where = f"version {version.get('name')}"
+            schema = ((version.get("schema") or {}).get("openAPIV3Schema")) or None
+            if schema is None:
+                self.bad(d, f"{where}: no schema.openAPIV3Schema")
+                continue
+            if schema.get("type") != "object":
+                self.bad(d, f"{where}: the root schema must be of type object")
+            for problem in structural_problems(schema, ""):
+                self.bad(d, f"{where}: {problem}")
+            properties = schema.get("properties") or {}
+            if "status" in (version.get("subresources") or {}) and "status" not in properties:
+                self.bad(d, f"{where}: a status subresource without a status schema")
+            for column in version.get("additionalPrinterColumns") or []:
+                if column.get("type") not in ("string", "integer", "number", "boolean", "date"):
+                    self.bad(d, f"{where}: printer column {column.get('name')!r} has no valid type")
+                if not str(column.get("jsonPath", "")).startswith("."):
+                    self.bad(d, f"{where}: printer column {column.get('name')!r} jsonPath")
 
     # the sample config ----------------------------------------------------------------------
 
@@ -635,6 +675,49 @@ class Checker:
                 self.bad(tokens, f"{k!r} is not 'viewer:TOKEN' or 'operator:TOKEN'")
 
 
+_SCHEMA_TYPES = ("object", "array", "string", "integer", "number", "boolean")
+
+
+def structural_problems(node: Any, path: str) -> list[str]:
+    """Why an openAPIV3Schema is not structural (what apiextensions-apiserver refuses)."""
+    if not isinstance(node, dict):
+        return [f"{path or '<root>'}: not a schema"]
+    out: list[str] = []
+    kind = node.get("type")
+    free = node.get("x-kubernetes-preserve-unknown-fields") or node.get(
+        "x-kubernetes-int-or-string"
+    )
+    if kind is None and not free:
+        out.append(f"{path or '<root>'}: type is missing")
+    elif kind is not None and kind not in _SCHEMA_TYPES:
+        out.append(f"{path}: unknown type {kind!r}")
+    if kind == "array" and "items" not in node:
+        out.append(f"{path}: an array needs items")
+    for name in node.get("required") or []:
+        if name not in (node.get("properties") or {}):
+            out.append(f"{path}: required field {name!r} is not a property")
+    if node.get("x-kubernetes-list-type") == "map":
+        keys = node.get("x-kubernetes-list-map-keys") or []
+        item = node.get("items") or {}
+        if not keys:
+            out.append(f"{path}: a map list needs x-kubernetes-list-map-keys")
+        for key in keys:
+            if key not in (item.get("required") or []) and "default" not in (
+                (item.get("properties") or {}).get(key) or {}
+            ):
+                out.append(f"{path}: map key {key!r} must be required or defaulted")
+    if "enum" in node and kind == "string":
+        if not all(isinstance(v, str) for v in node["enum"]):
+            out.append(f"{path}: a string enum with a non-string value")
+    for name, child in (node.get("properties") or {}).items():
+        out += structural_problems(child, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        out += structural_problems(node["items"], f"{path}[*]")
+    if isinstance(node.get("additionalProperties"), dict):
+        out += structural_problems(node["additionalProperties"], f"{path}.*")
+    return out
+
+
 def check(docs: list[Doc]) -> list[str]:
     return Checker(docs).run()
 
@@ -711,8 +794,67 @@ def test_every_file_parses_and_the_set_is_complete(docs: list[Doc]) -> None:
         "Service",
         "PodDisruptionBudget",
         "Deployment",
+        "CustomResourceDefinition",
     ):
         assert kind in kinds, f"no {kind} in {DEPLOY}"
+
+
+def _schema_at(crd: Doc, *path: str) -> Doc:
+    node = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for name in path:
+        node = node["items"] if name == "[]" else node["properties"][name]
+    return node
+
+
+def test_the_accesspoint_crd_declares_the_model(docs: list[Doc]) -> None:
+    crd = _first(docs, "CustomResourceDefinition", "accesspoints.gtm.io")
+    spec = crd["spec"]
+    assert (spec["group"], spec["scope"], spec["names"]["kind"]) == (
+        "gtm.io",
+        "Namespaced",
+        "AccessPoint",
+    )
+    assert spec["names"]["shortNames"] == ["ap"]
+    (version,) = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert {"Phase", "Revision", "Age"} <= set(columns)
+    assert _schema_at(crd, "spec", "scope", "clusters")["type"] == "array"
+    for template in ("service", "gateway", "virtualService", "destinationRule"):
+        for part in ("metadata", "spec"):
+            node = _schema_at(crd, "spec", "trafficTemplate", template, part)
+            assert node["x-kubernetes-preserve-unknown-fields"] is True, (template, part)
+    override = _schema_at(crd, "spec", "overrides", "[]")
+    assert set(override["properties"]) == {"clusters", "jsonPatch", "mergePatch"}
+    upstream = _schema_at(crd, "spec", "upstreams", "[]")
+    assert set(upstream["properties"]) == {
+        "accessPoint",
+        "namespace",
+        "port",
+        "weights",
+        "tls",
+    }
+    assert set(upstream["properties"]["port"]["properties"]) == {"number", "name", "protocol"}
+    assert set(upstream["properties"]["weights"]["properties"]) == {"local", "remote"}
+    assert set(upstream["properties"]["tls"]["properties"]) == {"mode", "sni"}
+    assert set(_schema_at(crd, "spec", "gtm")["properties"]) == {"fqdn", "policy", "probe"}
+    rollout = _schema_at(crd, "spec", "policy", "rollout")
+    assert set(rollout["properties"]) == {"order", "maxInFlight", "pauseAfter", "gate"}
+    assert set(rollout["properties"]["gate"]["properties"]) == {"conditions", "timeout"}
+    assert "conflictResolution" in _schema_at(crd, "spec")["properties"]
+    status = _schema_at(crd, "status")["properties"]
+    assert {"observedGeneration", "clusters", "vips", "rollout", "conditions"} <= set(status)
+    assert status["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def test_the_simulated_clusters_serve_the_deployed_crd(docs: list[Doc]) -> None:
+    """kubesim loads the manifest itself: the two cannot disagree."""
+    from chaos.kubesim.crd import ACCESS_POINT_CRD, access_point
+
+    assert ACCESS_POINT_CRD.resolve() == (DEPLOY / "accesspoint-crd.yaml").resolve()
+    crd = _first(docs, "CustomResourceDefinition", "accesspoints.gtm.io")
+    assert access_point().openapi == crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
 def test_the_manifests_have_no_problems(docs: list[Doc]) -> None:
@@ -962,6 +1104,41 @@ BREAKAGES: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
         "sample value of 'ops' is not marked as a placeholder",
     ),
 }
+
+
+def _crd_schema(docs: list[Doc]) -> Doc:
+    crd = _first(docs, "CustomResourceDefinition")
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+BREAKAGES.update(
+    {
+        "crd name not plural.group": (
+            lambda d: _first(d, "CustomResourceDefinition")["metadata"].update(name="aps.gtm.io"),
+            "metadata.name must be accesspoints.gtm.io",
+        ),
+        "crd without a storage version": (
+            lambda d: _first(d, "CustomResourceDefinition")["spec"]["versions"][0].update(
+                storage=False
+            ),
+            "0 storage versions, want exactly one",
+        ),
+        "crd schema node without a type": (
+            lambda d: _crd_schema(d)["properties"]["spec"]["properties"]["gtm"].pop("type"),
+            ".spec.gtm: type is missing",
+        ),
+        "crd map list without keys": (
+            lambda d: _crd_schema(d)["properties"]["status"]["properties"]["conditions"].pop(
+                "x-kubernetes-list-map-keys"
+            ),
+            ".status.conditions: a map list needs x-kubernetes-list-map-keys",
+        ),
+        "crd status subresource without a status schema": (
+            lambda d: _crd_schema(d)["properties"].pop("status"),
+            "a status subresource without a status schema",
+        ),
+    }
+)
 
 
 @pytest.mark.parametrize("name", list(BREAKAGES))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from kubernetes_asyncio.client import (
@@ -11,8 +12,10 @@ from kubernetes_asyncio.client import (
     CoreV1Api,
     CustomObjectsApi,
 )
+from kubesim_testing import Kubectl
 
 from chaos.kubesim import KubeSim
+from kube import Client
 
 
 @pytest.fixture
@@ -40,3 +43,16 @@ def coordination(api_client: ApiClient) -> CoordinationV1Api:
 @pytest.fixture
 def core(api_client: ApiClient) -> CoreV1Api:
     return CoreV1Api(api_client)
+
+
+@pytest.fixture
+async def kube_client(sim: KubeSim) -> AsyncIterator[Client]:
+    """gtm's own client room (`kube.Client`) on the simulated cluster."""
+    async with Client(sim.configuration(), timeout=5) as client:
+        yield client
+
+
+@pytest.fixture
+def kubectl(sim: KubeSim, tmp_path: Path) -> Kubectl:
+    config = sim.write_kubeconfig(tmp_path / "kubeconfig", context="sim")
+    return Kubectl(config, tmp_path / "kube-cache")

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import watch
 
 GROUP = "networking.istio.io"
@@ -80,3 +85,46 @@ class WatchRecorder:
         except TimeoutError:
             return True
         return False
+
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """The real `kubectl` on one simulated cluster, with a cache of its own."""
+
+    kubeconfig: Path
+    cache: Path
+
+    async def run(self, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            KUBECTL or "kubectl",
+            *("--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache)),
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else None,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(
+            proc.communicate(stdin.encode() if stdin is not None else None), 60
+        )
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    async def __call__(self, *args: str, stdin: str | None = None) -> str:
+        """stdout of a command that must succeed."""
+        code, out, err = await self.run(*args, stdin=stdin)
+        assert code == 0, f"kubectl {' '.join(args)} failed ({code}): {err}"
+        return out
+
+    async def fails(self, *args: str, stdin: str | None = None) -> str:
+        """stderr of a command that must fail."""
+        code, out, err = await self.run(*args, stdin=stdin)
+        assert code != 0, f"kubectl {' '.join(args)} succeeded: {out}"
+        return err
+
+
+def table_rows(block: str) -> list[list[str]]:
+    return [re.split(r"\s{2,}", line.strip()) for line in block.strip().splitlines()]

@@ -90,7 +90,7 @@ async def test_body_must_match_url(custom: CustomObjectsApi) -> None:
 
 
 async def test_unknown_resource_and_version_are_not_found(custom: CustomObjectsApi) -> None:
-    for version, plural in (("v1", "gateways"), ("v1alpha9", WLE)):
+    for version, plural in (("v1", "sidecars"), ("v1alpha9", WLE)):
         with pytest.raises(ApiException) as caught:
             await custom.list_namespaced_custom_object(GROUP, version, NS, plural)
         assert caught.value.status == 404

@@ -182,6 +182,8 @@ async def test_apply_patch_needs_field_manager(custom: CustomObjectsApi) -> None
 
 
 async def test_apply_patch_creates_then_merges(custom: CustomObjectsApi) -> None:
+    """Another manager's apply merges into what the first applied (fields it does not
+    mention stay: they are the first manager's)."""
     answer = await custom.patch_namespaced_custom_object(
         GROUP, "v1", NS, WLE, "a", wle("a", weight=7), _content_type=APPLY, field_manager="gtm"
     )
@@ -205,8 +207,7 @@ async def test_apply_patch_creates_then_merges(custom: CustomObjectsApi) -> None
             "spec": {"locality": "region01/az01"},
         },
         _content_type=APPLY,
-        field_manager="gtm",
-        force=True,
+        field_manager="placement",
     )
     assert applied["spec"] == {"address": "10.0.0.1", "weight": 7, "locality": "region01/az01"}
 

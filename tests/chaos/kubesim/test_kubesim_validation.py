@@ -237,5 +237,6 @@ async def test_lease_micro_time_through_apply_is_400(coordination: CoordinationV
             _lease(holderIdentity="b", renewTime="2026-11-24T10:00:00Z"),
             _content_type="application/apply-patch+yaml",
             field_manager="gtm",
+            force=True,  # holderIdentity belongs to the creator: a conflict otherwise
         )
     assert caught.value.status == 400
