@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gtm.api.tokens import ROLES
 from gtm.config import ConfigError, Inventory, loads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -671,8 +672,8 @@ class Checker:
         tokens = self.find("Secret", ref.name, ref.namespace) or {}
         for k, v in (tokens.get("stringData") or {}).items():
             role, sep, token = str(v).partition(":")
-            if not sep or role not in ("viewer", "operator") or not token:
-                self.bad(tokens, f"{k!r} is not 'viewer:TOKEN' or 'operator:TOKEN'")
+            if not sep or role not in ROLES or not token:
+                self.bad(tokens, f"{k!r} is not 'ROLE:TOKEN' with ROLE one of {', '.join(ROLES)}")
 
 
 _SCHEMA_TYPES = ("object", "array", "string", "integer", "number", "boolean")
