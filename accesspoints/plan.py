@@ -114,12 +114,18 @@ def _changed(
     want: Any, have: Any, path: tuple[str, ...], skip: tuple[tuple[str, ...], ...]
 ) -> Iterable[str]:
     """The paths of `want`'s fields that `have` does not hold the same (extra fields of
-    `have` are not compared: gtm owns only what it renders)."""
+    `have`, in mappings and in the items of lists of the same length, are not compared:
+    gtm owns only what it renders)."""
     if path in skip:
         return
     if isinstance(want, Mapping) and isinstance(have, Mapping):
         for k, v in want.items():
             yield from _changed(v, have.get(k), (*path, str(k)), skip)
+        return
+    if isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
+        # item by item: what the server fills into an item (a port's nodePort) is not drift
+        if any(next(_changed(w, h, path, skip), None) for w, h in zip(want, have, strict=True)):
+            yield ".".join(path)
         return
     if want != have:
         yield ".".join(path)

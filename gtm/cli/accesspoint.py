@@ -214,7 +214,7 @@ async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) ->
                 qps=c.qps,
                 burst=c.burst,
                 concurrency=c.concurrency,
-                context=name,
+                context={"cluster": name},
             )
             await stack.enter_async_context(client)
             objects[name] = ClusterObjects(client, name)
