@@ -21,6 +21,7 @@ actions and `measure_split` apply; every other step is skipped and says so.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -114,6 +115,7 @@ class Injector:
         self.argv_for = argv_for
         self._records = records
         self._full: dict[str, hostile.FullDisk] = {}
+        self._filled: dict[str, float] = {}  # region -> when its state directory filled up
 
     def release(self) -> list[str]:
         """Undo what must not outlive the drill (a state directory still full); what was done."""
@@ -233,7 +235,7 @@ class Injector:
         if isinstance(step, BadReload):
             return await self._bad_reload(step, estate)
         if isinstance(step, StateFull | StateClear | IntentDelete):
-            return self._state(step, estate.work_dir / "state" / step.region, estate.work_dir)
+            return await self._state(step, estate.work_dir / "state" / step.region, estate)
         return Outcome(False, f"no injector for {type(step).__name__}")
 
     # -- hostile inputs and disks ----------------------------------------------------------
@@ -270,29 +272,44 @@ class Injector:
             later=Later(step.check_after, f"check {name} refused the reload", check),
         )
 
-    def _state(
-        self, step: StateFull | StateClear | IntentDelete, state: Path, work: Path
+    async def _state(
+        self, step: StateFull | StateClear | IntentDelete, state: Path, estate: SimulatedEstate
     ) -> Outcome:
+        """Mounts, copies and the ballast run in a thread: the samples go on meanwhile."""
         if isinstance(step, StateFull):
             disk = self._full.setdefault(step.region, hostile.FullDisk(state))
             try:
-                ballast = disk.fill()
+                ballast = await asyncio.to_thread(disk.fill)
             except (OSError, subprocess.CalledProcessError) as e:
                 why = getattr(e, "stderr", None) or e
                 return Outcome(False, f"cannot fill {state} (mounting needs root): {why}")
+            self._filled[step.region] = time.time()
             return Outcome(True, f"{state} on a full tmpfs ({ballast:,} octets of ballast)")
         if isinstance(step, StateClear):
             disk = self._full.pop(step.region, None)
             if disk is None:
                 return Outcome(False, f"the state directory of {step.region} is not full")
-            torn = disk.clear()
+            torn = await asyncio.to_thread(disk.clear)
             if torn:
                 return Outcome(False, "the audit is torn: " + "; ".join(torn[:5]))
-            return Outcome(True, f"{state} has room again; every audit line whole")
+            logs = [
+                estate.work_dir / "logs" / f"{m.name}.log"
+                for m in self.members
+                if m.region == step.region
+            ]
+            since = self._filled.pop(step.region, 0.0)
+            named = hostile.cause_named(logs, "ENOSPC", since=since)
+            if not named:
+                return Outcome(
+                    False, f"no member of {step.region} named ENOSPC while its state was full"
+                )
+            return Outcome(
+                True, f"{state} has room again; every audit line whole; ENOSPC named by {named}"
+            )
         newest = hostile.newest_intent(state)
         if newest is None:
             return Outcome(False, f"no intent file in {state}")
-        kept = hostile.move_aside(newest, work / "deleted" / step.region)
+        kept = hostile.move_aside(newest, estate.work_dir / "deleted" / step.region)
         later = None
         if step.restore_after is not None:
 

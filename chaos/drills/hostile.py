@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 # An alias bomb: nine levels of ten, 10^9 nodes from a few hundred octets.
@@ -170,6 +171,36 @@ def torn_audit(state_dir: Path) -> list[str]:
             except ValueError as e:
                 problems.append(f"{p.name}:{i}: not a whole entry ({e})")
     return problems
+
+
+def cause_named(logs: list[Path], cause: str, *, since: float) -> list[str]:
+    """The members (log file stems) that logged an event naming `cause` (an errno's name)
+    after `since` (a Unix time): a refused write, a leader stepping down and why."""
+    named = []
+    for path in logs:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if cause not in line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            at = event.get("timestamp", "")
+            if _unix(at) >= since:
+                named.append(f"{path.stem} ({event.get('event')})")
+                break
+    return named
+
+
+def _unix(stamp: str) -> float:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 # --- a deleted intent file ---------------------------------------------------------------

@@ -105,4 +105,18 @@ def test_the_hostile_drill_uses_every_new_step() -> None:
     kinds = {type(s) for s in drill.timeline}
     assert {BadReload, StateFull, StateClear, IntentDelete} <= kinds
     unavailable = [s for s in drill.timeline if getattr(s, "expect", None) == "unavailable"]
-    assert unavailable and unavailable[0].cause == "ENOSPC"
+    assert unavailable and unavailable[0].region == "dc2"
+
+
+def test_the_cause_is_found_in_the_members_logs(tmp_path: Path) -> None:
+    a, b = tmp_path / "dc1-a.log", tmp_path / "dc1-b.log"
+    a.write_text(
+        '{"event": "leader.released", "reason": "ENOSPC on table", '
+        '"timestamp": "2026-12-07T13:07:22.601595Z"}\nnot json ENOSPC\n'
+    )
+    b.write_text('{"event": "dns.start", "timestamp": "2026-12-07T13:07:23Z"}\n')
+    after = hostile._unix("2026-12-07T13:07:20Z")
+    assert hostile.cause_named([a, b, tmp_path / "gone.log"], "ENOSPC", since=after) == [
+        "dc1-a (leader.released)"
+    ]
+    assert hostile.cause_named([a, b], "ENOSPC", since=after + 10) == []
