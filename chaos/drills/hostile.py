@@ -2,7 +2,7 @@
 
 | step | what it does |
 |---|---|
-| `bad_reload` | writes a config with an alias bomb or a duplicate key over a member's config file and sends it SIGHUP; after `check_after` the member must report the refusal (`/v1/status` `config.refused_at`, the problem named) and still run its old config (same digest); the good file is put back |
+| `bad_reload` | writes a config with an alias bomb, a duplicate key or a tagged scalar (`x: !!int ""`) over a member's config file and sends it SIGHUP; after `check_after` the member must report the refusal (`/v1/status` `config.refused_at`, the problem named) and still run its old config (same digest); the good file is put back |
 | `state_full` | the region's state directory (`<work>/state/<region>`, shared by its pair) is moved onto a small tmpfs mounted over it and filled to the last block: every write there fails with ENOSPC (the lease lives outside it) |
 | `state_clear` | the ballast is removed, what the members wrote meanwhile is copied back, the tmpfs unmounted; every audit line must still be whole JSON (never a torn audit) |
 | `intent_delete` | the newest `intent.json.<n>` of the region is moved aside; after `restore_after` it is linked back under its name (if that name is taken by then, it is kept aside and the step says so) |
@@ -28,7 +28,8 @@ ALIAS_BOMB = "\n".join(
     ["bomb_0: &b0 [x, x, x, x, x, x, x, x, x, x]"]
     + [f"bomb_{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 10)}]" for i in range(1, 10)]
 )
-EXPECTED = {"alias_bomb": "alias bomb", "duplicate_key": "duplicate key"}
+# what the refusal must name, per kind ("": any refusal will do)
+EXPECTED = {"alias_bomb": "alias bomb", "duplicate_key": "duplicate key", "tagged_scalar": ""}
 BALLAST = ".drill-ballast"
 _TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*):")
 
@@ -40,6 +41,8 @@ def bad_config(good: str, kind: str) -> str:
     if kind == "duplicate_key":
         key = next(m[1] for m in map(_TOP_KEY.match, good.splitlines()) if m)
         return good.rstrip("\n") + f"\n{key}: a second time\n"
+    if kind == "tagged_scalar":  # a tag PyYAML's constructor fails on with IndexError
+        return good.rstrip("\n") + '\ntagged_scalar: !!int ""\n'
     raise ValueError(f"no bad config of kind {kind!r}")
 
 
@@ -54,7 +57,7 @@ def refusal_problems(status: dict, *, since: float, digest: str | None, kind: st
     refused_at = config.get("refused_at")
     if refused_at is None or refused_at < since:
         problems.append(f"reports no refused reload since the SIGHUP (refused_at {refused_at})")
-    elif not any(EXPECTED[kind] in p for p in config.get("refused") or []):
+    elif not any(EXPECTED[kind] in p for p in config.get("refused") or [""]):
         problems.append(f"the refusal does not name the {EXPECTED[kind]}: {config.get('refused')}")
     if digest is not None and config.get("digest") != digest:
         problems.append(f"runs another config (digest {config.get('digest')}, was {digest})")

@@ -22,7 +22,7 @@ the drill file is an edge, validated here and read-only afterwards.
 | `pause_leader` | SIGSTOP the leader of `region` for `for`, then SIGCONT |
 | `region_exit` / `region_enter` / `drain` / `rollout` / `remove` | operator actions through the API, with `expect: accepted` or `refused` (and the guardrail `rule`) |
 | `measure_split` | `queries` DNS queries per service and client region, for a `split` check |
-| `bad_reload` | a bad config (`kind`: alias_bomb, duplicate_key) and SIGHUP to `member` of `region`; checked and put back after `check_after` |
+| `bad_reload` | a bad config (`kind`: alias_bomb, duplicate_key, tagged_scalar) and SIGHUP to `member` of `region`; checked and put back after `check_after` |
 | `state_full` / `state_clear` | the state directory of `region` full (ENOSPC) / room again, the audit checked whole |
 | `intent_delete` | the newest intent file of `region` moved aside, linked back after `restore_after` |
 """
@@ -197,7 +197,7 @@ class BadReload(Step):
     do: Literal["bad_reload"]
     region: RegionName
     member: Literal["a", "b"] = "a"
-    kind: Literal["alias_bomb", "duplicate_key"]
+    kind: Literal["alias_bomb", "duplicate_key", "tagged_scalar"]
     check_after: Duration = Field(default=3.0, gt=0)
 
     def summary(self) -> str:

@@ -29,12 +29,7 @@ def test_a_bounded_fuzz_run_finds_nothing(target: str) -> None:
 
 def test_the_targets_hold_on_their_seeds() -> None:
     """In-process, without atheris: each seed passes its target (a seed that fails is a bug)."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        from fuzz.targets import TARGETS
-    finally:
-        sys.path.remove(str(ROOT))
-    for target in TARGETS.values():
+    for target in _targets().values():
         seeds = sorted(target.corpus.iterdir())
         assert 5 <= len(seeds) <= 40 and sum(p.stat().st_size for p in seeds) < 64 << 10
         test = target.setup()
@@ -55,3 +50,22 @@ def test_scripts_fuzz_replays_a_reproducer(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"Running: {runt}" in done.stderr and "Executed" in done.stderr
+
+
+FINDINGS = sorted((ROOT / "fuzz" / "findings").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", FINDINGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.xfail(strict=True, reason="a fuzz finding not fixed yet (fuzz/findings/README.md)")
+def test_a_known_finding_still_fails(path: Path) -> None:
+    """When its owner fixes one, this XPASSes and fails: move the file into fuzz/corpus/."""
+    _targets()[path.parent.name].setup()(path.read_bytes())
+
+
+def _targets() -> dict:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from fuzz.targets import TARGETS
+    finally:
+        sys.path.remove(str(ROOT))
+    return TARGETS
