@@ -13,6 +13,7 @@
 | `kill_leader`, `pause_leader` | the leader as its region's members report it over the API, then SIGKILL / SIGSTOP (SIGCONT later) |
 | operator actions | `chaos.drills.runbook` (the API, as the runbook CLI) |
 | `measure_split` | the sampler's DNS bursts |
+| `bad_reload`, `state_full`, `state_clear`, `intent_delete` | the member's config file and SIGHUP, mounts over the region's state directory, its files (`chaos.drills.hostile`) |
 
 Without an estate (a practice run against a deployment) only operator
 actions and `measure_split` apply; every other step is skipped and says so.
@@ -20,10 +21,14 @@ actions and `measure_split` apply; every other step is skipped and says so.
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chaos.drills import hostile
 from chaos.drills.effects import vip_refs
 from chaos.drills.facts import MemberEndpoint
 from chaos.drills.links import PeerLinks
@@ -35,7 +40,9 @@ from chaos.drills.steps import (
     Action,
     ApiBrownout,
     ApiClear,
+    BadReload,
     Heal,
+    IntentDelete,
     KillLeader,
     MeasureSplit,
     Partition,
@@ -43,6 +50,8 @@ from chaos.drills.steps import (
     RegionDown,
     RegionUp,
     RemoveAction,
+    StateClear,
+    StateFull,
     Step,
     VantageClear,
     VantageImpaired,
@@ -105,6 +114,18 @@ class Injector:
         self.links = links
         self.argv_for = argv_for
         self._records = records
+        self._full: dict[str, hostile.FullDisk] = {}
+        self._filled: dict[str, float] = {}  # region -> when its state directory filled up
+
+    def release(self) -> list[str]:
+        """Undo what must not outlive the drill (a state directory still full); what was done."""
+        done = []
+        for region, disk in list(self._full.items()):
+            if disk.mounted():
+                disk.clear()
+                done.append(f"the state directory of {region} unmounted")
+            del self._full[region]
+        return done
 
     async def apply(self, step: Step) -> Outcome:
         if isinstance(step, ACTIONS):
@@ -133,8 +154,18 @@ class Injector:
         else:
             detail = f"HTTP {got.status} from {got.server}: {got.message}"
         refused = got.status == 409
-        ok = (step.expect == "accepted" and got.accepted) or (
-            step.expect == "refused" and refused and (step.rule is None or step.rule == got.rule)
+        ok = (
+            (step.expect == "accepted" and got.accepted)
+            or (
+                step.expect == "refused"
+                and refused
+                and (step.rule is None or step.rule == got.rule)
+            )
+            or (
+                step.expect == "unavailable"
+                and got.status == 503
+                and (step.cause is None or step.cause in got.message)
+            )
         )
         if step.expect == "refused" and refused and not ok:
             detail += f" (refused by {got.rule}, not {step.rule})"
@@ -201,7 +232,92 @@ class Injector:
             return Outcome(True, step.summary())
         if isinstance(step, KillLeader | PauseLeader):
             return await self._leader(step, estate)
+        if isinstance(step, BadReload):
+            return await self._bad_reload(step, estate)
+        if isinstance(step, StateFull | StateClear | IntentDelete):
+            return await self._state(step, estate.work_dir / "state" / step.region, estate)
         return Outcome(False, f"no injector for {type(step).__name__}")
+
+    # -- hostile inputs and disks ----------------------------------------------------------
+
+    async def _bad_reload(self, step: BadReload, estate: SimulatedEstate) -> Outcome:
+        name = f"{step.region}-{step.member}"
+        member = next((m for m in self.members if m.name == name), None)
+        if member is None or name not in estate.members:
+            return Outcome(False, f"no member {name}")
+        path = estate.members[name].path
+        good = path.read_text()
+        before = (await self.runbook.statuses([member])).get(name) or {}
+        digest = (before.get("config") or {}).get("digest")
+        path.write_text(hostile.bad_config(good, step.kind))
+        since = time.time() - 0.5  # the member's clock is this machine's
+        hostile.sighup(estate.launcher.pid(name))
+
+        async def check() -> str:
+            try:
+                now = (await self.runbook.statuses([member])).get(name)
+            finally:
+                path.write_text(good)  # the good file back (no SIGHUP: nothing to reload)
+            if now is None:
+                raise RuntimeError(f"{name} does not answer after the bad SIGHUP")
+            problems = hostile.refusal_problems(now, since=since, digest=digest, kind=step.kind)
+            if problems:
+                raise RuntimeError(f"{name}: " + "; ".join(problems))
+            first = ((now.get("config") or {}).get("refused") or ["?"])[0]
+            return f"{name} refused it and kept its config {digest}: {first}"
+
+        return Outcome(
+            True,
+            f"a {step.kind.replace('_', ' ')} in {path.name}, SIGHUP {name}",
+            later=Later(step.check_after, f"check {name} refused the reload", check),
+        )
+
+    async def _state(
+        self, step: StateFull | StateClear | IntentDelete, state: Path, estate: SimulatedEstate
+    ) -> Outcome:
+        """Mounts, copies and the ballast run in a thread: the samples go on meanwhile."""
+        if isinstance(step, StateFull):
+            disk = self._full.setdefault(step.region, hostile.FullDisk(state))
+            try:
+                ballast = await asyncio.to_thread(disk.fill)
+            except (OSError, subprocess.CalledProcessError) as e:
+                why = getattr(e, "stderr", None) or e
+                return Outcome(False, f"cannot fill {state} (mounting needs root): {why}")
+            self._filled[step.region] = time.time()
+            return Outcome(True, f"{state} on a full tmpfs ({ballast:,} octets of ballast)")
+        if isinstance(step, StateClear):
+            disk = self._full.pop(step.region, None)
+            if disk is None:
+                return Outcome(False, f"the state directory of {step.region} is not full")
+            torn = await asyncio.to_thread(disk.clear)
+            if torn:
+                return Outcome(False, "the audit is torn: " + "; ".join(torn[:5]))
+            logs = [
+                estate.work_dir / "logs" / f"{m.name}.log"
+                for m in self.members
+                if m.region == step.region
+            ]
+            since = self._filled.pop(step.region, 0.0)
+            named = hostile.cause_named(logs, "ENOSPC", since=since)
+            if not named:
+                return Outcome(
+                    False, f"no member of {step.region} named ENOSPC while its state was full"
+                )
+            return Outcome(
+                True, f"{state} has room again; every audit line whole; ENOSPC named by {named}"
+            )
+        newest = hostile.newest_intent(state)
+        if newest is None:
+            return Outcome(False, f"no intent file in {state}")
+        kept = hostile.move_aside(newest, estate.work_dir / "deleted" / step.region)
+        later = None
+        if step.restore_after is not None:
+
+            async def restore() -> str:
+                return hostile.put_back(kept, state)
+
+            later = Later(step.restore_after, f"restore {kept.name}", restore)
+        return Outcome(True, f"{newest.name} of {step.region} deleted", later=later)
 
     def _links(self, step: Partition | Heal) -> Outcome:
         if self.links is None:

@@ -119,8 +119,8 @@ def nothing_lost(c: NothingLost, ctx: Context) -> Verdict:
         if r.status == 200 and r.override_ids:
             accepted += 1
             problems += _accepted(r, ctx)
-        elif r.status == 409:
-            refused += 1
+        elif r.status == 409 or (r.status == 503 and r.expect == "unavailable"):
+            refused += 1  # refused by a guardrail, or by a store that could not write
             for f in ctx.record.final.values():
                 left = _tagged(f, r.reason or "")
                 if left:

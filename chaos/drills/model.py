@@ -45,6 +45,7 @@ from chaos.drills.checks import (
 from chaos.drills.steps import (
     ACTIONS,
     AnyStep,
+    BadReload,
     DrainAction,
     Heal,
     KillLeader,
@@ -57,6 +58,8 @@ from chaos.drills.steps import (
     RegionExit,
     RegionUp,
     RemoveAction,
+    StateClear,
+    StateFull,
     Step,
     VantageImpaired,
     VipClear,
@@ -269,8 +272,16 @@ def _structure(drill: Drill) -> Found:
                 yield ("timeline", i, "override_of"), f"no earlier step {s.override_of!r}"
             elif not isinstance(drill.timeline[j], ACTIONS[:4]):
                 yield ("timeline", i, "override_of"), f"step {s.override_of!r} stores no override"
-        if isinstance(s, ACTIONS) and s.expect == "accepted" and s.rule is not None:
+        if isinstance(s, ACTIONS) and s.expect != "refused" and s.rule is not None:
             yield ("timeline", i, "rule"), "a rule names the guardrail of an expected refusal"
+        if isinstance(s, ACTIONS) and s.expect != "unavailable" and s.cause is not None:
+            yield ("timeline", i, "cause"), "a cause names the errno of an expected 503"
+        if isinstance(s, StateFull) and not any(
+            isinstance(c, StateClear) and c.region == s.region for c in drill.timeline
+        ):
+            yield ("timeline", i, "do"), f"no state_clear of {s.region} after it"
+        if isinstance(s, BadReload) and s.member == "b" and drill.estate.members_per_region < 2:
+            yield ("timeline", i, "member"), "no member b: set estate.members_per_region: 2"
         if isinstance(s, (KillLeader, PauseLeader)) and drill.estate.members_per_region < 2:
             yield (
                 ("timeline", i, "do"),

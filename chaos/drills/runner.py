@@ -185,6 +185,7 @@ async def run_drill(
                     on_step=on_step,
                 )
             finally:  # what was observed is reported, even when the timeline broke off
+                injector.release()  # no state directory left full after the drill
                 state.killed = {r.member for r in state.played.steps if r.member}
                 final = await s.final([m.name for m in state.members])
                 state.record = Record(

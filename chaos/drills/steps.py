@@ -22,6 +22,9 @@ the drill file is an edge, validated here and read-only afterwards.
 | `pause_leader` | SIGSTOP the leader of `region` for `for`, then SIGCONT |
 | `region_exit` / `region_enter` / `drain` / `rollout` / `remove` | operator actions through the API, with `expect: accepted` or `refused` (and the guardrail `rule`) |
 | `measure_split` | `queries` DNS queries per service and client region, for a `split` check |
+| `bad_reload` | a bad config (`kind`: alias_bomb, duplicate_key, tagged_scalar) and SIGHUP to `member` of `region`; checked and put back after `check_after` |
+| `state_full` / `state_clear` | the state directory of `region` full (ENOSPC) / room again, the audit checked whole |
+| `intent_delete` | the newest intent file of `region` moved aside, linked back after `restore_after` |
 """
 
 from __future__ import annotations
@@ -187,6 +190,46 @@ class PauseLeader(Step):
         return f"SIGSTOP the leader of {self.region} for {self.pause:g}s"
 
 
+# --- hostile inputs and disks (chaos.drills.hostile) ------------------------------------
+
+
+class BadReload(Step):
+    do: Literal["bad_reload"]
+    region: RegionName
+    member: Literal["a", "b"] = "a"
+    kind: Literal["alias_bomb", "duplicate_key", "tagged_scalar"]
+    check_after: Duration = Field(default=3.0, gt=0)
+
+    def summary(self) -> str:
+        return f"SIGHUP {self.region}-{self.member} with a config holding a {self.kind.replace('_', ' ')}"
+
+
+class StateFull(Step):
+    do: Literal["state_full"]
+    region: RegionName
+
+    def summary(self) -> str:
+        return f"the state directory of {self.region} full (ENOSPC)"
+
+
+class StateClear(Step):
+    do: Literal["state_clear"]
+    region: RegionName
+
+    def summary(self) -> str:
+        return f"the state directory of {self.region} has room again"
+
+
+class IntentDelete(Step):
+    do: Literal["intent_delete"]
+    region: RegionName
+    restore_after: Duration | None = None
+
+    def summary(self) -> str:
+        back = f", restored after {self.restore_after:g}s" if self.restore_after else ""
+        return f"the newest intent file of {self.region} deleted{back}"
+
+
 # --- operator actions -------------------------------------------------------------------
 
 
@@ -195,8 +238,9 @@ class Action(Step):
 
     reason: str | None = None  # default: names the drill and the step
     ticket: str | None = None
-    expect: Literal["accepted", "refused"] = "accepted"
+    expect: Literal["accepted", "refused", "unavailable"] = "accepted"
     rule: str | None = None  # refused: the guardrail that must refuse it
+    cause: str | None = None  # unavailable (503): the errno the store names (ENOSPC)
 
 
 class RegionExit(Action):
@@ -285,7 +329,11 @@ AnyStep = Annotated[
     | DrainAction
     | RolloutAction
     | RemoveAction
-    | MeasureSplit,
+    | MeasureSplit
+    | BadReload
+    | StateFull
+    | StateClear
+    | IntentDelete,
     Field(discriminator="do"),
 ]
 
@@ -309,4 +357,8 @@ KINDS: tuple[str, ...] = (
     "rollout",
     "remove",
     "measure_split",
+    "bad_reload",
+    "state_full",
+    "state_clear",
+    "intent_delete",
 )
