@@ -343,9 +343,16 @@ class _Builder:
             node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark)
             try:
                 value = self.constructor.yaml_constructors[tag](self.constructor, node)
-            except (yaml.YAMLError, ValueError, OverflowError) as e:
-                # Python refuses an int of more than 4,300 digits (sys.get_int_max_str_digits)
-                why = f"a number of {len(text):,} characters" if len(text) > 100 else str(e)
+            except (yaml.YAMLError, ValueError, OverflowError, LookupError, AttributeError) as e:
+                # Python refuses an int of more than 4,300 digits (sys.get_int_max_str_digits);
+                # PyYAML's constructors fail on empty explicit scalars (`!!int ""`: IndexError,
+                # `!!bool ""`: KeyError, `!!timestamp ""`: AttributeError)
+                if len(text) > 100:
+                    why = f"a number of {len(text):,} characters"
+                elif isinstance(e, yaml.YAMLError | ValueError | OverflowError):
+                    why = str(e)
+                else:
+                    why = f"not a valid {tag.rsplit(':', 1)[-1]}"
                 self.problems.append(Problem(self.name, line, path, f"{_short(text)}: {why}"))
                 return text
         if (
