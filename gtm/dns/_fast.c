@@ -10,9 +10,11 @@
  * `respond` and every reply larger than the client's UDP limit to `slow`, as
  * `respond` does. The replies go out with one sendmmsg.
  *
- * It holds no state of its own besides the buffers: the caches, the counters
- * and the draws are the Python objects of `Replies`, so both paths count in
- * the same slots and draw from the same source, and a test can feed them the
+ * It holds no state of its own besides the buffers and a small cache of the
+ * rows of source addresses (by their octets, so no address is formatted for a
+ * query seen before): the query cache, the counters and the draws are the
+ * Python objects of `Replies`, so both paths count in the same slots and draw
+ * from the same source, and a test can feed them the
  * same draws and compare bytes (tests/dns/test_dns_fast.py).
  *
  * A Python exception (an Exception) while answering one query drops that
@@ -25,6 +27,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,6 +36,15 @@
 #define MAX_BATCH 256
 #define SLOT 65536 /* bytes per datagram read and per reply: the largest UDP payload */
 #define KNOWN_FIELDS 7 /* (picks, head, counts, question, opt, limit, row) */
+#define ROW_CACHE 4096  /* source addresses whose row is remembered (direct-mapped) */
+
+/* A source address's row, remembered by its 16 octets (IPv4 as v4-mapped IPv6): the row is
+ * a function of the address and the generation's topology, so this saves formatting the
+ * address for `rows` without changing which row a query gets. */
+typedef struct {
+    unsigned char addr[16];
+    int row; /* -1: empty */
+} RowEntry;
 
 typedef struct {
     PyObject_HEAD
@@ -51,6 +64,7 @@ typedef struct {
     struct sockaddr_storage *addrs;
     struct mmsghdr *smsg;
     struct iovec *siov;
+    RowEntry *row_cache; /* ROW_CACHE entries */
 } Udp;
 
 static PyObject *one; /* the int 1 */
@@ -72,6 +86,7 @@ Udp_dealloc(Udp *self)
     PyMem_RawFree(self->addrs);
     PyMem_RawFree(self->smsg);
     PyMem_RawFree(self->siov);
+    PyMem_RawFree(self->row_cache);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -118,11 +133,14 @@ Udp_init(Udp *self, PyObject *args, PyObject *kwds)
     self->addrs = PyMem_RawCalloc(batch, sizeof(struct sockaddr_storage));
     self->smsg = PyMem_RawCalloc(batch, sizeof(struct mmsghdr));
     self->siov = PyMem_RawCalloc(batch, sizeof(struct iovec));
+    self->row_cache = PyMem_RawCalloc(ROW_CACHE, sizeof(RowEntry));
     if (!self->rx || !self->tx || !self->rmsg || !self->riov || !self->addrs || !self->smsg ||
-        !self->siov) {
+        !self->siov || !self->row_cache) {
         PyErr_NoMemory();
         return -1;
     }
+    for (int i = 0; i < ROW_CACHE; i++)
+        self->row_cache[i].row = -1;
     return 0;
 }
 
@@ -141,6 +159,65 @@ address(const struct sockaddr_storage *sa)
         return NULL;
     }
     return PyUnicode_FromString(s);
+}
+
+/* The 16 octets of a source address (IPv4 as v4-mapped); 0, or -1 for another family. */
+static int
+address_key(const struct sockaddr_storage *sa, unsigned char key[16])
+{
+    if (sa->ss_family == AF_INET) {
+        memset(key, 0, 10);
+        key[10] = key[11] = 0xFF;
+        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+static RowEntry *
+row_slot(Udp *self, const unsigned char key[16])
+{
+    uint32_t w[4];
+    memcpy(w, key, 16);
+    uint32_t h = (w[0] * 0x9E3779B1u) ^ (w[1] * 0x85EBCA77u) ^ (w[2] * 0xC2B2AE3Du) ^
+                 (w[3] * 0x27D4EB2Fu);
+    h ^= h >> 15;
+    h *= 0x2C1B3C6Du;
+    h ^= h >> 12;
+    return &self->row_cache[h & (ROW_CACHE - 1)];
+}
+
+/* The row for a query's source address, as `respond` finds it: `rows`, else `row_for`. */
+static Py_ssize_t
+source_row(Udp *self, const struct sockaddr_storage *sa, PyObject **ip)
+{
+    unsigned char key[16];
+    RowEntry *e = NULL;
+    if (address_key(sa, key) == 0) {
+        e = row_slot(self, key);
+        if (e->row >= 0 && memcmp(e->addr, key, 16) == 0)
+            return e->row;
+    }
+    if (*ip == NULL && (*ip = address(sa)) == NULL)
+        return -1;
+    PyObject *row_obj = PyDict_GetItemWithError(self->rows, *ip);
+    if (row_obj != NULL)
+        Py_INCREF(row_obj);
+    else if (PyErr_Occurred() || (row_obj = PyObject_CallOneArg(self->row_for, *ip)) == NULL)
+        return -1;
+    Py_ssize_t row = PyLong_AsSsize_t(row_obj);
+    Py_DECREF(row_obj);
+    if (row == -1 && PyErr_Occurred())
+        return -1;
+    if (e != NULL && row >= 0 && row <= INT_MAX) {
+        memcpy(e->addr, key, 16);
+        e->row = (int)row;
+    }
+    return row;
 }
 
 /* Copy a Python reply (bytes or None) into `out`; its length, 0 for None, -1 on error. */
@@ -283,25 +360,15 @@ answer(Udp *self, const unsigned char *data, Py_ssize_t len, const struct sockad
     }
     Py_INCREF(known); /* the Python calls below may clear `seen` */
     Py_ssize_t result = -1;
-    PyObject *variant = NULL, *row_obj = NULL;
+    PyObject *variant = NULL;
     PyObject *picks = PyTuple_GET_ITEM(known, 0);
     int with_opt = PyObject_IsTrue(PyTuple_GET_ITEM(known, 2));
     Py_ssize_t limit = PyLong_AsSsize_t(PyTuple_GET_ITEM(known, 5));
     Py_ssize_t row = PyLong_AsSsize_t(PyTuple_GET_ITEM(known, 6));
     if (with_opt < 0 || PyErr_Occurred())
         goto done;
-    if (row < 0) {
-        if (*ip == NULL && (*ip = address(sa)) == NULL)
-            goto done;
-        row_obj = PyDict_GetItemWithError(self->rows, *ip);
-        if (row_obj != NULL)
-            Py_INCREF(row_obj);
-        else if (PyErr_Occurred() || (row_obj = PyObject_CallOneArg(self->row_for, *ip)) == NULL)
-            goto done;
-        row = PyLong_AsSsize_t(row_obj);
-        if (row == -1 && PyErr_Occurred())
-            goto done;
-    }
+    if (row < 0 && (row = source_row(self, sa, ip)) == -1 && PyErr_Occurred())
+        goto done;
     PyObject *pick = PySequence_GetItem(picks, row);
     if (pick == NULL)
         goto done;
@@ -339,7 +406,6 @@ answer(Udp *self, const unsigned char *data, Py_ssize_t len, const struct sockad
         goto done;
     result = total;
 done:
-    Py_XDECREF(row_obj);
     Py_XDECREF(variant);
     Py_DECREF(known);
     return result;
