@@ -10,6 +10,11 @@ query's ID, flags, the variant's counts, the question *copied from the query*
 — a first-seen OPT record, a name without an entry, malformed bytes, other
 opcodes, oversized replies — goes to the slow path, which parses the whole
 message with dnspython and answers every case RFC 1035/6891/7871 asks for.
+
+`replies()` returns these pieces as a `Replies` value, which the compiled
+UDP path (`gtm.dns.fast`, gtm/dns/_fast.c) shares: it answers the queries in
+`seen` itself, byte for byte and draw for draw as `respond`, and calls back
+into `respond` and `slow` for the rest.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ its own copy of one replayable source. Both must send each client the same
 replies in the same order, make the same number of draws, count the same
 tally and drop the same query when a draw raises. The estate with four
 records per answer runs the same test (the drawer path), and both run on an
-IPv4 and a dual-stack socket (v4-mapped and IPv6 source addresses).
+IPv4 and a dual-stack socket (v4-mapped and IPv6 source addresses), and once
+with query caches so small that they start over every few queries.
 
 TCP is answered by Python on both paths and is not part of this comparison.
 """
@@ -42,7 +43,7 @@ from gtm.dns import Answers, DnsServer
 from gtm.dns import fast as fastpath
 from gtm.dns.fast import Compiled, PythonUdp, UdpPath
 from gtm.dns.metrics import Snapshot
-from gtm.dns.wire import Replies, replies
+from gtm.dns.wire import CACHE_BYTES, Replies, replies
 
 pytestmark = pytest.mark.skipif(
     os.environ.get(fastpath.ENV, "1").strip().lower() in ("0", "false", "no", "off"),
@@ -196,10 +197,11 @@ def _run(
     family: int,
     packets: list[bytes],
     fail_at: int,
+    cache_bytes: int,
 ) -> Run:
     answers = Answers.build(inventory, planned(inventory))
     draws = Draws(seed=20261207, fail_at=fail_at)
-    r = replies(answers, rand=draws)
+    r = replies(answers, cache_bytes, rand=draws)
     calls = 0
     respond = r.respond
 
@@ -261,16 +263,25 @@ def _collect(clients: list[socket.socket], received: list[list[bytes]], wait: fl
 
 
 @pytest.mark.skipif(not fastpath.built(), reason="gtm.dns._fast is not built here")
-@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "dual-stack"])
-@pytest.mark.parametrize("which", ["estate", "four-per-answer"])
+@pytest.mark.parametrize(
+    ("which", "family", "cache_bytes"),
+    [
+        ("estate", socket.AF_INET, CACHE_BYTES),
+        ("estate", socket.AF_INET6, CACHE_BYTES),
+        ("four-per-answer", socket.AF_INET, CACHE_BYTES),
+        ("four-per-answer", socket.AF_INET6, CACHE_BYTES),
+        ("estate", socket.AF_INET, 4096),  # the query caches start over every ~15 entries
+    ],
+    ids=["ipv4", "dual-stack", "four-per-answer-ipv4", "four-per-answer-dual-stack", "tiny-cache"],
+)
 def test_compiled_and_python_paths_answer_the_same_bytes(
-    which: str, family: int, inventory: Inventory, swap_inventory: Inventory
+    which: str, family: int, cache_bytes: int, inventory: Inventory, swap_inventory: Inventory
 ) -> None:
     inv = inventory if which == "estate" else swap_inventory
     packets = datagrams()
     fail_at = 300  # one draw raises: the query it was for is dropped by both paths
-    compiled = _run(Compiled, inv, family, packets, fail_at)
-    python = _run(PythonUdp, inv, family, packets, fail_at)
+    compiled = _run(Compiled, inv, family, packets, fail_at, cache_bytes)
+    python = _run(PythonUdp, inv, family, packets, fail_at, cache_bytes)
 
     sent_per_client = 2 * len(packets)
     assert [len(r) for r in python.received] == [len(r) for r in compiled.received]
