@@ -141,6 +141,13 @@ Udp_init(Udp *self, PyObject *args, PyObject *kwds)
     }
     for (int i = 0; i < ROW_CACHE; i++)
         self->row_cache[i].row = -1;
+    for (int i = 0; i < batch; i++) { /* what recvmmsg reads into never moves */
+        self->riov[i].iov_base = self->rx + (size_t)i * SLOT;
+        self->riov[i].iov_len = SLOT;
+        self->rmsg[i].msg_hdr.msg_name = &self->addrs[i];
+        self->rmsg[i].msg_hdr.msg_iov = &self->riov[i];
+        self->rmsg[i].msg_hdr.msg_iovlen = 1;
+    }
     return 0;
 }
 
@@ -438,18 +445,8 @@ static PyObject *
 Udp_serve(Udp *self, PyObject *Py_UNUSED(ignored))
 {
     int batch = self->batch;
-    for (int i = 0; i < batch; i++) {
-        self->riov[i].iov_base = self->rx + (size_t)i * SLOT;
-        self->riov[i].iov_len = SLOT;
-        struct msghdr *h = &self->rmsg[i].msg_hdr;
-        h->msg_name = &self->addrs[i];
-        h->msg_namelen = sizeof(struct sockaddr_storage);
-        h->msg_iov = &self->riov[i];
-        h->msg_iovlen = 1;
-        h->msg_control = NULL;
-        h->msg_controllen = 0;
-        h->msg_flags = 0;
-    }
+    for (int i = 0; i < batch; i++) /* the kernel wrote the last batch's address lengths */
+        self->rmsg[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
     int n;
     for (int tries = 0;; tries++) {
         n = recvmmsg(self->fd, self->rmsg, batch, MSG_DONTWAIT, NULL);
