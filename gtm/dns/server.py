@@ -4,11 +4,12 @@ UDP is read straight from a non-blocking socket with `loop.add_reader`,
 draining up to a batch of datagrams per wake-up, so the loop's per-event
 cost is shared by a burst of queries (this works on the default loop and on
 uvloop alike): by the compiled path (`gtm.dns.fast`: recvmmsg, the answer in
-C, sendmmsg) where it is built, else by Python one datagram at a time. TCP takes several queries per connection (RFC 7766), answers
-them in order, closes connections idle for `tcp_idle` seconds and refuses
-connections beyond `tcp_clients`. `swap()` replaces the reply function in
-one assignment: a query is answered wholly from the generation that was
-current when it was read.
+C, sendmmsg) where it is built, else by Python one datagram at a time. TCP
+takes several queries per connection (RFC 7766), answers them in order,
+closes connections idle for `tcp_idle` seconds and refuses connections
+beyond `tcp_clients`. `swap()` replaces the answer path between two
+wake-ups of the loop: a query is answered wholly from the generation that
+was current when it was read.
 """
 
 from __future__ import annotations
