@@ -5,7 +5,9 @@ under the same query mix, replayed by dnsperf from a binary query file
 (`-B`) so that plain, EDNS0 and EDNS0 + Client Subnet queries interleave:
 
 - gtm: `gtm dns serve` (uvloop, `--workers N`), topology by ECS/source
-  address, weighted pick from the table;
+  address, weighted pick from the table; UDP on the compiled path where it
+  is built (`--python-path` also measures the pure-Python one,
+  `GTM_DNS_FAST_PATH=0`);
 - gdnsd: the `weighted` plugin (DYNA, 98/1/1), in the foreground;
 - PowerDNS: a LUA record `pickwrandom({{98,…},{1,…},{1,…}})`, bind backend,
   packet and query caches off so every query runs the pick (as it does on
@@ -44,6 +46,8 @@ import dns.query
 import psutil
 from rich.console import Console
 from rich.table import Table
+
+from gtm.dns.fast import ENV as FAST_PATH_ENV
 
 NAME = "foo.example.com"
 ADDRESSES = {"dc1": "192.0.2.1", "dc2": "198.51.100.1", "dc3": "203.0.113.1"}
@@ -155,7 +159,7 @@ def free_port() -> int:
     raise OSError("no free port")
 
 
-def gtm_server(workdir: Path, workers: int, use_uvloop: bool) -> Server:
+def gtm_server(workdir: Path, workers: int, use_uvloop: bool, python_path: bool = False) -> Server:
     config = workdir / "estate.yaml"
     config.write_text(ESTATE)
     port = free_port()
@@ -163,6 +167,8 @@ def gtm_server(workdir: Path, workers: int, use_uvloop: bool) -> Server:
     argv += ["--listen", f"127.0.0.1:{port}", "--workers", str(workers)]
     argv += [] if use_uvloop else ["--no-uvloop"]
     name = "gtm" + (f" x{workers}" if workers > 1 else "") + ("" if use_uvloop else " (asyncio)")
+    if python_path:  # the pure-Python UDP loop (gtm.dns.fast's switch)
+        return Server(name + " (python path)", argv, port, {**os.environ, FAST_PATH_ENV: "0"})
     return Server(name, argv, port)
 
 
@@ -375,6 +381,11 @@ def report(results: Sequence[Result], console: Console) -> dict[str, float]:
 )
 @click.option("--asyncio-loop", is_flag=True, help="Also measure gtm on the default asyncio loop.")
 @click.option(
+    "--python-path",
+    is_flag=True,
+    help="Also measure gtm on its pure-Python UDP path (GTM_DNS_FAST_PATH=0).",
+)
+@click.option(
     "--mix",
     default="plain,edns,ecs:127.0.0.0/24,ecs:10.2.0.0/24,ecs:10.3.0.0/24,edns",
     show_default=True,
@@ -393,6 +404,7 @@ def command(
     clients: int,
     workers: tuple[int, ...],
     asyncio_loop: bool,
+    python_path: bool,
     mix: str,
     no_gdnsd: bool,
     no_pdns: bool,
@@ -415,6 +427,8 @@ def command(
         kinds = [k.strip() for k in mix.split(",") if k.strip()]
         query_file(queries, kinds)
         servers = [gtm_server(workdir, w, True) for w in (workers or (1,))]
+        if python_path:
+            servers.append(gtm_server(workdir, 1, True, python_path=True))
         if asyncio_loop:
             servers.append(gtm_server(workdir, 1, False))
         if not no_gdnsd and shutil.which("gdnsd"):

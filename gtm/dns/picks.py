@@ -17,22 +17,23 @@ from dataclasses import dataclass
 from itertools import accumulate
 from random import random
 
+Rand = Callable[[], float]  # a draw in [0, 1)
 # (counts without OPT, counts with OPT, records after the question, tally slot or -1)
 Variant = tuple[bytes, bytes, bytes, int]
 # How one row answers one question: (cumulative weights, their total, variants, draw).
-# Weighted: variants[bisect(cum, random() * total)]; a single variant: cum None,
-# variants[0]; several records per answer: cum None, draw() builds the variant.
+# Weighted: variants[bisect(cum, rand() * total)]; a single variant: cum None,
+# variants[0]; several records per answer: cum None, draw(rand) builds the variant.
 # A tuple rather than a function so the hot path picks inline, without a call.
-Pick = tuple[list[float] | None, float, Sequence[Variant], Callable[[], Variant] | None]
+Pick = tuple[list[float] | None, float, Sequence[Variant], Callable[[Rand], Variant] | None]
 
 
-def choose(p: Pick) -> Variant:
-    """The variant a pick yields (the hot path in wire.py inlines this)."""
+def choose(p: Pick, rand: Rand = random) -> Variant:
+    """The variant a pick yields (the hot paths, wire.py and _fast.c, inline this)."""
     cum, total, variants, drawer = p
     if cum is not None:
-        return variants[bisect_right(cum, random() * total)]
+        return variants[bisect_right(cum, rand() * total)]
     if drawer is not None:
-        return drawer()
+        return drawer(rand)
     return variants[0]
 
 
@@ -72,12 +73,12 @@ def weighted(variants: list[Variant], weights: list[float]) -> Pick:
 def draw(units: list[Unit], k: int) -> Pick:
     """Up to k distinct VIPs drawn without replacement by weight; a CNAME stands alone."""
 
-    def pick() -> Variant:
+    def pick(rand: Rand) -> Variant:
         pool = list(units)
         chosen: list[Unit] = []
         while pool and len(chosen) < k:
             cum = list(accumulate(u.weight for u in pool))
-            u = pool.pop(bisect_right(cum, random() * cum[-1]))
+            u = pool.pop(bisect_right(cum, rand() * cum[-1]))
             if u.cname:
                 if not chosen:
                     chosen.append(u)

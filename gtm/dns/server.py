@@ -1,13 +1,15 @@
 """The embedded authoritative server: UDP and TCP on one address and port.
 
 UDP is read straight from a non-blocking socket with `loop.add_reader`,
-draining up to `UDP_BATCH` datagrams per wake-up, so the loop's per-event
+draining up to a batch of datagrams per wake-up, so the loop's per-event
 cost is shared by a burst of queries (this works on the default loop and on
-uvloop alike). TCP takes several queries per connection (RFC 7766), answers
-them in order, closes connections idle for `tcp_idle` seconds and refuses
-connections beyond `tcp_clients`. `swap()` replaces the reply function in
-one assignment: a query is answered wholly from the generation that was
-current when it was read.
+uvloop alike): by the compiled path (`gtm.dns.fast`: recvmmsg, the answer in
+C, sendmmsg) where it is built, else by Python one datagram at a time. TCP
+takes several queries per connection (RFC 7766), answers them in order,
+closes connections idle for `tcp_idle` seconds and refuses connections
+beyond `tcp_clients`. `swap()` replaces the answer path between two
+wake-ups of the loop: a query is answered wholly from the generation that
+was current when it was read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from random import random
 from types import TracebackType
 from typing import cast
 
@@ -23,16 +26,13 @@ import structlog
 
 from gtm.config import DnsConfig, split_listen
 from gtm.dns.answers import Answers
+from gtm.dns.fast import UdpPath, udp_path
 from gtm.dns.metrics import DnsMetrics
+from gtm.dns.picks import Rand
 from gtm.dns.sockets import Listening, bind
-from gtm.dns.wire import CACHE_BYTES, Respond, responder
+from gtm.dns.wire import CACHE_BYTES, Replies, replies
 
 log = structlog.get_logger("gtm.dns")
-
-UDP_BATCH = 64  # datagrams read per wake-up before yielding to the loop
-# The UDP read size: the largest datagram there is, so no query is read cut
-# (a 512-octet read costs the same as this one: measured, 1.25 µs either way).
-UDP_READ = 65535
 
 
 class DnsServer:
@@ -52,7 +52,9 @@ class DnsServer:
     newcomer always gets in. A message too short for a DNS header closes
     the connection at once. `stop()` waits up to `drain_timeout` for
     clients to finish the queries they started. The caches of the answer
-    path hold at most `cache_bytes`. Use as `async with DnsServer(...) as server:`.
+    path hold at most `cache_bytes`. `fast` picks the UDP path (None: the
+    compiled one if built, unless `GTM_DNS_FAST_PATH=0`); `rand` is the
+    source of the weighted draws. Use as `async with DnsServer(...) as server:`.
     """
 
     def __init__(
@@ -69,6 +71,8 @@ class DnsServer:
         drain_timeout: float = 2.0,
         cache_bytes: int = CACHE_BYTES,
         metrics: DnsMetrics | None = None,
+        fast: bool | None = None,
+        rand: Rand = random,
     ) -> None:
         self.config = config
         self.listen = listen if listen is not None else split_listen(config.listen)
@@ -80,10 +84,13 @@ class DnsServer:
         self.drain_timeout = drain_timeout
         self.cache_bytes = cache_bytes
         self.metrics = metrics if metrics is not None else DnsMetrics()
+        self.fast = fast
+        self.rand = rand
         self._answers = answers
-        self._respond: Respond = responder(answers, cache_bytes)
+        self._replies: Replies = replies(answers, cache_bytes, rand)
         self.metrics.serve(answers.tally, answers.generation)
         self._udp: socket.socket | None = None
+        self._path: UdpPath | None = None
         self._tcp: asyncio.Server | None = None
         self._connections: set[_TcpConnection] = set()
         self._per_client: dict[str, int] = {}
@@ -102,7 +109,9 @@ class DnsServer:
     def swap(self, answers: Answers) -> None:
         """Serve `answers` from the next query on; queries never see two generations."""
         old = self._answers.generation
-        self._respond = responder(answers, self.cache_bytes)
+        self._replies = replies(answers, self.cache_bytes, self.rand)
+        if self._udp is not None:
+            self._path = udp_path(self._udp, self._replies, fast=self.fast)
         self._answers = answers
         self.metrics.serve(answers.tally, answers.generation)
         log.info("dns.swap", generation=answers.generation, previous=old, port=self._port)
@@ -110,7 +119,7 @@ class DnsServer:
     def respond(self, data: bytes, client: str, udp: bool) -> bytes | None:
         """The reply to one query; a query that makes the answering code fail is dropped."""
         try:
-            return self._respond(data, client, udp)
+            return self._replies.respond(data, client, udp)
         except Exception:  # a bug must not stop the server: count it, drop the query
             self.metrics.errors += 1
             return None
@@ -132,11 +141,17 @@ class DnsServer:
             sockets.close()
             raise
         self._udp = sockets.udp
+        self._path = udp_path(self._udp, self._replies, fast=self.fast)
         self._port = sockets.port
         loop.add_reader(self._udp.fileno(), self._on_udp)
         self._reaper = asyncio.create_task(self._reap(), name=f"dns-tcp-reaper-{self._port}")
         log.info(
-            "dns.start", host=host, port=self._port, generation=self.generation, pid=os.getpid()
+            "dns.start",
+            host=host,
+            port=self._port,
+            generation=self.generation,
+            pid=os.getpid(),
+            udp_path=self._path.name,
         )
 
     async def stop(self) -> None:
@@ -148,6 +163,7 @@ class DnsServer:
             loop.remove_reader(self._udp.fileno())
             self._udp.close()
             self._udp = None
+            self._path = None
         if self._tcp is not None:
             self._tcp.close()
         for conn in list(self._connections):
@@ -181,28 +197,21 @@ class DnsServer:
         await self.stop()
 
     # -- UDP ---------------------------------------------------------------------
+    @property
+    def udp_path(self) -> str:
+        """Which UDP path serves: "compiled" or "python" ("" before start)."""
+        return "" if self._path is None else self._path.name
+
     def _on_udp(self) -> None:
-        sock = self._udp
-        if sock is None:
+        path = self._path
+        if path is None:
             return
-        recv, send, respond = sock.recvfrom, sock.sendto, self._respond
-        for _ in range(UDP_BATCH):
-            try:
-                data, addr = recv(UDP_READ)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # e.g. ICMP errors reported on the socket: skip them
-                continue
-            try:
-                reply = respond(data, addr[0], True)
-            except Exception:
-                self.metrics.errors += 1
-                continue
-            if reply is not None:
-                try:
-                    send(reply, addr)
-                except OSError:  # full send buffer or unreachable client: UDP may drop
-                    pass
+        try:
+            _, errors = path.serve()
+        except OSError:  # the socket is gone (closed under us): stop() removes the reader
+            return
+        if errors:
+            self.metrics.errors += errors
 
     # -- TCP ---------------------------------------------------------------------
     def _accept(self, conn: _TcpConnection) -> bool:

@@ -10,6 +10,11 @@ query's ID, flags, the variant's counts, the question *copied from the query*
 — a first-seen OPT record, a name without an entry, malformed bytes, other
 opcodes, oversized replies — goes to the slow path, which parses the whole
 message with dnspython and answers every case RFC 1035/6891/7871 asks for.
+
+`replies()` returns these pieces as a `Replies` value, which the compiled
+UDP path (`gtm.dns.fast`, gtm/dns/_fast.c) shares: it answers the queries in
+`seen` itself, byte for byte and draw for draw as `respond`, and calls back
+into `respond` and `slow` for the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import struct
 from bisect import bisect_right as bisect
 from collections.abc import Callable
+from dataclasses import dataclass
 from random import random
 
 import dns.exception
@@ -26,7 +32,7 @@ import dns.rdatatype
 
 from gtm.dns import edns
 from gtm.dns.answers import FORMERR, NOERROR, NOTIMP, REFUSED, Answers
-from gtm.dns.picks import Pick, Variant, choose, counts, uniform
+from gtm.dns.picks import Pick, Rand, Variant, choose, counts, uniform
 from gtm.dns.records import ANY, IN
 
 # (query bytes, client address, over UDP?) -> reply bytes, or None to stay silent
@@ -50,8 +56,32 @@ _ENTRY_OVERHEAD = 200  # bytes a cache entry costs beyond its key (dict slot, tu
 _REFUSED_TYPES = {251, 252, 253, 254}  # IXFR, AXFR, MAILB, MAILA: no zone transfers here
 
 
-def responder(answers: Answers, cache_bytes: int = CACHE_BYTES) -> Respond:
-    """The reply function for one generation; swapping answers means swapping this function.
+@dataclass(frozen=True)
+class Replies:
+    """The answer path of one generation: `respond`, and what a compiled path shares with it.
+
+    `gtm.dns.fast` answers UDP queries from the same `seen` cache, row cache
+    (`rows`, filled by `row_for`), tally slots (`hits`) and draws (`rand`),
+    and hands every query it does not find in `seen` to `respond` and every
+    reply too big for the client to `slow`, as `respond` itself does.
+    """
+
+    respond: Respond
+    slow: Respond
+    seen: dict[bytes, _Known]
+    rows: dict[str, int]
+    row_for: Callable[[str], int]
+    hits: list[int]
+    rand: Rand
+
+
+def responder(answers: Answers, cache_bytes: int = CACHE_BYTES, rand: Rand = random) -> Respond:
+    """The reply function for one generation; swapping answers means swapping this function."""
+    return replies(answers, cache_bytes, rand).respond
+
+
+def replies(answers: Answers, cache_bytes: int = CACHE_BYTES, rand: Rand = random) -> Replies:
+    """The answer path for one generation, its weighted picks drawn from `rand`.
 
     Three levels, cheapest first: `seen` maps a query's bytes after the ID
     to everything its reply needs (queries repeat byte for byte: same name,
@@ -71,7 +101,7 @@ def responder(answers: Answers, cache_bytes: int = CACHE_BYTES) -> Respond:
     join = b"".join
 
     def slow(data: bytes, ip: str, udp: bool) -> bytes | None:
-        return _slow(answers, opts, data, ip, udp)
+        return _slow(answers, opts, data, ip, udp, rand)
 
     def respond(data: bytes, ip: str, udp: bool) -> bytes | None:
         known = seen.get(data[2:])
@@ -86,11 +116,11 @@ def responder(answers: Answers, cache_bytes: int = CACHE_BYTES) -> Respond:
             row = row_for(ip) if known_row is None else known_row
         p = picks[row]
         if p[0] is not None:
-            v = p[2][bisect(p[0], random() * p[1])]
+            v = p[2][bisect(p[0], rand() * p[1])]
         elif p[3] is None:
             v = p[2][0]
         else:
-            v = p[3]()
+            v = p[3](rand)
         reply = join((data[:2], head, v[1] if counts else v[0], question, v[2], opt))
         if udp and len(reply) > limit:
             return slow(data, ip, udp)
@@ -135,7 +165,7 @@ def responder(answers: Answers, cache_bytes: int = CACHE_BYTES) -> Respond:
         known = seen[data[2:]] = (picks, head, counts, question, opt, limit, row)
         return known
 
-    return respond
+    return Replies(respond, slow, seen, rows, row_for, hits, rand)
 
 
 def header(data: bytes, rcode: int, *, aa: bool = False, tc: bool = False) -> bytes:
@@ -167,6 +197,7 @@ def _slow(
     data: bytes,
     ip: str,
     udp: bool,
+    rand: Rand = random,
 ) -> bytes | None:
     tally = answers.tally
     if len(data) < 12 or data[2] & 0x80:
@@ -209,7 +240,7 @@ def _slow(
     if res.picks is None:
         return fail(res.rcode)
     row = answers.topology.row_for_address(ip) if e is None or e.row < 0 else e.row
-    v: Variant = choose(res.picks[row])
+    v: Variant = choose(res.picks[row], rand)
     if v[3] >= 0:
         tally.hits[v[3]] += 1
     else:
