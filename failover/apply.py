@@ -38,7 +38,7 @@ async def apply_plan(
     for key in [*targets, *((s.namespace, s.name) for s in plan.fenced)]:
         entry = cache.get(key)
         if entry is not None:
-            fence.refuse_newer(entry)  # a stale leader writes nothing at all
+            writer.checked(fence.refuse_newer, entry)  # a stale leader writes nothing at all
     todo = iter(list(targets))
     patched = conflicts = 0
     failed: list[str] = []

@@ -41,6 +41,12 @@ class Metrics:
             ["cluster", "subresource", "result"],
             registry=registry,
         )
+        self.stopped = Counter(
+            "gtm_wle_writes_stopped",
+            "WorkloadEntry writes stopped: a newer leader's epoch met (fenced) or the lease lost",
+            ["cluster", "why"],
+            registry=registry,
+        )
         self.reconcile = Histogram(
             "gtm_wle_reconcile_duration_seconds",
             "Time from a table (or a drift) to the cluster holding it, per reconcile pass",
@@ -110,6 +116,9 @@ class ClusterMetrics:
 
     def patch(self, *, status: bool, result: str) -> None:
         self._m.patches.labels(self.cluster, "status" if status else "main", result).inc()
+
+    def stopped(self, why: str) -> None:
+        self._m.stopped.labels(self.cluster, why).inc()
 
     def reconciled(self, seconds: float) -> None:
         self._reconcile.observe(seconds)

@@ -19,7 +19,7 @@ import structlog
 from failover.cache import EntryCache
 from failover.desired import Target
 from failover.entries import EntryCalls
-from failover.fencing import WriteFence
+from failover.fencing import Fenced, WriteFence, WriteStopped
 from failover.mesh_plan import diff
 from failover.metrics import ClusterMetrics
 from failover.settings import ClusterSettings
@@ -51,12 +51,20 @@ class EntryWriter:
         self._metrics = metrics
         self._now = now
 
+    def checked(self, check: Callable[[WorkloadEntry], None], entry: WorkloadEntry) -> None:
+        """`check(entry)`, counting a stop by why (gtm_wle_writes_stopped_total)."""
+        try:
+            check(entry)
+        except WriteStopped as e:
+            self._metrics.stopped("fenced" if isinstance(e, Fenced) else "lease")
+            raise
+
     async def converge(self, entry: WorkloadEntry, target: Target, fence: WriteFence) -> Written:
         """Patch `entry` until it holds `target`; raises `WriteStopped` or a `KubeError`."""
         patched = conflicts = 0
         budget = 2 + 2 * self._s.retry.conflict_attempts  # writes, re-reads included
         for _ in range(budget):
-            fence.refuse_newer(entry)  # a stale leader stops even where nothing differs
+            self.checked(fence.refuse_newer, entry)  # a stale leader stops where nothing differs
             patches = diff(
                 self._s.name,
                 entry,
@@ -67,7 +75,7 @@ class EntryWriter:
             )
             if not patches:
                 return Written(patched, conflicts)
-            fence.check(entry)
+            self.checked(fence.check, entry)
             patch = patches[0]
             try:
                 obj = await self._kube.patch_entry(

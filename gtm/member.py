@@ -51,6 +51,7 @@ from gtm.service.probing import engine_health, health_settings, probe_targets
 from gtm.service.serving import Serving
 from gtm.service.standby import Standby
 from gtm.service.status import health_doc, member_status
+from gtm.service.table_metrics import TableMetrics
 from gtm.status import MemberStatus
 from intent import EMPTY as EMPTY_INTENT
 from intent import AuditEntry, GuardedIntentStore, HighWater, IntentState
@@ -262,6 +263,7 @@ class MemberRuntime:
                 elector=elector,
                 serve=self._serving.serve,
                 exporter=exporter,
+                metrics=TableMetrics(self.registry, member=self.identity, region=self.region),
             )
             merge = IntentMerge(
                 region=self.region,

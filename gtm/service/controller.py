@@ -34,6 +34,7 @@ from gtm.config import Inventory
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector
 from gtm.service.backends import Stores
+from gtm.service.table_metrics import TableMetrics
 from gtm.status import Layers, Pending
 from intent import AuditEntry, IntentState, refusal_to_dict
 from policies import Decision, Evaluation, Health, Override, WeightTable, evaluate
@@ -75,8 +76,10 @@ class Controller:
         elector: Elector,
         serve: Callable[[WeightTable], Awaitable[None]],
         exporter: PowerDnsExporter | None = None,
+        metrics: TableMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._metrics = metrics
         self._inventory = inventory
         self._health = health
         self._stores = stores
@@ -202,6 +205,8 @@ class Controller:
         same = layers.mesh == layers.dns and prev_mesh is prev_dns
         mesh = dns if same else evaluate(inventory.estate, health, layers.mesh, prev_mesh, now)
         self._snapshot = Snapshot(now, dns, mesh, layers)
+        if self._metrics is not None:
+            self._metrics.evaluated(now, dns.table if dns.changed or prev_dns is None else None)
         await self._audit_refusals(dns, layers.dns, now)
         if dns.changed or prev_dns is None:
             self._elector.require_leader()

@@ -49,6 +49,10 @@ SERVED = {
     "gtm_leader_lease_errors",
     "gtm_leader_renew_failures",
     "gtm_leader_transitions",
+    # the member and its evaluations
+    "gtm_member_info",
+    "gtm_table_evaluated_timestamp_seconds",
+    "gtm_table_fail_open_rows",
     # the member's loop
     "gtm_member_loop_lag_max_seconds",
     "gtm_member_loop_lag_seconds",
@@ -59,6 +63,7 @@ SERVED = {
     "gtm_wle_in_sync",
     "gtm_wle_patches",
     "gtm_wle_reconcile_duration_seconds",
+    "gtm_wle_writes_stopped",
     # the PowerDNS exporter
     "gtm_powerdns_generation_published",
     "gtm_powerdns_publish_seconds",

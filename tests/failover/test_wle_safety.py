@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import CollectorRegistry
 from wle_fixtures import (
     converged,
     exit_,
@@ -72,7 +73,8 @@ async def test_a_newer_epoch_on_a_wle_fences_a_stale_leader_off(sim: KubeSim) ->
     estate = make_estate(3)
     seed_baseline(sim, estate)
     out = table(estate, exit_("dc2"))
-    async with reconciler(sim, estate) as new, reconciler(sim, estate) as stale:
+    counted = CollectorRegistry()
+    async with reconciler(sim, estate) as new, reconciler(sim, estate, registry=counted) as stale:
         stale_plan = await stale.plan(out, epoch=5)  # made before the new leader took over
         await new.apply(await new.plan(out, epoch=6), epoch=6, may_write=held)
         written = patched(sim)
@@ -94,6 +96,8 @@ async def test_a_newer_epoch_on_a_wle_fences_a_stale_leader_off(sim: KubeSim) ->
                     await stale.until_converged()
             assert "newer than ours" in (stale.progress().stopped or "")
     assert patched(sim) == written  # the stale leader changed nothing
+    stopped = {"cluster": "dc1", "why": "fenced"}  # and it counted each refusal
+    assert (counted.get_sample_value("gtm_wle_writes_stopped_total", stopped) or 0) >= 2
     got = objects(sim)
     assert all(
         healthy_of(got[wle_name(s.vips["dc2"][0])])["status"] == "False"  # type: ignore[index]
