@@ -46,7 +46,7 @@ from gtm.service.loop_lag import LoopLag
 from gtm.service.observation_log import ObservationLog
 from gtm.service.operations import LeaderView, Operations
 from gtm.service.peers import PeerExchange
-from gtm.service.probing import engine_health, health_settings, probe_targets
+from gtm.service.probing import engine_health, health_settings, probe_targets, silent_after
 from gtm.service.serving import Serving
 from gtm.service.standby import Standby
 from gtm.service.status import health_doc, member_status
@@ -113,7 +113,14 @@ class MemberRuntime:
         return "leader" if self._elector.is_leader() else "standby"
 
     def ready(self) -> bool:
-        return self._serving.ready()
+        return not self.unready()
+
+    def unready(self) -> list[str]:
+        causes = self._serving.unready()
+        stalled = None if self._scheduler is None else self._scheduler.stalled()
+        if stalled is not None:
+            causes.append(f"own probing stopped: {stalled}")
+        return causes
 
     def table(self) -> WeightTable | None:
         return self._serving.table
@@ -150,6 +157,7 @@ class MemberRuntime:
             region=self.region,
             role=self.role(),
             ready=self.ready(),
+            unready=self.unready(),
             started=self._started,
             inventory=self._inventory,
             holder=None if elector is None else elector.leader(),
@@ -214,6 +222,7 @@ class MemberRuntime:
                 on_observation=self._observed,
                 concurrency=config.health.concurrency,
                 lag_tolerance=config.health.lag_tolerance,
+                stall_intervals=config.health.stale_intervals,
                 metrics=self._probe_metrics,
             )
             targets = probe_targets(self._inventory)
@@ -267,6 +276,7 @@ class MemberRuntime:
                 on_observation=self._monitor.observe,
                 on_intent=merge.received,
             )
+            peers.expect(silent_after(targets, config.health.stale_intervals))
             leader = self._leader = Leader(
                 identity=self.identity,
                 region=self.region,
@@ -302,6 +312,7 @@ class MemberRuntime:
             async with asyncio.TaskGroup() as tasks:
                 background = [
                     tasks.create_task(scheduler.run(), name="scheduler"),
+                    tasks.create_task(scheduler.watch(), name="probe-watch"),
                     tasks.create_task(self._monitor.run(), name="monitor"),
                     tasks.create_task(elector.run(), name="elector"),
                     tasks.create_task(peers.run(), name="peers"),
@@ -353,6 +364,7 @@ class MemberRuntime:
             self._scheduler.update(targets)
         if self._peers is not None:
             self._peers.update(new.api.peers)
+            self._peers.expect(silent_after(targets, new.health.stale_intervals))
         if self._dns is not None:
             # the new names and addresses: fresh answer processes, the same table
             try:

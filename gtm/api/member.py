@@ -32,6 +32,10 @@ class Member(Protocol):
         """Has a table to serve (readiness)."""
         ...
 
+    def unready(self) -> list[str]:
+        """Why it is not ready, one cause a line ([] when ready): `/readyz` says them."""
+        ...
+
     def status(self) -> MemberStatus:
         """What it serves, holds and sees now (`gtm.status.MemberStatus`)."""
         ...

@@ -37,8 +37,10 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Has a table to serve; leadership does not matter (a standby serves DNS too)."""
     member = request.app[MEMBER]
-    if not member.ready():
-        raise HttpProblem(503, "not ready: no table to serve yet", {"role": member.role()})
+    causes = member.unready()
+    if causes:
+        detail = {"role": member.role(), "causes": causes}
+        raise HttpProblem(503, f"not ready: {'; '.join(causes)}", detail)
     return json_response({"ready": True, "role": member.role()})
 
 

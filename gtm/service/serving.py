@@ -54,9 +54,18 @@ class Serving:
 
     def ready(self) -> bool:
         """DNS answers the table this member holds (or has been behind < READY_BEHIND)."""
-        return (
-            self._table is not None and self._dns is not None and self._dns.behind() < READY_BEHIND
-        )
+        return not self.unready()
+
+    def unready(self) -> list[str]:
+        """Why DNS is not ready to be relied on ([] when it is)."""
+        if self._table is None:
+            return ["no table to serve yet"]
+        if self._dns is None:
+            return ["DNS not started yet"]
+        behind = self._dns.behind()
+        if behind >= READY_BEHIND:
+            return [f"DNS answers lag the member's table by {behind:.1f}s"]
+        return []
 
     def status(self, inventory: Inventory) -> DnsRef:
         """The generation held and the one the answer processes serve, how far they lag."""
