@@ -47,6 +47,7 @@ from gtm.service.observation_log import ObservationLog
 from gtm.service.operations import LeaderView, Operations
 from gtm.service.peers import PeerExchange
 from gtm.service.probing import engine_health, health_settings, probe_targets, silent_after
+from gtm.service.reload import load_aside
 from gtm.service.serving import Serving
 from gtm.service.standby import Standby
 from gtm.service.status import health_doc, member_status
@@ -91,6 +92,7 @@ class MemberRuntime:
         )
         self._loop_lag = LoopLag(self.registry)
         self._config = ConfigState(config_path, self._inventory.config, self.registry)
+        self._reloading = asyncio.Lock()  # one reload at a time
         # built by `run`, in this order; None while starting
         self._stores: Stores | None = None
         self._elector: Elector | None = None
@@ -337,14 +339,23 @@ class MemberRuntime:
         log.info("member.stopped", member=self.identity)
 
     async def reload(self) -> bool:
-        """Re-read the config (SIGHUP). A bad file is refused whole; the old one keeps running."""
+        """Re-read the config (SIGHUP). A bad file is refused whole; the old one keeps running.
+
+        The file is parsed and validated in a child process (`gtm.service.reload`):
+        seconds of CPU for a large estate, which must not stall this loop (the API,
+        the probes, the peers and the leader's writes run on it)."""
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         try:
-            fresh = load(self.config_path)
+            loaded = await load_aside(self.config_path)
         except ConfigError as e:
             problems = [str(p) for p in e.problems]
             log.error("config.refused", file=self.config_path, problems=problems)
             self._config.refused(problems)
             return False
+        fresh = loaded.inventory
         old = self._inventory.config
         new = fresh.config
         fixed = {
@@ -356,9 +367,9 @@ class MemberRuntime:
         restart = [k for k, (a, b) in fixed.items() if a != b]
         if restart:
             log.warning("config.restart_needed", settings=restart)
+        targets = await asyncio.to_thread(probe_targets, fresh)  # reads `fresh` only
         self._inventory = fresh
-        self._config.applied(self.config_path, new)
-        targets = probe_targets(fresh)
+        self._config.applied(self.config_path, new, loaded.digest)
         self._monitor.update(targets)
         if self._scheduler is not None:
             self._scheduler.update(targets)
