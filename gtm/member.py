@@ -47,7 +47,8 @@ from gtm.service.loop_lag import LoopLag
 from gtm.service.observation_log import ObservationLog
 from gtm.service.operations import LeaderView, Operations
 from gtm.service.peers import PeerExchange
-from gtm.service.probing import engine_health, health_settings, probe_targets
+from gtm.service.probing import engine_health, health_settings, probe_targets, silent_after
+from gtm.service.reload import load_aside
 from gtm.service.serving import Serving
 from gtm.service.standby import Standby
 from gtm.service.status import health_doc, member_status
@@ -93,6 +94,7 @@ class MemberRuntime:
         )
         self._loop_lag = LoopLag(self.registry)
         self._config = ConfigState(config_path, self._inventory.config, self.registry)
+        self._reloading = asyncio.Lock()  # one reload at a time
         # built by `run`, in this order; None while starting
         self._stores: Stores | None = None
         self._elector: Elector | None = None
@@ -116,10 +118,14 @@ class MemberRuntime:
         return "leader" if self._elector.is_leader() else "standby"
 
     def ready(self) -> bool:
-        return self._serving.ready()
+        return not self.unready()
 
-    def not_ready(self) -> str | None:
-        return self._serving.not_ready()
+    def unready(self) -> list[str]:
+        causes = self._serving.unready()
+        stalled = None if self._scheduler is None else self._scheduler.stalled()
+        if stalled is not None:
+            causes.append(f"own probing stopped: {stalled}")
+        return causes
 
     def table(self) -> WeightTable | None:
         return self._serving.table
@@ -156,6 +162,7 @@ class MemberRuntime:
             region=self.region,
             role=self.role(),
             ready=self.ready(),
+            unready=self.unready(),
             started=self._started,
             inventory=self._inventory,
             holder=None if elector is None else elector.leader(),
@@ -227,6 +234,7 @@ class MemberRuntime:
                 on_observation=self._observed,
                 concurrency=config.health.concurrency,
                 lag_tolerance=config.health.lag_tolerance,
+                stall_intervals=config.health.stale_intervals,
                 metrics=self._probe_metrics,
             )
             targets = probe_targets(self._inventory)
@@ -282,6 +290,7 @@ class MemberRuntime:
                 on_observation=self._monitor.observe,
                 on_intent=merge.received,
             )
+            peers.expect(silent_after(targets, config.health.stale_intervals))
             leader = self._leader = Leader(
                 identity=self.identity,
                 region=self.region,
@@ -319,6 +328,7 @@ class MemberRuntime:
             async with asyncio.TaskGroup() as tasks:
                 background = [
                     tasks.create_task(scheduler.run(), name="scheduler"),
+                    tasks.create_task(scheduler.watch(), name="probe-watch"),
                     tasks.create_task(self._monitor.run(), name="monitor"),
                     tasks.create_task(elector.run(), name="elector"),
                     tasks.create_task(peers.run(), name="peers"),
@@ -343,14 +353,23 @@ class MemberRuntime:
         log.info("member.stopped", member=self.identity)
 
     async def reload(self) -> bool:
-        """Re-read the config (SIGHUP). A bad file is refused whole; the old one keeps running."""
+        """Re-read the config (SIGHUP). A bad file is refused whole; the old one keeps running.
+
+        The file is parsed and validated in a child process (`gtm.service.reload`):
+        seconds of CPU for a large estate, which must not stall this loop (the API,
+        the probes, the peers and the leader's writes run on it)."""
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         try:
-            fresh = load(self.config_path)
+            loaded = await load_aside(self.config_path)
         except ConfigError as e:
             problems = [str(p) for p in e.problems]
             log.error("config.refused", file=self.config_path, problems=problems)
             self._config.refused(problems)
             return False
+        fresh = loaded.inventory
         old = self._inventory.config
         new = fresh.config
         fixed = {
@@ -362,14 +381,15 @@ class MemberRuntime:
         restart = [k for k, (a, b) in fixed.items() if a != b]
         if restart:
             log.warning("config.restart_needed", settings=restart)
+        targets = await asyncio.to_thread(probe_targets, fresh)  # reads `fresh` only
         self._inventory = fresh
-        self._config.applied(self.config_path, new)
-        targets = probe_targets(fresh)
+        self._config.applied(self.config_path, new, loaded.digest)
         self._monitor.update(targets)
         if self._scheduler is not None:
             self._scheduler.update(targets)
         if self._peers is not None:
             self._peers.update(new.api.peers)
+            self._peers.expect(silent_after(targets, new.health.stale_intervals))
         if self._dns is not None:
             # the new names and addresses: fresh answer processes, the same table
             try:

@@ -57,6 +57,16 @@ class ProbeMetrics:
         )
         self.in_flight = Gauge("gtm_probe_in_flight", "Probes running now.", registry=registry)
         self.targets = Gauge("gtm_probe_targets", "Targets scheduled.", registry=registry)
+        self.newest_age = Gauge(
+            "gtm_probe_newest_age_seconds",
+            "Seconds since this vantage's newest own probe result (-1: none yet).",
+            registry=registry,
+        )
+        self.stalled = Gauge(
+            "gtm_probes_stalled",
+            "1 while this vantage's own probing has stopped (scheduler ended, prober wedged).",
+            registry=registry,
+        )
         self.vip_state = Gauge(
             "gtm_vip_state",
             "VIP health for traffic: 1 up, 0 down, -1 unknown.",
@@ -90,10 +100,21 @@ class ProbeMetrics:
         self._result_children: dict[tuple[str, str], Counter] = {}
         self._latency_children: dict[str, Histogram] = {}
 
-    def bind_scheduler(self, in_flight: Callable[[], float], targets: Callable[[], float]) -> None:
+    def bind_scheduler(
+        self,
+        in_flight: Callable[[], float],
+        targets: Callable[[], float],
+        *,
+        newest_age: Callable[[], float] | None = None,
+        stalled: Callable[[], float] | None = None,
+    ) -> None:
         """Reads the scheduler's gauges at scrape time instead of per probe."""
         self.in_flight.set_function(in_flight)
         self.targets.set_function(targets)
+        if newest_age is not None:
+            self.newest_age.set_function(newest_age)
+        if stalled is not None:
+            self.stalled.set_function(stalled)
 
     def observed(self, kind: str, obs: Observation) -> None:
         key = (kind, obs.outcome)

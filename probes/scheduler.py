@@ -8,6 +8,13 @@ of its own TaskGroup, within a global concurrency bound. When it cannot keep
 up it says so (lag metric and a `probes.lagging` event) and skips whole slots
 rather than stretching intervals. `update()` reconciles the targets while
 running; cancelling `run()` cancels and awaits every probe.
+
+A checker that stops must not look healthy: `stalled()` says why this
+vantage's own probing has stopped — `run()` ended, or no result came back
+for `stall_intervals` of the shortest interval plus its timeout (a wedged
+prober, a dispatcher stuck) — the same age after which peers' trackers stop
+counting a vantage's votes. `watch()` logs `probes.stalled` and
+`probes.resumed`; the metrics read it at scrape time.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from probes.clock import Clock, SystemClock, Timer
+from probes.clock import Clock, SystemClock, Timer, sleep_until
 from probes.metrics import ProbeMetrics
 from probes.observation import Observation, ProbeResult
 from probes.prober import Prober
@@ -57,6 +64,8 @@ class SchedulerStats:
     lag: float
     max_lag: float
     lagging: bool
+    newest_age: float | None = None  # seconds since the newest own probe result (None: none yet)
+    stalled: str | None = None  # why own probing has stopped; None while it runs
 
 
 class _Entry:
@@ -85,11 +94,14 @@ class Scheduler:
         clock: Clock | None = None,
         concurrency: int = 512,
         lag_tolerance: float = 1.0,
+        stall_intervals: float = 3.0,
         metrics: ProbeMetrics | None = None,
         logger: structlog.typing.FilteringBoundLogger | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1 (got {concurrency})")
+        if stall_intervals <= 0:
+            raise ValueError(f"stall_intervals must be > 0 (got {stall_intervals})")
         self._prober = prober
         self._vantage = vantage
         self._on_observation = on_observation
@@ -111,13 +123,28 @@ class Scheduler:
         self._lag = 0.0
         self._max_lag = 0.0
         self._lagging = False
+        self._stall_intervals = stall_intervals
+        self._stall_after = math.inf  # no result for this long: stalled (set by `update`)
+        self._expected_every = math.inf  # the shortest interval
+        self._started: float | None = None  # monotonic: when `run()` began
+        self._since: float | None = None  # monotonic: when there were targets again
+        self._newest: float | None = None  # monotonic: the newest own result
+        self._stopped: str | None = None  # why `run()` ended
+        self._reported: str | None = None  # the stall `watch()` last logged
         if metrics is not None:
-            metrics.bind_scheduler(lambda: self._in_flight, lambda: len(self._entries))
+            metrics.bind_scheduler(
+                lambda: self._in_flight,
+                lambda: len(self._entries),
+                newest_age=lambda: -1.0 if (age := self.newest_age()) is None else age,
+                stalled=lambda: 0.0 if self.stalled() is None else 1.0,
+            )
 
     def update(self, targets: Iterable[Target]) -> ScheduleChange:
         """Makes `targets` the scheduled set: new ones start at their next slot, changed
         ones restart (their running probe is cancelled), the rest run on untouched."""
         wanted = {target.id: target for target in targets}
+        if wanted and not self._entries:
+            self._since = self._clock.monotonic()  # something to probe again: a fresh grace
         removed = [tid for tid in self._entries if tid not in wanted]
         for target_id in removed:
             self._drop(target_id)
@@ -137,6 +164,12 @@ class Scheduler:
             heapq.heappush(self._heap, (self._first_slot(target, now), next(self._seq), entry))
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
+        timings = {(e.target.spec.interval, e.target.spec.timeout) for e in self._entries.values()}
+        self._expected_every = min((interval for interval, _ in timings), default=math.inf)
+        self._stall_after = min(
+            (self._stall_intervals * interval + timeout for interval, timeout in timings),
+            default=math.inf,
+        )
         return ScheduleChange(
             tuple(added), tuple(changed), tuple(removed), len(wanted) - len(added) - len(changed)
         )
@@ -150,18 +183,73 @@ class Scheduler:
             lag=self._lag,
             max_lag=self._max_lag,
             lagging=self._lagging,
+            newest_age=None if (age := self.newest_age()) is None else round(age, 3),
+            stalled=self.stalled(),
         )
+
+    def newest_age(self) -> float | None:
+        """Seconds since the newest of this vantage's own probe results; None before the first."""
+        return None if self._newest is None else self._clock.monotonic() - self._newest
+
+    def stalled(self) -> str | None:
+        """Why this vantage's own probing has stopped, or None while results keep coming.
+
+        Stopped: `run()` ended (cancelled or crashed), or there are targets and no
+        result came back for `stall_intervals` x the shortest interval + its timeout
+        since the newest one (or since probing began): the prober is wedged or the
+        dispatcher stuck. Before `run()` starts nothing is expected yet.
+        """
+        if self._stopped is not None:
+            return self._stopped
+        if self._started is None or not self._entries:
+            return None
+        since = max(self._started, self._since or self._started, self._newest or self._started)
+        silent = self._clock.monotonic() - since
+        if silent <= self._stall_after:
+            return None
+        return (
+            f"no own probe result for {silent:.1f}s (one is due every "
+            f"{self._expected_every:g}s; {self._in_flight} probes in flight)"
+        )
+
+    async def watch(self, tick: float = 1.0) -> None:
+        """Logs `probes.stalled` when own probing stops and `probes.resumed` when it
+        is back, checking every `tick` seconds, until cancelled."""
+        deadline = self._clock.monotonic()
+        while True:
+            deadline += tick
+            await sleep_until(self._clock, deadline)
+            self.check()
+
+    def check(self) -> str | None:
+        """`stalled()`, logged when it changes."""
+        cause = self.stalled()
+        if (cause is None) != (self._reported is None):
+            if cause is not None:
+                self._log.error("probes.stalled", vantage=self._vantage, cause=cause)
+            else:
+                self._log.info("probes.resumed", vantage=self._vantage)
+        self._reported = cause
+        return cause
 
     async def run(self) -> None:
         """Probes until cancelled; then cancels and awaits every running probe."""
         if self._group is not None:
             raise RuntimeError("scheduler is already running")
+        self._started = self._clock.monotonic()
+        self._stopped = None
+        why = "cancelled"
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 await self._dispatch()
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                why = f"crashed: {type(exc).__name__}: {exc}"
+            raise
         finally:
             self._group = None
+            self._stopped = f"scheduler stopped ({why})"
 
     def _first_slot(self, target: Target, now: float) -> float:
         interval = target.spec.interval
@@ -260,6 +348,7 @@ class Scheduler:
             lag,
             result.days_to_expiry,
         )
+        self._newest = clock.monotonic()
         if self._metrics is not None:
             self._metrics.observed(target.kind, obs)
         self._on_observation(obs)

@@ -32,8 +32,8 @@ class Member(Protocol):
         """Has a table to serve (readiness)."""
         ...
 
-    def not_ready(self) -> str | None:
-        """Why it is not ready (no table yet, its intent store went back, …); None: ready."""
+    def unready(self) -> list[str]:
+        """Why it is not ready, one cause a line ([] when ready): `/readyz` says them."""
         ...
 
     def status(self) -> MemberStatus:

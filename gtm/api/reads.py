@@ -37,9 +37,10 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Has a table to serve; leadership does not matter (a standby serves DNS too)."""
     member = request.app[MEMBER]
-    cause = member.not_ready()
-    if cause is not None:
-        raise HttpProblem(503, f"not ready: {cause}", {"role": member.role()})
+    causes = member.unready()
+    if causes:
+        detail = {"role": member.role(), "causes": causes}
+        raise HttpProblem(503, f"not ready: {'; '.join(causes)}", detail)
     return json_response({"ready": True, "role": member.role()})
 
 

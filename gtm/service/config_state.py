@@ -70,8 +70,8 @@ class ConfigState:
         self._ref = ConfigRef(file=path, digest="", loaded_at=0.0)
         self._set(path, config)
 
-    def _set(self, path: str, config: Config) -> None:
-        digest = estate_digest(config)
+    def _set(self, path: str, config: Config, digest: str | None = None) -> None:
+        digest = digest or estate_digest(config)
         now = self._clock()
         self._info.clear()
         self._info.labels(digest).set(1)
@@ -79,9 +79,11 @@ class ConfigState:
         self._refused_now.set(0)
         self._ref = ConfigRef(file=path, digest=digest, loaded_at=now)
 
-    def applied(self, path: str, config: Config) -> None:
+    def applied(self, path: str, config: Config, digest: str | None = None) -> None:
+        """`config` runs now; `digest` is its `estate_digest` when already known (the
+        reload computed it in its child: 1.5 s of the loop at 30,000 services)."""
         self._reloads.labels("applied").inc()
-        self._set(path, config)
+        self._set(path, config, digest)
 
     def refused(self, problems: Sequence[str]) -> None:
         self._reloads.labels("refused").inc()

@@ -8,6 +8,13 @@ missed an override catches up by version). Pull only: a member that is down
 or partitioned simply stops being heard, and its vantage's data goes stale.
 A member that has just become leader calls `catch_up` to pull every peer's
 intent at once rather than at the next tick.
+
+A peer that answers but whose own probing stopped sends nothing new: after
+`silent_after` seconds (`expect`: the age at which the tracker stops counting
+a vote) the region is reported `silent` (`peer.silent`), and the exchange
+moves to the region's other member, whose probes are of the same vantage.
+Nothing is fed meanwhile, so the silent vantage's last results age out of the
+quorum rather than keep voting; a silent vantage is not a down vote.
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ class _Region:
     error: str | None = None
     intent_version: int | None = None
     received: int = 0
+    newest: float | None = None  # the newest observation's wall time heard from the region
+    heard_at: float | None = None  # monotonic: when something newer last came (or pulls began)
+    silent: str | None = None  # why the region's vantage is silent; None while results come
+    hops: int = 0  # moves to another member while silent, in a row
 
     @property
     def url(self) -> str:
@@ -68,6 +79,7 @@ class PeerExchange:
     settings: PeerSettings = field(default_factory=PeerSettings)
     _regions: dict[str, _Region] = field(default_factory=dict, init=False)
     _catch_up: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _silent_after: float = field(default=math.inf, init=False)
 
     def __post_init__(self) -> None:
         self._regions = self._group(self.peers)
@@ -89,6 +101,10 @@ class PeerExchange:
                 fresh[name] = old
         self._regions = fresh
 
+    def expect(self, silent_after: float) -> None:
+        """A region whose member sends no new observation for `silent_after` seconds is silent."""
+        self._silent_after = silent_after
+
     def status(self) -> dict[str, dict[str, Any]]:
         return {
             r.region: {
@@ -97,6 +113,8 @@ class PeerExchange:
                 "error": r.error,
                 "observations": r.received,
                 "intent_version": r.intent_version,
+                "newest": r.newest,
+                "silent": r.silent,
             }
             for r in self._regions.values()
         }
@@ -126,6 +144,7 @@ class PeerExchange:
                     await asyncio.wait_for(self._catch_up.wait(), pause)
 
     async def _pull(self, session: aiohttp.ClientSession, r: _Region, pull_intent: bool) -> None:
+        fresh = False
         try:
             more = True
             while more:
@@ -137,7 +156,11 @@ class PeerExchange:
                     doc = await resp.json()
                 rows = doc["observations"]
                 for row in rows:
-                    self.on_observation(from_row(row, r.region))
+                    obs = from_row(row, r.region)
+                    if r.newest is None or obs.wall > r.newest:
+                        r.newest = obs.wall
+                        fresh = True
+                    self.on_observation(obs)
                 r.received += len(rows)
                 r.cursor = int(doc["next"])
                 more = len(rows) >= self.settings.batch
@@ -162,3 +185,30 @@ class PeerExchange:
             log.info("peer.reachable", region=r.region, url=r.url)
         r.error = None
         r.last_ok = time.time()
+        self._heard(r, fresh)
+
+    def _heard(self, r: _Region, fresh: bool) -> None:
+        """After a pull that answered: is the region's vantage still sending results?"""
+        now = time.monotonic()
+        if fresh or r.heard_at is None:
+            if fresh and r.silent is not None:
+                log.info("peer.heard_again", region=r.region, url=r.url)
+                r.silent = None
+            if fresh:
+                r.hops = 0
+            r.heard_at = now
+            return
+        quiet = now - r.heard_at
+        # after each move to a member that proves silent too, wait twice as long (at most 32x)
+        if quiet <= self._silent_after * 2 ** min(r.hops, 5):
+            return
+        cause = f"no new observation from {r.url} for {quiet:.1f}s"
+        if r.silent is None:
+            log.warning("peer.silent", region=r.region, url=r.url, cause=cause)
+        r.silent = cause
+        if len(r.urls) > 1:
+            r.current += 1  # the region's other member probes from the same vantage
+            r.cursor = -1
+            r.hops += 1
+            r.heard_at = now  # its grace starts now
+            log.info("peer.switched", region=r.region, url=r.url, reason="silent")

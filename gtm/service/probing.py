@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 from gtm.config import HealthConfig, Inventory
 from policies import Health, State, TargetHealth
 from probes import DOWN, HealthSettings, HealthView, Target, parse_probe_spec
@@ -21,6 +24,14 @@ def probe_targets(inventory: Inventory) -> list[Target]:
             for vip in vips:
                 targets.append(Target(vip.id, vip.address, vip.port, spec, service.name, region))
     return targets
+
+
+def silent_after(targets: Iterable[Target], stale_intervals: float) -> float:
+    """How long a vantage probing `targets` may send no new result before it is silent:
+    `stale_intervals` of the shortest interval plus its timeout (inf with no targets) —
+    the age at which the tracker stops counting a vote (`HealthSettings.stale_intervals`)."""
+    timings = {(t.spec.interval, t.spec.timeout) for t in targets}
+    return min((stale_intervals * i + timeout for i, timeout in timings), default=math.inf)
 
 
 def health_settings(config: HealthConfig) -> HealthSettings:

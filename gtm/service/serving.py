@@ -5,7 +5,7 @@ leader stored. The answer processes (`gtm.dns.DnsWorkers`) build a table and
 swap it in; until they serve it they keep answering the previous generation,
 and `ready()` says whether they lag the member by more than `READY_BEHIND`.
 Other parts add what readiness also needs (`check`: the intent store has not
-gone back, …); `not_ready()` names the first cause.
+gone back, …); `unready()` names every cause.
 
     serving = Serving()
     await serving.serve(first)              # before DNS runs: the table to start it with
@@ -63,20 +63,23 @@ class Serving:
     def ready(self) -> bool:
         """DNS answers the table this member holds (or has been behind < READY_BEHIND),
         and every `check` passes."""
-        return self.not_ready() is None
+        return not self.unready()
 
-    def not_ready(self) -> str | None:
-        """Why this member is not ready, None when it is."""
-        if self._table is None or self._dns is None:
-            return "no table to serve yet"
+    def unready(self) -> list[str]:
+        """Why this member's DNS is not to be relied on, one cause a line ([] when it is)."""
+        if self._table is None:
+            return ["no table to serve yet"]
+        if self._dns is None:
+            return ["DNS not started yet"]
+        causes = []
         behind = self._dns.behind()
         if behind >= READY_BEHIND:
-            return f"DNS answers a table {behind:.1f}s older than the member's"
+            causes.append(f"DNS answers lag the member's table by {behind:.1f}s")
         for check in self._checks:
             cause = check()
             if cause is not None:
-                return cause
-        return None
+                causes.append(cause)
+        return causes
 
     def status(self, inventory: Inventory) -> DnsRef:
         """The generation held and the one the answer processes serve, how far they lag."""

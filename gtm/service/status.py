@@ -39,6 +39,7 @@ def member_status(
     region: str,
     role: str,
     ready: bool,
+    unready: Sequence[str] = (),  # why not ready (`MemberRuntime.unready`)
     started: float,
     inventory: Inventory,
     holder: Holder | None,  # the lease holder as the elector last read it
@@ -60,6 +61,7 @@ def member_status(
         region=region,
         role=role,
         ready=ready,
+        unready=list(unready),
         started=started,
         leader=None
         if holder is None

@@ -8,6 +8,7 @@ ignored (a newer member may say more); a missing required key is a
 
     {
       "identity": "dc1-a", "region": "dc1", "role": "leader", "ready": true, "started": …,
+      "unready": [],                             # why not, e.g. "own probing stopped: …"
       "leader": {"identity": "dc1-a", "address": "http://10.0.0.5:8080", "epoch": 3},  # or null
       "epoch": 3,                                # this member's, while it leads
       "dns": {"listen": "10.0.0.5:53", "generation": 12, "served_at": …, "ttl": 30,
@@ -26,7 +27,8 @@ ignored (a newer member may say more); a missing required key is a
       "peers": [{"region": "dc2", "url": "https://10.0.0.6:8080", "exchange": {…}}, …],
       "regions": {"dc1": {"locality": "region01/az01", "client_cidrs": ["10.1.0.0/16"]}, …},
       "fqdns": {"foo": "foo.example.com", …},
-      "decisions": […], "exporters": {…}, "prober": {…}
+      "decisions": […], "exporters": {…},
+      "prober": {…, "newest_age": 0.4, "stalled": null}   # `probes.SchedulerStats`
     }
 
 `layers` is there once the member has evaluated (a leader) or followed its
@@ -181,6 +183,7 @@ class MemberStatus(_Part):
     region: str
     role: str  # "starting" | "leader" | "standby"
     ready: bool | None = None
+    unready: list[str] = []  # why not ready (own probing stopped, DNS behind, …)
     started: float | None = None
     leader: LeaderRef | None = None
     epoch: int | None = None
