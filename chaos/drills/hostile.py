@@ -29,7 +29,11 @@ ALIAS_BOMB = "\n".join(
     + [f"bomb_{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 10)}]" for i in range(1, 10)]
 )
 # what the refusal must name, per kind ("": any refusal will do)
-EXPECTED = {"alias_bomb": "alias bomb", "duplicate_key": "duplicate key", "tagged_scalar": ""}
+EXPECTED = {
+    "alias_bomb": "alias bomb",
+    "duplicate_key": "duplicate key",
+    "tagged_scalar": "not a valid int",
+}
 BALLAST = ".drill-ballast"
 _TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*):")
 

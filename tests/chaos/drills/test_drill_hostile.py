@@ -25,12 +25,7 @@ FAST = ROOT / "chaos" / "drills" / "estates" / "fast.yaml"
     [
         "alias_bomb",
         "duplicate_key",
-        pytest.param(
-            "tagged_scalar",
-            marks=pytest.mark.xfail(
-                raises=IndexError, strict=True, reason="fuzz finding (fuzz/findings/README.md)"
-            ),
-        ),
+        "tagged_scalar",  # a fuzz finding, fixed (fuzz/findings/README.md)
     ],
 )
 def test_the_bad_configs_are_refused_by_the_loader_naming_why(tmp_path: Path, kind: str) -> None:
