@@ -144,17 +144,28 @@ class AuditEntry:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
 
-def transitions(before: IntentState, after: IntentState) -> list[AuditEntry]:
-    """The entries for the change from `before` to `after`, in the order they happened."""
+# (ids accepted before, ids ended before): what the audit already holds
+Audited = tuple[frozenset[str], frozenset[str]]
+
+
+def transitions(
+    before: IntentState, after: IntentState, seen: Audited | None = None
+) -> list[AuditEntry]:
+    """The entries for the change from `before` to `after`, in the order they happened.
+
+    `seen`: what was audited before `before` — a store that went back to an older
+    version (its newest file deleted) and is restored from the peers' copies gets its
+    lost overrides again, which were accepted (and ended) once already: not twice."""
+    known, ended = seen if seen is not None else (frozenset(), frozenset())
     entries = [
         AuditEntry.accepted(o)
         for key, o in after.overrides.items()
-        if key not in before.overrides and key not in before.tombstones
+        if key not in before.overrides and key not in before.tombstones and key not in known
     ]
     entries += [
         AuditEntry.ended(t, before.overrides.get(key))
         for key, t in after.tombstones.items()
-        if key not in before.tombstones
+        if key not in before.tombstones and key not in ended
     ]
     first = (Action.ACCEPTED, Action.ENTERED)
     return sorted(entries, key=lambda e: (e.at, e.action not in first, e.override_id))

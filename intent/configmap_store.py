@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
 from prometheus_client import CollectorRegistry
 
-from intent.audit import AuditEntry, transitions
+from intent.audit import Audited, AuditEntry, transitions
 from intent.configmap_audit import ConfigMapAudit
 from intent.configmap_cas import ConfigMapCAS, ConfigMapData, WriteLost
 from intent.errors import CorruptState, StoreUnavailable
@@ -50,6 +51,8 @@ class ConfigMapIntentStore:
     ) -> None:
         self.audit = audit
         self.metrics = metrics or StoreMetrics(CollectorRegistry())
+        # what the audit already holds of a state this store lost (the high-water guard's)
+        self.audited: Callable[[], Audited | None] = lambda: None
         self._cas = ConfigMapCAS(
             client,
             name,
@@ -111,7 +114,7 @@ class ConfigMapIntentStore:
                     current, before, after = decided
                 last = before
                 first = before if first is None else first
-                entries = transitions(before, after)
+                entries = transitions(before, after, self.audited())
                 if self.audit is not None:
                     fresh = [e for e in entries if e.id not in appended]
                     appended += await self.audit.append_new(fresh)  # raises: not accepted

@@ -41,7 +41,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from intent.atomic_file import OS_DISK, Disk
-from intent.audit import AuditEntry, FileAudit, transitions
+from intent.audit import Audited, AuditEntry, FileAudit, transitions
 from intent.errors import CorruptState, StoreUnavailable
 from intent.metrics import StoreMetrics
 from intent.state import EMPTY, IntentState
@@ -73,6 +73,9 @@ class FileIntentStore:
         # would both audit a change that only one of them stores (a peer merge beside an
         # operator's action: the loser's entry cannot be cut once the winner's follows it)
         self._writing = threading.Lock()
+        # what the audit already holds of a state this store lost (set by the high-water
+        # guard while it restores a store that went back): not audited twice
+        self.audited: Callable[[], Audited | None] = lambda: None
 
     @property
     def where(self) -> str:
@@ -114,7 +117,7 @@ class FileIntentStore:
             after = next_state(before, fn, epoch, str(self.path))
             if after is before:
                 return before, after, []
-            entries = transitions(before, after)
+            entries = transitions(before, after, self.audited())
             fresh = [e for e in entries if e.id not in kept]
             audit = self.audit if fresh else None
             appended = None if audit is None else audit.append_now(fresh)  # raises: not accepted

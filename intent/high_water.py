@@ -82,10 +82,12 @@ class Mark:
     version: int = 0
     retired: int = 0
     ids: frozenset[str] = frozenset()
+    ended: frozenset[str] = frozenset()  # the ids among them that had ended (tombstones)
 
     @classmethod
     def of(cls, state: IntentState) -> Mark:
-        return cls(state.version, state.retired, frozenset(state.overrides) | set(state.tombstones))
+        ids = frozenset(state.overrides) | set(state.tombstones)
+        return cls(state.version, state.retired, ids, frozenset(state.tombstones))
 
     def missing(self, state: IntentState) -> list[str]:
         """The ids the mark knows that `state` lost (none within what it compacted)."""
@@ -143,7 +145,10 @@ class HighWater:
         """Overrides known to have been in force (the published table's), and a version
         at least this high: the store must cover them too."""
         self._mark = Mark(
-            max(self._mark.version, version), self._mark.retired, self._mark.ids | set(ids)
+            max(self._mark.version, version),
+            self._mark.retired,
+            self._mark.ids | set(ids),
+            self._mark.ended,
         )
         self._persist()
 
@@ -162,6 +167,7 @@ class HighWater:
                 "version": mark.version,
                 "retired": mark.retired,
                 "ids": sorted(mark.ids),
+                "ended": sorted(mark.ended),
                 "at": time.time(),
             },
             separators=(",", ":"),
@@ -200,11 +206,22 @@ def _read(path: Path) -> Mark:
     try:
         d = json.loads(path.read_bytes())
         version, retired, ids = d["version"], d.get("retired", 0), d.get("ids", [])
+        ended = d.get("ended", [])
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return Mark()
-    if not (isinstance(version, int) and isinstance(retired, int) and isinstance(ids, list)):
+    if not (
+        isinstance(version, int)
+        and isinstance(retired, int)
+        and isinstance(ids, list)
+        and isinstance(ended, list)
+    ):
         return Mark()
-    return Mark(max(version, 0), max(retired, 0), frozenset(str(i) for i in ids))
+    return Mark(
+        max(version, 0),
+        max(retired, 0),
+        frozenset(str(i) for i in ids),
+        frozenset(str(i) for i in ended),
+    )
 
 
 @dataclass(frozen=True)
@@ -254,6 +271,8 @@ class GuardedIntentStore:
     ) -> None:
         self.inner = inner
         self.mark = mark
+        if hasattr(inner, "audited"):  # a restore brings back what was audited once already
+            inner.audited = self._audited
         self.where = where or str(getattr(inner, "where", type(inner).__name__))
         self._regression: Regression | None = None
         self._stored: int | None = None
@@ -299,6 +318,12 @@ class GuardedIntentStore:
         state = await self.inner.load()
         await self._saw(state)
         return state
+
+    def _audited(self) -> tuple[frozenset[str], frozenset[str]]:
+        """What the mark knew, audited already: a store that went back (noticed yet or not)
+        and is merged from the peers gets these again, and they are not audited twice."""
+        mark = self.mark.mark
+        return mark.ids, mark.ended
 
     async def update(self, fn: Update, epoch: int) -> IntentState:
         def guarded(current: IntentState) -> IntentState:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from intent import (
     TOMBSTONE_BOUND,
     ConfigMapIntentStore,
+    FileAudit,
     FileIntentStore,
     FilePublishedStore,
     GuardedIntentStore,
@@ -71,6 +72,28 @@ async def test_the_newest_file_deleted_is_refused_until_merged_back(tmp_path: Pa
     assert "x1" in restored.overrides and restored.version == 1
     assert store.regression() is None and gauge(registry, "gtm_intent_regressed") == 0.0
     assert (await files.load()) == restored
+
+
+async def test_a_restore_does_not_audit_what_was_audited_before(tmp_path: Path) -> None:
+    """The exit lost with the newest file comes back by merge: accepted once in the audit,
+    not twice (the drills' "nothing lost" counts each action exactly once)."""
+    audit = FileAudit(tmp_path / "audit.jsonl")
+    files = FileIntentStore(tmp_path / "intent.json", audit=audit)
+    store = guarded(files, tmp_path)
+    await store.update(lambda s: s.add(exit_("x1")), epoch=1)  # intent.json.1: the exit
+    await store.update(lambda s: s.add(exit_("x2", region="dc3")), epoch=1)  # .2
+    await store.update(lambda s: s.remove("x2", "alice", "done", 2.0), epoch=1)  # .3
+    files.version_path(3).unlink()
+    files.version_path(2).unlink()  # back to .1: x2 neither accepted nor ended there
+    peer = IntentState().add(exit_("x1")).add(exit_("x2", region="dc3"))
+    peer = peer.remove("x2", "alice", "done", 2.0)
+    restored = await store.update(lambda s: s.merge(peer), epoch=1)
+    assert "x2" in restored.tombstones and store.regression() is None
+    actions = [(e.override_id, e.action.value) for e in await audit.history(100)]
+    assert sorted(actions) == [("x1", "accepted"), ("x2", "accepted"), ("x2", "removed")]
+    then = await store.update(lambda s: s.add(exit_("x3", region="dc3")), epoch=1)
+    assert "x3" in then.overrides  # a change after the restore is audited as ever
+    assert ("x3", "accepted") in [(e.override_id, e.action.value) for e in await audit.history(100)]
 
 
 async def test_the_mark_survives_a_restart_and_its_own_deletion(tmp_path: Path) -> None:

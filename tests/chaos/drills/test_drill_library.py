@@ -23,11 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 LIBRARY = sorted((ROOT / "chaos" / "drills" / "library").glob("*.yaml"))
 # Assertions that fail today for a known reason, owned elsewhere: (drill, check) -> the
 # pattern every detail of the failure must match (anything else still fails the test).
-KNOWN: dict[tuple[str, str], str] = {
-    # dc1 takes an exit whose intent file was deleted back from its peers and audits it
-    # as accepted a second time (intent/, being fixed); the exit itself is not lost
-    ("hostile-inputs", "nothing lost"): r"^dc1 history: \S+ \(exit\) accepted 2 times$",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize("path", LIBRARY, ids=lambda p: p.stem)
