@@ -37,6 +37,7 @@ Quick run: `gtm bench intent --days 20 --actions-per-day 50`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -89,7 +90,7 @@ class Spec:
     actions_per_day: int = 200
     store_days: int = 1  # days before each checkpoint written through the store
     baseline_days: int = YEAR  # the replay without compaction (capped at `days`)
-    repeat: int = 5
+    repeat: int = 9
     seed: int = 1
 
 
@@ -397,6 +398,7 @@ def _joined(full: IntentState, work: IntentState) -> IntentState:
 def _median(fn: Callable[[], object], repeat: int) -> float:
     samples = []
     for _ in range(repeat):
+        gc.collect()
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
@@ -406,6 +408,7 @@ def _median(fn: Callable[[], object], repeat: int) -> float:
 async def _median_async(fn: Callable[[], Awaitable[object]], repeat: int) -> float:
     samples = []
     for _ in range(repeat):
+        gc.collect()
         t0 = time.perf_counter()
         await fn()
         samples.append(time.perf_counter() - t0)
@@ -485,8 +488,8 @@ ROWS = (
 
 
 def _print(report: dict[str, Any]) -> None:
-    columns = [(f"day {c['day']}, no compaction", c) for c in report["uncompacted"]]
-    columns += [(f"day {c['day']}", c) for c in report["compacted"]]
+    columns = [(f"{_when(c['day'])} no compaction", c) for c in report["uncompacted"]]
+    columns += [(_when(c["day"]), c) for c in report["compacted"]]
     ratios = report["uncompacted_over_compacted"]
     spec = report["spec"]
     t = Table(
@@ -499,7 +502,7 @@ def _print(report: dict[str, Any]) -> None:
     for name, _ in columns:
         t.add_column(name, justify="right")
     if len(ratios) > 1:
-        t.add_column(f"x (off/on, day {ratios['day']})", justify="right")
+        t.add_column(f"x off/on {_when(ratios['day'])}", justify="right")
     for key, label, fmt in ROWS:
         cells = [fmt.format(c[key]) for _, c in columns]
         if len(ratios) > 1:
@@ -509,6 +512,10 @@ def _print(report: dict[str, Any]) -> None:
     console = Console()
     console.print(t)
     console.print(f"{report['seconds']} s on {report['cpus']} cpu(s)")
+
+
+def _when(day: int) -> str:
+    return f"year {day // YEAR}" if day % YEAR == 0 else f"day {day}"
 
 
 @contextmanager
