@@ -12,6 +12,7 @@ BENCHES = {
     "dns-under-load": "chaos.bench.dns_load",
     "failover": "chaos.bench.failover",
     "config": "chaos.bench.config",
+    "intent": "chaos.bench.intent",
 }
 
 
