@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -418,7 +419,13 @@ done:
     return result;
 }
 
-/* Send the `m` replies prepared; a reply the kernel refuses is dropped, as UDP may. */
+/* How long a full send buffer may hold the replies of one batch before one is dropped:
+ * a burst to a slow reader fills the socket's send buffer (its replies are charged to it
+ * until read); the Python path's transport waits for room, and so does this one. */
+#define SEND_WAIT_MS 200
+
+/* Send the `m` replies prepared. A full send buffer is waited for (up to SEND_WAIT_MS);
+ * a reply the kernel still refuses (or an unreachable client) is dropped, as UDP may. */
 static void
 send_all(Udp *self, int m)
 {
@@ -428,7 +435,16 @@ send_all(Udp *self, int m)
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
-            off += 1; /* full send buffer or unreachable client: skip that one */
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd p = {.fd = self->fd, .events = POLLOUT};
+                int ready;
+                Py_BEGIN_ALLOW_THREADS
+                ready = poll(&p, 1, SEND_WAIT_MS);
+                Py_END_ALLOW_THREADS
+                if (ready > 0)
+                    continue;
+            }
+            off += 1; /* still no room, or an unreachable client: skip that one */
             continue;
         }
         off += sent;
