@@ -143,9 +143,8 @@ class MeshProgress(_Part):
     conflicts: list[str] = []  # DestinationRules overriding the weights (shown, not waited on)
 
     def synced_to(self, mesh_generation: int | None) -> bool:
-        current = (
-            mesh_generation is None or self.generation is None or self.generation == mesh_generation
-        )
+        # a reconciler that holds no table yet (generation None) has not shown the mesh table
+        current = mesh_generation is None or self.generation == mesh_generation
         return (
             self.in_sync == self.desired
             and self.refused is None
