@@ -93,7 +93,7 @@ def render_(file: str, cluster: str, vips_file: str | None, config: str) -> None
             click.echo(f"# {ap.namespace}/{ap.name}: {cluster} is not in its scope", err=True)
             continue
         services = {a.name: a.name for a in aps if a.spec.gtm is not None}
-        weights = _weights(ap, aps, inventory, target)
+        weights = _weights(ap, aps, inventory)
         out = render(ap, target, _upstream_vips(ap, vips), weights, services=services)
         for problem in out.problems:
             click.echo(f"{file}: {ap.namespace}/{ap.name} in {cluster}: {problem}", err=True)
@@ -149,9 +149,7 @@ def _upstream_vips(
     return {u.access_point: vips.get(u.access_point, []) for u in ap.spec.upstreams}
 
 
-def _weights(
-    ap: AccessPoint, aps: list[AccessPoint], inventory: Inventory, cluster: Cluster
-) -> tuple[int, int]:
+def _weights(ap: AccessPoint, aps: list[AccessPoint], inventory: Inventory) -> tuple[int, int]:
     """The default upstream split: the upstream's gtm policy (else `default`), never 0."""
     by_name = {a.name: a for a in aps}
     policy = "default"
@@ -226,7 +224,7 @@ async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) ->
                 if name not in objects or (only and name not in only):
                     continue
                 target = clusters[name]
-                weights = _weights(ap, aps, inventory, target)
+                weights = _weights(ap, aps, inventory)
                 rendered = render(ap, target, ups, weights, services=services)
                 keys = [object_key(o) for o in rendered.objects]
                 current = await current_objects(objects[name], ap, keys)
