@@ -22,7 +22,6 @@ The workflow (`chaos.drills.workflow`), step by step:
 from __future__ import annotations
 
 import asyncio
-import gc
 import shutil
 import sys
 import time
@@ -91,26 +90,6 @@ def member_argv(python: str) -> Callable[[str, Path], list[str]]:
 
 
 async def run_drill(
-    file: DrillFile,
-    options: RunOptions,
-    ports: DrillPorts,
-    *,
-    on_stage: Callable[[Stage], None] | None = None,
-    on_step: Callable[[StepRecord], None] | None = None,
-) -> DrillResult:
-    """The drill, observed from this process. What this process held before the drill
-    (in CI, a whole test run's objects) is frozen out of the cycle collector meanwhile:
-    a full collection over it would pause the sampler past its 0.4 s DNS timeout, and
-    every query of that sample would read as unanswered."""
-    gc.collect()
-    gc.freeze()
-    try:
-        return await _run_drill(file, options, ports, on_stage=on_stage, on_step=on_step)
-    finally:
-        gc.unfreeze()
-
-
-async def _run_drill(
     file: DrillFile,
     options: RunOptions,
     ports: DrillPorts,

@@ -110,8 +110,9 @@ assertions:
     )
     cfg = load_against(config(deployment, tmp_path))
     result = await run_against(load_drill(practice), cfg, tmp_path / "reports")
-    shown = "\n".join(f"{v.state} {v.check}: {v.measured}" for v in result.verdicts)
-    assert result.passed, shown
+    shown = [f"{v.state} {v.check}: {v.measured}" for v in result.verdicts]
+    shown += [f"  {d}" for v in result.verdicts if v.failed for d in v.details]
+    assert result.passed, "\n".join(shown)
     assert result.record is not None and result.record.mode == "against"
     assert [s.do for s in result.record.steps] == ["region_exit", "measure_split", "region_enter"]
     assert any("noise" in n for n in result.record.notes)  # faults are left out
