@@ -55,7 +55,7 @@ from gtm.service.status import health_doc, member_status
 from gtm.service.table_metrics import TableMetrics
 from gtm.status import MemberStatus
 from intent import EMPTY as EMPTY_INTENT
-from intent import AuditEntry, GuardedIntentStore, HighWater, IntentState
+from intent import AuditPage, GuardedIntentStore, HighWater, IntentState
 from policies import Evaluation, Health, Override, WeightTable, evaluate
 from probes import HealthMonitor, HealthTracker, NetworkProber, Observation, ProbeMetrics, Scheduler
 
@@ -178,10 +178,12 @@ class MemberRuntime:
             prober=None if self._scheduler is None else self._scheduler.stats(),
         )
 
-    async def history(self, limit: int, since: float | None) -> Sequence[AuditEntry]:
+    async def history(
+        self, limit: int, since: float | None, before: str | None = None
+    ) -> AuditPage:
         if self._stores is None:
-            return []
-        return await self._stores.audit.history(limit=limit, since=since)
+            return AuditPage()
+        return await self._stores.audit.history(limit=limit, since=since, before=before)
 
     def observations(self, since: int, limit: int) -> tuple[list[list[Any]], int]:
         return self._observations.since(since, limit)

@@ -17,7 +17,15 @@
 """
 
 from intent.atomic_file import Disk
-from intent.audit import Action, AuditEntry, AuditLog, FileAudit, transitions
+from intent.audit import (
+    Action,
+    AuditEntry,
+    AuditLog,
+    AuditPage,
+    BadCursor,
+    FileAudit,
+    transitions,
+)
 from intent.codec import override_from_dict, override_to_dict, refusal_to_dict
 from intent.configmap_audit import ConfigMapAudit
 from intent.configmap_cas import CONFIGMAP_LIMIT
@@ -48,6 +56,8 @@ __all__ = [
     "Action",
     "AuditEntry",
     "AuditLog",
+    "AuditPage",
+    "BadCursor",
     "ConfigMapAudit",
     "ConfigMapIntentStore",
     "ConfigMapPublishedStore",

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import structlog
 
@@ -171,53 +171,132 @@ def transitions(
     return sorted(entries, key=lambda e: (e.at, e.action not in first, e.override_id))
 
 
+@dataclass(frozen=True)
+class AuditPage(Sequence[AuditEntry]):
+    """One page of the history, newest first. `next`, passed back as `before`, asks for
+    the page of older entries; None when there is none."""
+
+    entries: tuple[AuditEntry, ...] = ()
+    next: str | None = None
+
+    @overload
+    def __getitem__(self, i: int) -> AuditEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[AuditEntry]: ...
+    def __getitem__(self, i: int | slice) -> AuditEntry | Sequence[AuditEntry]:
+        return self.entries[i]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+class BadCursor(ValueError):
+    """A `before` cursor this audit did not hand out."""
+
+
 class AuditLog(Protocol):
     async def append(self, entries: Sequence[AuditEntry]) -> None: ...
 
-    async def history(self, limit: int = 100, since: float | None = None) -> list[AuditEntry]:
-        """The newest `limit` entries at or after `since`, newest first."""
+    async def history(
+        self, limit: int = 100, since: float | None = None, before: str | None = None
+    ) -> AuditPage:
+        """The newest `limit` entries at or after `since`, newest first; `before`: only
+        entries older than that cursor (a page's `next`). Raises BadCursor."""
         ...
 
 
 def newest_first(
-    entries: Sequence[AuditEntry], limit: int, since: float | None
-) -> list[AuditEntry]:
-    """`entries` in append order -> the history's answer."""
+    entries: Sequence[AuditEntry], limit: int, since: float | None, before: str | None = None
+) -> AuditPage:
+    """`entries` in append order -> the history's page; the cursor is an entry's id."""
+    end = len(entries)
+    if before is not None:
+        ids = [e.id for e in entries]
+        if before not in ids:
+            raise BadCursor(f"before: {before!r} is no entry this audit still holds")
+        end = ids.index(before)
     if limit <= 0:
-        return []
-    picked = [e for e in reversed(entries) if since is None or e.at >= since]
-    return picked[:limit]
+        return AuditPage()
+    picked: list[AuditEntry] = []
+    for i in range(end - 1, -1, -1):
+        e = entries[i]
+        if since is None or e.at >= since:
+            picked.append(e)
+            if len(picked) == limit:
+                return AuditPage(tuple(picked), e.id if i > 0 else None)
+    return AuditPage(tuple(picked))
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentIndex:
+    """What a rotated segment holds: its entries and the span of their times."""
+
+    entries: int
+    oldest: float | None
+    newest: float | None
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"entries": self.entries, "oldest": self.oldest, "newest": self.newest}
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> SegmentIndex:
+        d = json.loads(raw)
+        oldest, newest = d["oldest"], d["newest"]
+        return cls(
+            int(d["entries"]),
+            None if oldest is None else float(oldest),
+            None if newest is None else float(newest),
+        )
 
 
 class FileAudit:
-    """JSON Lines in local files, rotated by size, read back newest first.
+    """JSON Lines in local files, rotated by size, indexed, read back newest first in pages.
 
     Appends go to `<path>` (`audit.jsonl`). Before an append finds it at
     `segment_bytes` or more, it is rotated: hard-linked to the next segment,
     `<path>.<n>` (ten digits, rising), and unlinked, so an appender that opened
-    it a moment before still lands in that segment. Segments are kept (back
-    them up with the state directory; a real deployment also ships the
-    `intent.*` log events). `history(limit)` reads the live file, then the
-    segments from the newest, each from its end in blocks, and stops once it
-    has `limit` entries: its cost follows `limit`, not the audit's age."""
+    it a moment before still lands in that segment. Each segment gets an index
+    beside it (`<segment>.idx`: its entries and the span of their times; made
+    again from the segment when missing or unreadable). Segments are kept until
+    they hold more than `keep_bytes` together (None: all), then the oldest go
+    (back them up with the state directory; a real deployment also ships the
+    `intent.*` log events).
+
+    `history(limit)` reads the live file, then the segments from the newest,
+    each from its end in blocks, and stops once it has `limit` entries: its
+    cost follows `limit`, not the audit's age. `since` skips, by their index,
+    the segments that hold nothing as young. A page's cursor (`next`) is the
+    segment and byte offset of its oldest entry: the live file's is the number
+    it will have once rotated, so a cursor still holds across a rotation."""
 
     SEGMENT_BYTES = 4 << 20
     BLOCK = 64 << 10
 
     def __init__(
-        self, path: Path | str, disk: Disk = OS_DISK, *, segment_bytes: int = SEGMENT_BYTES
+        self,
+        path: Path | str,
+        disk: Disk = OS_DISK,
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        keep_bytes: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.disk = disk
         self.segment_bytes = segment_bytes
+        self.keep_bytes = keep_bytes
         self._rotating = threading.Lock()
+        self._indexes: dict[int, SegmentIndex] = {}
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
             await asyncio.to_thread(self.append_now, entries)
 
-    async def history(self, limit: int = 100, since: float | None = None) -> list[AuditEntry]:
-        return await asyncio.to_thread(self._newest, limit, since)
+    async def history(
+        self, limit: int = 100, since: float | None = None, before: str | None = None
+    ) -> AuditPage:
+        return await asyncio.to_thread(self._newest, limit, since, before)
 
     def append_now(self, entries: Sequence[AuditEntry]) -> Appended:
         """Append in this thread (one O_APPEND write: appenders do not interleave)."""
@@ -247,17 +326,19 @@ class FileAudit:
 
     def segments(self) -> list[Path]:
         """The rotated segments, oldest first."""
+        return [self._segment(n) for n in self._numbers()]
+
+    def _numbers(self) -> list[int]:
         prefix = self.path.name + "."
         try:
             names = os.listdir(self.path.parent)
         except FileNotFoundError:
             return []
-        numbers = sorted(
+        return sorted(
             int(n[len(prefix) :])
             for n in names
             if n.startswith(prefix) and n[len(prefix) :].isdigit()
         )
-        return [self._segment(n) for n in numbers]
 
     def _segment(self, number: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{number:010d}")
@@ -270,8 +351,8 @@ class FileAudit:
                 return
             if live.st_size < self.segment_bytes:
                 return
-            segments = self.segments()
-            number = int(segments[-1].name.rsplit(".", 1)[1]) + 1 if segments else 1
+            numbers = self._numbers()
+            number = numbers[-1] + 1 if numbers else 1
             try:
                 self.disk.link(str(self.path), str(self._segment(number)))
             except FileExistsError:
@@ -281,13 +362,88 @@ class FileAudit:
             if os.stat(self.path).st_ino == live.st_ino:
                 self.path.unlink()
             log.info("intent.audit_rotated", path=str(self.path), segment=number)
+            self._index(number)
+            self._trim([*numbers, number])
 
-    def _newest(self, limit: int, since: float | None) -> list[AuditEntry]:
-        picked: list[AuditEntry] = []
+    def _trim(self, numbers: list[int]) -> None:
+        """Remove the oldest segments while they hold more than `keep_bytes` (never the newest)."""
+        if self.keep_bytes is None:
+            return
+        sizes = []
+        for n in numbers:
+            try:
+                sizes.append(os.stat(self._segment(n)).st_size)
+            except FileNotFoundError:
+                sizes.append(0)
+        held = sum(sizes)
+        for n, size in zip(numbers[:-1], sizes[:-1], strict=True):
+            if held <= self.keep_bytes:
+                return
+            segment = self._segment(n)
+            segment.unlink(missing_ok=True)
+            segment.with_name(segment.name + ".idx").unlink(missing_ok=True)
+            self._indexes.pop(n, None)
+            held -= size
+            log.info(
+                "intent.audit_segment_removed",
+                segment=str(segment),
+                bytes=size,
+                kept_bytes=held,
+                keep_bytes=self.keep_bytes,
+            )
+
+    def _index(self, number: int) -> SegmentIndex:
+        """The segment's index: remembered, else read beside it, else made (and written)."""
+        known = self._indexes.get(number)
+        if known is not None:
+            return known
+        segment = self._segment(number)
+        beside = segment.with_name(segment.name + ".idx")
+        try:
+            index = SegmentIndex.from_json(beside.read_bytes())
+        except (OSError, ValueError, KeyError, TypeError):
+            index = self._scan(segment)
+            try:
+                scratch = beside.with_name(beside.name + ".tmp")
+                scratch.write_bytes(index.to_json())
+                scratch.replace(beside)
+            except OSError as error:  # a cache: the next read makes it again
+                log.warning("intent.audit_index_not_written", path=str(beside), error=str(error))
+        self._indexes[number] = index
+        return index
+
+    @staticmethod
+    def _scan(segment: Path) -> SegmentIndex:
+        entries, times = 0, []
+        try:
+            with segment.open("rb") as f:
+                for line in f:
+                    try:
+                        times.append(float(json.loads(line)["at"]))
+                        entries += 1
+                    except (ValueError, KeyError, TypeError):
+                        continue
+        except FileNotFoundError:
+            pass
+        return SegmentIndex(entries, min(times, default=None), max(times, default=None))
+
+    def _newest(self, limit: int, since: float | None, before: str | None) -> AuditPage:
+        start = _cursor(before) if before is not None else None
         if limit <= 0:
-            return picked
-        for path in [self.path, *reversed(self.segments())]:
-            for offset, line in _lines_from_the_end(path, self.BLOCK):
+            return AuditPage()
+        numbers = self._numbers()
+        live = numbers[-1] + 1 if numbers else 1
+        sources = [(live, self.path), *((n, self._segment(n)) for n in reversed(numbers))]
+        picked: list[AuditEntry] = []
+        for at, (number, path) in enumerate(sources):
+            if start is not None and number > start[0]:
+                continue
+            if since is not None and number != live:
+                newest = self._index(number).newest
+                if newest is None or newest < since:
+                    continue
+            end = start[1] if start is not None and number == start[0] else None
+            for offset, line in _lines_from_the_end(path, self.BLOCK, end):
                 if not line.strip():
                     continue
                 try:
@@ -300,18 +456,30 @@ class FileAudit:
                 if since is None or entry.at >= since:
                     picked.append(entry)
                     if len(picked) == limit:
-                        return picked
-        return picked
+                        older = offset > 0 or at < len(sources) - 1
+                        return AuditPage(tuple(picked), f"{number}:{offset}" if older else None)
+        return AuditPage(tuple(picked))
 
 
-def _lines_from_the_end(path: Path, block: int) -> Iterator[tuple[int, bytes]]:
-    """The file's lines, last first, each with its byte offset; nothing for no file."""
+def _cursor(before: str) -> tuple[int, int]:
+    number, _, offset = before.partition(":")
+    if not (number.isdigit() and offset.isdigit() and len(before) <= 40):
+        raise BadCursor(f"before: {before[:40]!r} is not a cursor of this audit (SEGMENT:OFFSET)")
+    return int(number), int(offset)
+
+
+def _lines_from_the_end(
+    path: Path, block: int, end: int | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """The file's lines that start before `end` (None: all), last first, each with its
+    byte offset; nothing for no file."""
     try:
         f = path.open("rb")
     except FileNotFoundError:
         return
     with f:
-        end = f.seek(0, os.SEEK_END)
+        size = f.seek(0, os.SEEK_END)
+        end = size if end is None else min(end, size)
         rest = b""  # the start of a line whose beginning is in an earlier block
         while end > 0:
             start = max(0, end - block)

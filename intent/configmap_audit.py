@@ -22,7 +22,7 @@ from dataclasses import replace
 import structlog
 from prometheus_client import CollectorRegistry
 
-from intent.audit import AuditEntry, newest_first
+from intent.audit import AuditEntry, AuditPage, newest_first
 from intent.configmap_cas import CONFIGMAP_LIMIT, ConfigMapCAS, ConfigMapData
 from intent.errors import IntentError
 from intent.metrics import StoreMetrics
@@ -108,7 +108,11 @@ class ConfigMapAudit:
             return False
         return True
 
-    async def history(self, limit: int = 100, since: float | None = None) -> list[AuditEntry]:
+    async def history(
+        self, limit: int = 100, since: float | None = None, before: str | None = None
+    ) -> AuditPage:
+        """A page of the entries the ConfigMap holds; a cursor is an entry's id (one
+        trimmed away since is refused as a BadCursor)."""
         current = await self._cas.read()
         entries: list[AuditEntry] = []
         for line in _lines(current):
@@ -116,7 +120,7 @@ class ConfigMapAudit:
                 entries.append(AuditEntry.from_dict(json.loads(line)))
             except ValueError as e:
                 log.warning("intent.audit_bad_line", store="configmap/audit", error=str(e))
-        return newest_first(entries, limit, since)
+        return newest_first(entries, limit, since, before)
 
 
 def _lines(current: ConfigMapData) -> list[str]:

@@ -219,6 +219,7 @@ class Query(BaseModel):
 class HistoryQuery(Query):
     limit: int = Field(default=100, ge=1, le=10_000)
     since: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    before: Annotated[str, Field(max_length=200)] | None = None  # a page's `next`
 
 
 class ObservationsQuery(Query):

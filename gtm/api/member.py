@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from gtm.dns.lookup import Lookup
 from gtm.service.actions import Action, ActionResult
 from gtm.status import MemberStatus
-from intent import AuditEntry, IntentState
+from intent import AuditPage, IntentState
 from policies import Evaluation, Override, WeightTable
 
 MemberRole = Literal["starting", "leader", "standby"]  # (`Role` is a token's role)
@@ -63,8 +63,11 @@ class Member(Protocol):
         """The overrides as this member last read them (peers merge this)."""
         ...
 
-    async def history(self, limit: int, since: float | None) -> Sequence[AuditEntry]:
-        """The audit, newest first."""
+    async def history(
+        self, limit: int, since: float | None, before: str | None = None
+    ) -> AuditPage:
+        """A page of the audit, newest first; `before` is a page's `next` (raises
+        `BadCursor` for one the audit did not hand out)."""
         ...
 
     def observations(self, since: int, limit: int) -> tuple[list[list[Any]], int]:

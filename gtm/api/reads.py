@@ -24,6 +24,7 @@ from gtm.api.member import Member
 from gtm.api.views import json_built_aside, json_response, plan_json, table_json, unknown
 from gtm.dns.lookup import BadLookup, UnknownName
 from gtm.service.explain import UnknownService
+from intent import BadCursor
 
 MEMBER = web.AppKey("member", Member)
 CLOCK = web.AppKey("clock", Callable[[], float])
@@ -102,8 +103,13 @@ async def overrides(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     query = parse_query(HistoryQuery, request.query)
-    entries = await request.app[MEMBER].history(query.limit, query.since)
-    return await json_built_aside(lambda: {"entries": [e.to_dict() for e in entries]})
+    try:
+        page = await request.app[MEMBER].history(query.limit, query.since, query.before)
+    except BadCursor as e:
+        raise HttpProblem(400, str(e)) from None
+    return await json_built_aside(
+        lambda: {"entries": [e.to_dict() for e in page], "next": page.next}
+    )
 
 
 async def observations(request: web.Request) -> web.Response:

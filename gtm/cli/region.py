@@ -209,16 +209,24 @@ def region_status(as_json: bool, **opts: Any) -> None:
 @click.command()
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--since", type=DURATION, help="Only entries younger than this (1h).")
+@click.option(
+    "--before", metavar="CURSOR", help="Only entries older than this (a page's 'older:' cursor)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 @connection_options
-def history(limit: int, since: float | None, as_json: bool, **opts: Any) -> None:
-    """The audit of operator intent: accepted, refused, entered, removed, expired; newest first."""
+def history(
+    limit: int, since: float | None, before: str | None, as_json: bool, **opts: Any
+) -> None:
+    """The audit of operator intent: accepted, refused, entered, removed, expired; newest first,
+    a page at a time (`--before` the cursor a page ends with for the older ones)."""
 
     async def work(api: ApiClient) -> int:
         after = None if since is None else time.time() - since
-        doc = await api.get("/v1/history", limit=limit, since=after)
+        doc = await api.get("/v1/history", limit=limit, since=after, before=before)
         if as_json:
             click.echo(json.dumps(doc["entries"], indent=2))
+            if doc.get("next"):
+                click.echo(f"older: gtm history --before {doc['next']}", err=True)
             return 0
         t = Table(title=f"history ({len(doc['entries'])} entries, newest first)")
         for col in ("when", "action", "override", "who", "what", "why", "ticket"):
@@ -228,6 +236,8 @@ def history(limit: int, since: float | None, as_json: bool, **opts: Any) -> None
             cells = (e["action"], e["override_id"], e["who"], e["what"], why, e.get("ticket") or "")
             t.add_row(utc_time(e["at"]), *(escape(str(c)) for c in cells))
         Console().print(t)
+        if doc.get("next"):
+            click.echo(f"older: gtm history --before {doc['next']}")
         return 0
 
     run(work, opts)

@@ -296,6 +296,10 @@ class StoreConfig(Model):
     intent: str = "gtm-intent"  # ConfigMap names
     audit: str = "gtm-audit"
     table: str = "gtm-table"
+    # file backend: the audit's rotated 4 MiB segments are kept up to this many bytes
+    # together, the oldest removed first (null keeps every one); ship the intent.* log
+    # events for a record beyond it
+    audit_keep_bytes: int | None = Field(default=1 << 30, ge=16 << 20)
     timeout: Duration = 5.0  # per request to the API
     retry: StoreRetryConfig = StoreRetryConfig()
 

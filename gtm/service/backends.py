@@ -64,7 +64,7 @@ async def open_stores(
     store = inventory.config.ha.store
     metrics = StoreMetrics(registry)
     if store.backend == "file":
-        audit = FileAudit(state_dir / "audit.jsonl")
+        audit = FileAudit(state_dir / "audit.jsonl", keep_bytes=store.audit_keep_bytes)
         return Stores(
             intent=FileIntentStore(state_dir / "intent.json", audit=audit, metrics=metrics),
             audit=audit,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import dns.message
@@ -112,7 +113,12 @@ async def test_history_newest_first_with_limit_and_since(api: Api) -> None:
     assert [e["action"] for e in body["entries"]] == ["refused", "accepted"]
     assert body["entries"][0]["rule"] == "min_active_regions"
     status, body, _ = await api.call("GET", "/v1/history?limit=1", token=VIEWER)
-    assert len(body["entries"]) == 1
+    assert [e["action"] for e in body["entries"]] == ["refused"] and body["next"]
+    cursor = quote(body["next"])
+    status, older, _ = await api.call("GET", f"/v1/history?limit=1&before={cursor}", token=VIEWER)
+    assert [e["action"] for e in older["entries"]] == ["accepted"]
+    status, body, _ = await api.call("GET", "/v1/history?before=nonsense", token=VIEWER)
+    assert status == 400 and "not a cursor" in body["error"]
     status, body, _ = await api.call("GET", "/v1/history?since=4e9", token=VIEWER)
     assert body["entries"] == []
     status, body, _ = await api.call("GET", "/v1/history?limit=0&since=x", token=VIEWER)

@@ -65,3 +65,25 @@ def test_region_status_and_history(gtm: Gtm, pair: Members, token_files: dict[st
     r = gtm("history", "--json", "--since", "1h", *as_viewer(pair, token_files))
     (entry,) = json.loads(r.stdout)
     assert (entry["action"], entry["who"], entry["ticket"]) == ("accepted", "alice", "CHG-7")
+
+
+def test_history_pages_with_the_cursor_it_prints(
+    gtm: Gtm, pair: Members, token_files: dict[str, Path]
+) -> None:
+    exit_dc2(gtm, pair, token_files)
+    (exit_id,) = pair.intent().overrides
+    r = gtm(
+        "override", "remove", exit_id, "--reason", "done",
+        "--server", pair.url("dc1-a"), "--token-file", str(token_files["operator"]),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = gtm("history", "--limit", "1", *as_viewer(pair, token_files))
+    assert r.returncode == 0, r.stderr
+    assert "removed" in r.stdout and "accepted" not in r.stdout
+    (hint,) = [line for line in r.stdout.splitlines() if line.startswith("older: ")]
+    cursor = hint.split("--before ")[1]
+    r = gtm("history", "--limit", "1", "--before", cursor, *as_viewer(pair, token_files))
+    assert r.returncode == 0, r.stderr
+    assert "accepted" in r.stdout and "removed" not in r.stdout and "older:" not in r.stdout
+    r = gtm("history", "--before", "nonsense", *as_viewer(pair, token_files))
+    assert r.returncode == 2 and "not a cursor" in r.stderr
