@@ -395,7 +395,7 @@ class MemberRuntime:
         if self._dns is not None:
             # the new names and addresses: fresh answer processes, the same table
             try:
-                await self._dns.reconfigure(fresh)
+                await self._dns.reconfigure(fresh, loaded.pickled)
             except (WorkerFailed, TimeoutError, OSError) as e:
                 log.error("config.dns_not_applied", file=self.config_path, error=str(e))
         # The reconcilers hold the estate and the clusters: the leader starts them afresh.

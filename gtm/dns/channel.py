@@ -6,7 +6,7 @@ rows as they are, and decodes in C. A table goes in chunks of
 `CHUNK_SERVICES` services, so neither end spends more than a few
 milliseconds on one frame.
 
-    parent -> worker   ("init", inventory, glue addresses)
+    parent -> worker   ("init", the pickled inventory, glue addresses)
                        ("rows", {service: {source: Row} | None})   (None: the service is gone)
                        ("commit", generation, computed_at)          build and serve the rows
                        ("stats",)   ("stop",)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pickle
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -74,6 +75,8 @@ class DnsWorkers:
             raise ValueError(f"workers must be at least 1, not {n}")
         self.n = n
         self.inventory = inventory
+        # what every worker is sent: pickled once (here at start, by the reload child after)
+        self._pickled = pickle.dumps(inventory, protocol=pickle.HIGHEST_PROTOCOL)
         self.table = table
         self.listen = listen
         self.use_uvloop = use_uvloop
@@ -136,9 +139,7 @@ class DnsWorkers:
     async def start(self) -> None:
         self._listening = bind(*self.listen, receive_buffer=self.receive_buffer)
         try:
-            self._workers = list(
-                await asyncio.gather(*(self._spawn(i, self.inventory) for i in range(self.n)))
-            )
+            self._workers = list(await asyncio.gather(*(self._spawn(i) for i in range(self.n))))
         except BaseException:
             await self.stop()
             raise
@@ -202,15 +203,22 @@ class DnsWorkers:
         """Return once every worker serves the newest table (a restarted one included)."""
         await self._until(self.current)
 
-    async def reconfigure(self, inventory: Inventory) -> None:
+    async def reconfigure(self, inventory: Inventory, pickled: bytes | None = None) -> None:
         """Serve `inventory` (names, zones, TTLs): a fresh worker replaces each one in turn.
 
+        `pickled`: the inventory already pickled (the reload child's bytes), so this
+        loop does not pickle it (seconds at tens of thousands of services).
         A replacement that fails to serve leaves the old worker answering and
         raises `WorkerFailed`.
         """
         self.inventory = inventory
+        self._pickled = (
+            pickled
+            if pickled is not None
+            else pickle.dumps(inventory, protocol=pickle.HIGHEST_PROTOCOL)
+        )
         for i, old in enumerate(list(self._workers)):
-            new = await self._spawn(old.index, inventory)
+            new = await self._spawn(old.index)
             self._workers[i] = new
             new.wake()  # a table published while it started
             self._retire(old)
@@ -225,13 +233,14 @@ class DnsWorkers:
 
     # -- the workers -------------------------------------------------------------------------
 
-    async def _spawn(self, index: int, inventory: Inventory) -> _Worker:
+    async def _spawn(self, index: int) -> _Worker:
+        """A fresh worker for the current inventory (the table follows as rows)."""
         assert self._listening is not None
         w = await _Worker.spawn(
             index, self._listening, self.python, self.use_uvloop, self._changed, self
         )
         try:
-            await w.send(("init", inventory, tuple(glue_addresses(self.listen[0]))))
+            await w.send(("init", self._pickled, tuple(glue_addresses(self.listen[0]))))
             w.wake()
             async with asyncio.timeout(self.timeout):
                 await w.ready.wait()
@@ -275,7 +284,7 @@ class DnsWorkers:
                 self._retire(dead)
                 await asyncio.sleep(delay)
                 try:
-                    new = await self._spawn(dead.index, self.inventory)
+                    new = await self._spawn(dead.index)
                 except (WorkerFailed, TimeoutError, OSError) as e:
                     log.error("dns.worker.restart_failed", worker=dead.index, error=str(e))
                     continue  # the dead one stays listed: the next round tries again

@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -133,7 +134,8 @@ async def _serve(listening: Listening, index: int) -> None:
         while (frame := await read_frame(stdin)) is not None:
             op = frame[0]
             if op == "init":
-                _, worker.inventory, worker.glue = frame
+                _, pickled, worker.glue = frame
+                worker.inventory = pickle.loads(pickled)  # our parent's bytes
             elif op == "rows":
                 for service, rows in frame[1].items():
                     if rows is None:

@@ -15,7 +15,9 @@ a thread (2.7-5.4 s; the loop's worst lag meanwhile 0.28 s, as unpickling
 returns to the interpreter often). Sending only the problems and re-parsing in
 the parent when the file is valid would cost the full load again, with the
 1.7 s stalls. The digest (1.5 s of `model_dump`, which also holds the GIL) is
-computed in the child and sent back as 16 characters.
+computed in the child and sent back as 16 characters. The pickled inventory
+is kept (`Loaded.pickled`): the DNS answer processes are handed those bytes,
+so the member's loop never pickles it again.
 
     try:
         loaded = await load_aside("estate.yaml")
@@ -45,6 +47,15 @@ TIMEOUT = 300.0  # seconds a reload's child may take before it is killed and the
 class Loaded:
     inventory: Inventory
     digest: str  # `estate_digest(inventory.config)`
+    pickled: bytes  # the inventory, pickled (what the DNS answer processes are sent)
+
+
+@dataclass(frozen=True)
+class _Wire:
+    """What the child sends back when the file is valid."""
+
+    pickled: bytes
+    digest: str
 
 
 async def load_aside(path: str, *, limit: float = TIMEOUT) -> Loaded:
@@ -74,12 +85,13 @@ async def load_aside(path: str, *, limit: float = TIMEOUT) -> Loaded:
             f": {' | '.join(tail)}" if tail else ""
         )
         raise _refused(path, why)
-    result = await asyncio.to_thread(pickle.loads, out)  # seconds at 30,000 services: aside
+    result = pickle.loads(out)  # the problems, or bytes and a digest: quick
     if isinstance(result, tuple):
         raise ConfigError(result)
-    if not isinstance(result, Loaded):
+    if not isinstance(result, _Wire):
         raise _refused(path, f"the loader answered {type(result).__name__}")
-    return result
+    inventory = await asyncio.to_thread(pickle.loads, result.pickled)  # seconds at 30,000: aside
+    return Loaded(inventory, result.digest, result.pickled)
 
 
 def _refused(path: str, message: str) -> ConfigError:
@@ -88,13 +100,14 @@ def _refused(path: str, message: str) -> ConfigError:
 
 def main(argv: list[str]) -> int:
     """The child: load `argv[0]`, write the pickled result to stdout."""
-    from gtm.service.reload import Loaded as Named  # not __main__.Loaded: the parent unpickles
+    from gtm.service.reload import _Wire as Named  # not __main__._Wire: the parent unpickles
 
     (path,) = argv
-    result: Loaded | tuple[Problem, ...]
+    result: _Wire | tuple[Problem, ...]
     try:
         inventory = load(path)
-        result = Named(inventory, estate_digest(inventory.config))
+        pickled = pickle.dumps(inventory, protocol=pickle.HIGHEST_PROTOCOL)
+        result = Named(pickled, estate_digest(inventory.config))
     except ConfigError as e:
         result = e.problems  # the problems, not the exception: it pickles by its message
     sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))

@@ -9,6 +9,7 @@ parsing the large file on the loop held it for seconds.
 from __future__ import annotations
 
 import asyncio
+import pickle
 import shutil
 import time
 from collections.abc import Coroutine
@@ -22,6 +23,7 @@ import yaml
 from api_members import VIEWER, Members
 
 from gtm.config import ConfigError
+from gtm.service.config_state import estate_digest
 from gtm.service.reload import load_aside
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,3 +132,14 @@ async def test_a_loader_that_dies_is_a_refusal_not_a_crash(tmp_path: Path) -> No
     slow.write_text("regions: []\n")
     with pytest.raises(ConfigError, match=r"took longer than 0\.001s"):
         await load_aside(str(slow), limit=0.001)
+
+
+async def test_a_loaded_config_comes_with_the_bytes_its_dns_workers_are_sent(
+    tmp_path: Path,
+) -> None:
+    with Members(tmp_path / "one") as members:
+        path = members.config_path("dc1-a")
+        loaded = await load_aside(str(path))
+    again = pickle.loads(loaded.pickled)
+    assert again.config == loaded.inventory.config and again.estate == loaded.inventory.estate
+    assert loaded.digest == estate_digest(loaded.inventory.config)
