@@ -5,7 +5,11 @@ timeline as `Observation.wall`), it reads no clock, does no I/O and logs
 nothing; each call returns the `HealthEvent`s of the changes it made. Per VIP:
 
 1. each vantage's results go through rise/fall hysteresis (`RiseFall`);
-2. the fresh opinions of unimpaired vantages vote (`HealthSettings.quorum`);
+2. the fresh opinions of unimpaired vantages vote (`HealthSettings.quorum`); a
+   vantage that fell silent (stale) votes no more, but still counts among those
+   a down verdict needs more than `quorum` of, unless it is in the VIP's own
+   region (it may have died with it): silence never tips a VIP down, and a
+   region that died whole, prober and VIPs together, is still taken out;
 3. the vote's up->down changes feed flap damping, which can hold it down.
 
 Time-driven changes (data going stale, damping released) happen in `advance`,
@@ -240,7 +244,7 @@ class HealthTracker:
 
     def _evaluate(self, vip: _Vip, now: float, events: list[HealthEvent]) -> None:
         settings = self._settings
-        up = down = pending = stale = impaired = 0
+        up = down = pending = stale = impaired = witnesses = 0
         down_reason = ""
         down_name: str | None = None
         deadline = _INF
@@ -251,6 +255,8 @@ class HealthTracker:
                 pending += 1
             elif now - vote.wall >= vip.stale_after:
                 stale += 1
+                if name != vip.target.region:  # silent, yet no reason to think it died with the VIP
+                    witnesses += 1
             else:
                 deadline = min(deadline, vote.wall + vip.stale_after)
                 if vote.state == UP:
@@ -260,7 +266,8 @@ class HealthTracker:
                     if down_name is None or name < down_name:
                         down_name, down_reason = name, vote.reason
         voters = up + down
-        if voters and down >= settings.min_down_vantages and down > settings.quorum * voters:
+        needed = settings.quorum * (voters + witnesses)
+        if voters and down >= settings.min_down_vantages and down > needed:
             raw: State = DOWN
         elif up:
             raw = UP
@@ -277,6 +284,8 @@ class HealthTracker:
         if raw == DOWN:
             state: State = DOWN
             reason = f"{down_reason} ({down}/{voters} vantages)"
+            if witnesses:
+                reason += f"; {witnesses} silent counted"
         elif damped:
             state = DOWN
             penalty = vip.damper.penalty
@@ -284,13 +293,15 @@ class HealthTracker:
         elif raw == UP:
             state = UP
             reason = f"up ({up}/{voters} vantages)"
+            if down and witnesses:
+                reason += f"; {down} down, not more than {settings.quorum:g} of {voters + witnesses} with the silent"
         elif not vip.votes:
             state, reason = UNKNOWN, "no data"
         else:
             state = UNKNOWN
             reason = (
                 f"no verdict: {down} down of {voters} voting, {pending} pending, "
-                f"{stale} stale, {impaired} impaired"
+                f"{stale} stale ({witnesses} counted), {impaired} impaired"
             )
         self._update(vip, state, reason, damped, damped_until, up, down, now, events)
         if deadline != _INF and (vip.check_at is None or deadline < vip.check_at):

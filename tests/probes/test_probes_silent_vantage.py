@@ -128,3 +128,43 @@ def test_a_vantage_that_speaks_again_votes_again_at_once() -> None:
     assert e.state() == UNKNOWN
     e.report({"dc1": False})
     assert e.state() == DOWN and not e.stale("dc1")
+
+
+def test_an_up_voter_falling_silent_does_not_tip_a_vip_down() -> None:
+    """Two vantages split: one down, one up. The up-voter's silence leaves one down vote of
+    one voter, more than half; it still counts among the vantages, so the VIP is not down."""
+    e = Estate(target(region="dc3"))
+    e.report({"dc1": True, "dc2": False}, rounds=2)
+    assert e.state() == UP
+    e.events.clear()
+    e.report({"dc2": False}, rounds=5)  # dc1's member stopped probing
+    assert e.stale("dc1")
+    assert e.state() != DOWN and "vip.down" not in e.events
+    h = e.tracker.health(e.targets[0].id)
+    assert h is not None and "1 counted" in h.reason
+
+
+def test_four_vantages_split_two_two_stay_up_when_an_up_voter_falls_silent() -> None:
+    e = Estate(target(region="dc5"))
+    e.report({"dc1": True, "dc2": True, "dc3": False, "dc4": False}, rounds=2)
+    assert e.state() == UP
+    e.report({"dc2": True, "dc3": False, "dc4": False}, rounds=5)
+    assert e.stale("dc1") and e.state() == UP
+    h = e.tracker.health(e.targets[0].id)
+    assert h is not None and "not more than 0.5 of 4 with the silent" in h.reason
+    e.report({"dc2": False, "dc3": False, "dc4": False}, rounds=2)  # three of four: down
+    assert e.state() == DOWN
+
+
+def test_a_region_that_dies_whole_is_still_taken_down_in_a_two_region_estate() -> None:
+    """dc2's member and its VIP go together: dc2's silence is no witness for its own VIP,
+    and dc1's view decides."""
+    mine, theirs = target("a", region="dc1"), target("b", region="dc2")
+    e = Estate(mine, theirs)
+    e.report({"dc1": True, "dc2": True}, rounds=2)
+    e.events.clear()
+    for _ in range(5):  # dc2 is gone: its prober with it, and dc1 sees its VIP refuse
+        e.now += INTERVAL
+        for t, ok in ((mine, True), (theirs, False)):
+            e.events += [x.name for x in e.tracker.observe(obs(t, "dc1", ok, e.now), e.now)]
+    assert e.state(theirs) == DOWN and e.state(mine) == UP

@@ -244,17 +244,18 @@ def test_stale_vantages_stop_voting() -> None:
     a = target(rise=1, fall=1, interval=5.0)  # stale after 3 * 5 + 1 = 16 s
     tracker = tracked(a)
     feed = Feed(tracker, a)
-    feed(True, vantage="dc1", step=0.1)
-    feed(True, vantage="dc2", step=0.1)
-    feed(False, vantage="dc3", step=0.1)
-    assert feed.state == UP
-    # dc1 and dc2 fall silent; dc3 keeps reporting down
-    for _ in range(4):
-        feed(False, vantage="dc3", step=5.0)
+    feed(False, vantage="dc1", step=0.1)
+    feed(False, vantage="dc2", step=0.1)
+    feed(True, vantage="dc3", step=0.1)
     assert feed.state == DOWN
+    # dc1 (the VIP's own region) falls silent; dc2 and dc3 go on: one of two, not down
+    for _ in range(4):
+        feed(False, vantage="dc2", step=5.0)
+        feed(True, vantage="dc3", step=0.0)
+    assert feed.state == UP
     health = tracker.health(a.id)
-    assert health is not None and health.reason == "http 503 (1/1 vantages)"
-    # and when dc3 falls silent as well, the VIP becomes unknown by time alone
+    assert health is not None and health.reason == "up (1/2 vantages)"
+    # and when they fall silent as well, the VIP becomes unknown by time alone
     names = [event.name for event in tracker.advance(feed.now + 16.0)]
     assert names == ["vip.unknown", "region.unknown"]
 
