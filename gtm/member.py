@@ -329,7 +329,7 @@ class MemberRuntime:
             )
             async with asyncio.TaskGroup() as tasks:
                 background = [
-                    tasks.create_task(scheduler.run(), name="scheduler"),
+                    tasks.create_task(scheduler.keep_running(), name="scheduler"),
                     tasks.create_task(scheduler.watch(), name="probe-watch"),
                     tasks.create_task(self._monitor.run(), name="monitor"),
                     tasks.create_task(elector.run(), name="elector"),

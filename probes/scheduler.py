@@ -14,7 +14,10 @@ vantage's own probing has stopped — `run()` ended, or no result came back
 for `stall_intervals` of the shortest interval plus its timeout (a wedged
 prober, a dispatcher stuck) — the same age after which peers' trackers stop
 counting a vantage's votes. `watch()` logs `probes.stalled` and
-`probes.resumed`; the metrics read it at scrape time.
+`probes.resumed`; the metrics read it at scrape time. `keep_running()` is
+`run()` restarted after a crash (a bug in a callback), with back-off: the
+member, and the DNS it answers, stay up meanwhile, and `stalled()` names
+the crash until a result is delivered again.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from probes.prober import Prober
 from probes.spec import Target
 
 _EARLY = 0.0005  # timers may fire this much early (uvloop's clock has millisecond steps)
+RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before each restart after a crash
+STABLE_AFTER = 60.0  # a run this long starts the back-off over
 
 
 def phase(target_id: str, interval: float) -> float:
@@ -130,6 +135,7 @@ class Scheduler:
         self._since: float | None = None  # monotonic: when there were targets again
         self._newest: float | None = None  # monotonic: the newest own result
         self._stopped: str | None = None  # why `run()` ended
+        self._crashed: str | None = None  # `keep_running()` restarted it; cleared by a result
         self._reported: str | None = None  # the stall `watch()` last logged
         if metrics is not None:
             metrics.bind_scheduler(
@@ -201,6 +207,8 @@ class Scheduler:
         """
         if self._stopped is not None:
             return self._stopped
+        if self._crashed is not None and self._entries:
+            return f"restarted after it {self._crashed}; no result delivered since"
         if self._started is None or not self._entries:
             return None
         since = max(self._started, self._since or self._started, self._newest or self._started)
@@ -232,6 +240,30 @@ class Scheduler:
         self._reported = cause
         return cause
 
+    async def keep_running(self) -> None:
+        """`run()` until cancelled, restarted after each crash: 1, 2, 5, 10, then every 30
+        seconds (from 1 again once a run lasted a minute)."""
+        failures = 0
+        while True:
+            began = self._clock.monotonic()
+            try:
+                await self.run()
+            except Exception:  # a crash (an ExceptionGroup of the probes' TaskGroup)
+                if self._clock.monotonic() - began >= STABLE_AFTER:
+                    failures = 0
+                delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF) - 1)]
+                failures += 1
+                why = (self._stopped or "").removeprefix("scheduler stopped (").removesuffix(")")
+                self._crashed = why
+                self._log.error(
+                    "probes.scheduler_restarting",
+                    vantage=self._vantage,
+                    why=why,
+                    restart_in=delay,
+                    failures=failures,
+                )
+                await sleep_until(self._clock, self._clock.monotonic() + delay)
+
     async def run(self) -> None:
         """Probes until cancelled; then cancels and awaits every running probe."""
         if self._group is not None:
@@ -245,6 +277,8 @@ class Scheduler:
                 await self._dispatch()
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
+                while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+                    exc = exc.exceptions[0]  # the probes' TaskGroup: name what went wrong
                 why = f"crashed: {type(exc).__name__}: {exc}"
             raise
         finally:
@@ -352,6 +386,7 @@ class Scheduler:
         if self._metrics is not None:
             self._metrics.observed(target.kind, obs)
         self._on_observation(obs)
+        self._crashed = None  # delivered: a restart after a crash worked
 
     def _finished(self, entry: _Entry, task: asyncio.Task[None]) -> None:
         """Runs when a probe task ends in any way, even cancelled before it started."""

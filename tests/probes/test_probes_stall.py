@@ -144,8 +144,59 @@ async def test_a_crashed_scheduler_names_the_error() -> None:
     await clock.advance(2.0)
     with pytest.raises(ExceptionGroup):
         await task
+    assert scheduler.stalled() == "scheduler stopped (crashed: RuntimeError: bug in a callback)"
+
+
+async def test_a_crashed_scheduler_is_restarted_with_back_off_and_says_so_until_it_delivers() -> (
+    None
+):
+    failing = [2]  # the callback's bug strikes twice
+
+    def callback(obs: Observation) -> None:
+        if failing[0]:
+            failing[0] -= 1
+            raise RuntimeError("bug in a callback")
+        seen.append(obs)
+
+    seen: list[Observation] = []
+    clock = ManualClock()
+    scheduler = Scheduler(SwitchProber(), vantage="dc1", on_observation=callback, clock=clock)
+    scheduler.update([target("t0", interval=1.0)])
+    with capture_logs() as logs:
+        task = asyncio.get_running_loop().create_task(scheduler.keep_running())
+        await clock.advance(1.5)  # the first result: a crash, a restart due in 1 s
+        assert scheduler.stalled() == "scheduler stopped (crashed: RuntimeError: bug in a callback)"
+        await clock.advance(1.0)  # restarted, and its first result crashes it again: 2 s
+        assert not task.done() and not seen
+        await clock.advance(4.0)  # restarted once more, with results delivered
+        cause = scheduler.stalled()
+        assert seen and cause is None, cause
+    restarts = [e for e in logs if e["event"] == "probes.scheduler_restarting"]
+    assert [e["restart_in"] for e in restarts] == [1.0, 2.0]
+    assert restarts[0]["why"] == "crashed: RuntimeError: bug in a callback"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert scheduler.stalled() == "scheduler stopped (cancelled)"
+
+
+async def test_a_restarted_scheduler_that_delivers_nothing_stays_stalled() -> None:
+    def boom(obs: Observation) -> None:
+        raise RuntimeError("bug in a callback")
+
+    clock = ManualClock()
+    prober = SwitchProber()
+    scheduler = Scheduler(prober, vantage="dc1", on_observation=boom, clock=clock)
+    scheduler.update([target("t0", interval=1.0)])
+    task = asyncio.get_running_loop().create_task(scheduler.keep_running())
+    await clock.advance(1.5)
+    prober.wedge()  # after the restart no probe returns: nothing is delivered
+    await clock.advance(1.0)
     cause = scheduler.stalled()
-    assert cause is not None and cause.startswith("scheduler stopped (crashed: ")
+    assert cause is not None and cause.startswith("restarted after it crashed: RuntimeError")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_no_targets_is_not_a_stall_and_new_targets_get_a_grace() -> None:
