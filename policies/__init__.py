@@ -3,7 +3,7 @@
 Imports nothing else of the project; no I/O, no clock reads.
 """
 
-from policies.evaluate import Decision, Evaluation, evaluate
+from policies.evaluate import Decision, Evaluation, evaluate, evaluating
 from policies.guardrails import Admission, Refusal, admit
 from policies.health import Health, State, TargetHealth
 from policies.model import Bounds, Estate, Guardrails, Policy, Redistribute, Service, Vip
@@ -38,4 +38,5 @@ __all__ = [
     "active",
     "admit",
     "evaluate",
+    "evaluating",
 ]

@@ -12,13 +12,18 @@ carries no decisions.
 Fast by reuse, not by cleverness: rows of a service whose inputs are the
 same as last time and that had settled are taken over as they are, and
 identical row problems are solved once per evaluation.
+
+`evaluating()` is the same evaluation in steps: a generator that yields after
+every `SLICE` services and returns the `Evaluation`, so a caller on an event
+loop lets other work run between steps (a region-wide change at 4,000
+services is a few hundred milliseconds of Python; a step, a few).
 """
 
 from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +89,9 @@ class _Intent:
         return None
 
 
+SLICE = 100  # services per step of `evaluating`
+
+
 def evaluate(
     estate: Estate,
     health: Health,
@@ -91,13 +99,38 @@ def evaluate(
     previous: WeightTable | None,
     now: float,
 ) -> Evaluation:
+    steps = evaluating(estate, health, overrides, previous, now, slice=len(estate.services) + 1)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def evaluating(
+    estate: Estate,
+    health: Health,
+    overrides: Iterable[Override],
+    previous: WeightTable | None,
+    now: float,
+    *,
+    slice: int = SLICE,
+) -> Generator[None, None, Evaluation]:
+    """`evaluate`, yielding after every `slice` services; returns the Evaluation.
+
+    The inputs must not change until it returns (they are values: the caller
+    holds the ones it passed)."""
     prev_table = previous or EMPTY
     admission = admit(estate, health, active(overrides, now))
     run = _Run(estate, health, _Intent.of(admission.admitted), prev_table, now)
     rows: dict[str, Mapping[str, Row]] = {}
-    with _collector_paused():
-        for service in estate.services:
-            rows[service.name] = run.service_rows(service)
+    services = estate.services
+    for start in range(0, len(services), slice):
+        if start:
+            yield
+        with _collector_paused():
+            for service in services[start : start + slice]:
+                rows[service.name] = run.service_rows(service)
     # a row can change without a decision: a ramp that ends after its weights reached the
     # target only clears ramp_start, and that table must be published too
     changed = bool(run.decisions) or run.rows_changed or rows.keys() != prev_table.rows.keys()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from failover import MeshPlan
+from gtm.service.evaluation import evaluated
 from policies import (
     Check,
     Estate,
@@ -26,7 +27,6 @@ from policies import (
     Override,
     UnsafePlan,
     WeightTable,
-    evaluate,
 )
 from policies.layers import layer_intent
 
@@ -147,7 +147,7 @@ class ActionPlan:
         return "\n".join(self.lines())
 
 
-def settle(
+async def settle(
     estate: Estate,
     health: Health,
     after: Sequence[Override],
@@ -157,10 +157,10 @@ def settle(
 ) -> Evaluation:
     """The one evaluation of an action: the overrides `after` it, as both layers hold them
     once the hold has passed (the new one judged after those already in force)."""
-    return evaluate(estate, health, layer_intent(after, now + hold, hold).dns, served, now)
+    return await evaluated(estate, health, layer_intent(after, now + hold, hold).dns, served, now)
 
 
-def settle_enter(
+async def settle_enter(
     estate: Estate,
     health: Health,
     after: Sequence[Override],
@@ -172,7 +172,8 @@ def settle_enter(
     holds them after the hold, with every enter's ramp finished (the ramp is the way
     there; `max_step` does not bound the destination)."""
     dns = layer_intent(after, now + hold, hold).dns
-    return evaluate(estate, health, [o for o in dns if o.kind is not Kind.ENTER], None, now)
+    leaving = [o for o in dns if o.kind is not Kind.ENTER]
+    return await evaluated(estate, health, leaving, None, now)
 
 
 def _utc(ts: float) -> str:

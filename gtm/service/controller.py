@@ -34,10 +34,11 @@ from gtm.config import Inventory
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector
 from gtm.service.backends import Stores
+from gtm.service.evaluation import evaluated
 from gtm.service.table_metrics import TableMetrics
 from gtm.status import Layers, Pending
 from intent import AuditEntry, IntentState, refusal_to_dict
-from policies import Decision, Evaluation, Health, Override, WeightTable, evaluate
+from policies import Decision, Evaluation, Health, Override, WeightTable
 from policies.layers import FirstSeen, LayerIntent, layer_intent
 
 log = structlog.get_logger("gtm.controller")
@@ -199,11 +200,13 @@ class Controller:
             state.active(now), now, self.hold(), self._seen.update(state.active(now), now)
         )
         health = self._health()
-        dns = evaluate(inventory.estate, health, layers.dns, prev_dns, now)
+        dns = await evaluated(inventory.estate, health, layers.dns, prev_dns, now)
         # With no ordered change under way both layers hold the same intent: the mesh's
         # evaluation is the DNS one (pure, same inputs), and the loop evaluates once.
         same = layers.mesh == layers.dns and prev_mesh is prev_dns
-        mesh = dns if same else evaluate(inventory.estate, health, layers.mesh, prev_mesh, now)
+        mesh = (
+            dns if same else await evaluated(inventory.estate, health, layers.mesh, prev_mesh, now)
+        )
         self._snapshot = Snapshot(now, dns, mesh, layers)
         if self._metrics is not None:
             self._metrics.evaluated(now, dns.table if dns.changed or prev_dns is None else None)
@@ -223,7 +226,7 @@ class Controller:
             self._log_change("mesh", mesh)
         return dns.table, mesh.table, mesh_changed
 
-    def observe(
+    async def observe(
         self,
         state: IntentState,
         served: WeightTable | None,
@@ -243,9 +246,9 @@ class Controller:
             seen = self._seen.adopt(leader_seen)
         layers = layer_intent(state.active(now), now, self.hold(), seen)
         health = self._health()
-        dns = evaluate(inventory.estate, health, layers.dns, served, now)
+        dns = await evaluated(inventory.estate, health, layers.dns, served, now)
         same = layers.mesh == layers.dns  # both from `served`: one evaluation serves both
-        mesh = dns if same else evaluate(inventory.estate, health, layers.mesh, served, now)
+        mesh = dns if same else await evaluated(inventory.estate, health, layers.mesh, served, now)
         self._snapshot = Snapshot(now, dns, mesh, layers)
 
     def _forced_mesh(self) -> bool:

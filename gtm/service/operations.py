@@ -100,7 +100,7 @@ class Operations:
         served = self._served()
         hold = self._hold()
         after = planned.active(now)
-        settled = (settle if leaving else settle_enter)(
+        settled = await (settle if leaving else settle_enter)(
             inventory.estate, self._health(), after, served, now, hold
         )
         safety = inventory.config.safety
@@ -174,7 +174,7 @@ class Operations:
 
         inventory, served, hold = self._inventory(), self._served(), self._hold()
         after = change(state).active(now)
-        settled = settle_enter(inventory.estate, self._health(), after, served, now, hold)
+        settled = await settle_enter(inventory.estate, self._health(), after, served, now, hold)
         safety = inventory.config.safety
         plan = ActionPlan.of(
             f"remove {action.override_id}",

@@ -84,7 +84,7 @@ class Standby:
                         if head is not None
                         else None
                     )
-                    controller.observe(intent, self._serving.table, leader_seen)
+                    await controller.observe(intent, self._serving.table, leader_seen)
             except RegressedState:
                 pass  # the store's guard logged and reports it; the leader restores it
             except Exception as e:  # a store that cannot be read now is read again next time

@@ -18,6 +18,7 @@ from policies import (
     TargetHealth,
     WeightTable,
     evaluate,
+    evaluating,
 )
 
 T0 = 1_000_000.0
@@ -356,3 +357,24 @@ def test_a_ramp_never_takes_back_weight_a_cell_holds() -> None:
         t = evaluate(est, Health(), [], t, T0 + i).table
         seen.append(t.rows["foo"]["dc1"].cells["dc1"].weight)
     assert seen == sorted(seen) and seen[-1] == 98, seen
+
+
+@pytest.mark.parametrize("size", [1, 7, 25, 100])
+def test_an_evaluation_in_steps_is_the_evaluation(size: int) -> None:
+    p = policy()
+    est = estate(*(service(f"s{i:02d}", p) for i in range(25)))
+    first = evaluate(est, Health(), [], None, T0)
+    health = down(*(f"s{i:02d}/dc2" for i in range(0, 25, 2)))
+    overrides = [ov(Kind.EXIT, "dc3", services=frozenset({"s01", "s03"}))]
+    whole = evaluate(est, health, overrides, first.table, T0 + 1)
+    steps = evaluating(est, health, overrides, first.table, T0 + 1, slice=size)
+    yielded = 0
+    while True:
+        try:
+            next(steps)
+            yielded += 1
+        except StopIteration as done:
+            stepped = done.value
+            break
+    assert yielded == -(-25 // size) - 1
+    assert stepped == whole and stepped.decisions and stepped.table.generation == 2
