@@ -102,9 +102,9 @@ class ResourceApi:
         selection = ObjectFilter.parse(query.get("labelSelector"), query.get("fieldSelector"))
         parse_resource_version(query.get("resourceVersion"))
         limit = parse_int(query.get("limit"), "limit")
-        items = self.store.select(target.resource, target.namespace, selection)
         list_rv = self.store.resource_version
         meta: dict[str, Any] = {}
+        after = None
         if token := query.get("continue"):
             list_rv, after = _decode_continue(token)
             if list_rv < self.store.hub.oldest_resumable:
@@ -112,11 +112,10 @@ class ResourceApi:
                     "The provided continue parameter is too old to display a consistent list"
                     " result. You can start a new list without the continue parameter."
                 )
-            items = [o for o in items if _key(o) > after]
-        if limit and len(items) > limit:
-            meta["continue"] = _encode_continue(list_rv, _key(items[limit - 1]))
-            meta["remainingItemCount"] = len(items) - limit
-            items = items[:limit]
+        items, more = self.store.page(target.resource, target.namespace, selection, after, limit)
+        if more:
+            meta["continue"] = _encode_continue(list_rv, _key(items[-1]))
+            meta["remainingItemCount"] = more
         meta["resourceVersion"] = str(list_rv)
         if table := _table(target, request, items, meta):
             return reply(table)
