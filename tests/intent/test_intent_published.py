@@ -237,3 +237,31 @@ async def test_with_every_table_corrupt_the_store_starts_empty(tmp_path: Path) -
     loaded = await store.load()
     assert loaded is not None and loaded.generation == 1
     assert path.with_name("table-dns.json.0000000003").exists()
+
+
+async def test_a_leader_s_next_save_does_not_parse_the_table_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import intent.published as published
+
+    parsed: list[int] = []
+    whole = published.table_of
+
+    def counting(head: published.PublishedHead, body: bytes) -> WeightTable:
+        parsed.append(head.generation)
+        return whole(head, body)
+
+    monkeypatch.setattr(published, "table_of", counting)
+    path = tmp_path / "table-dns.json"
+    store = FilePublishedStore(path)
+    for generation in (1, 2, 3, 4):
+        await store.save(table(generation), epoch=1, now=float(generation))
+    assert parsed == []  # each save checks the version it wrote last by SHA-256 only
+    restarted = FilePublishedStore(path)
+    await restarted.save(table(5), epoch=1, now=5.0)
+    await restarted.save(table(6), epoch=1, now=6.0)
+    assert parsed == [4]  # a version it did not write is read whole, once
+    path.with_name("table-dns.json.0000000006").write_bytes(b"{")  # and damage is noticed
+    with pytest.raises(StaleGeneration):
+        await restarted.save(table(4), epoch=1, now=7.0)  # 5 is the newest sound one
+    await restarted.save(table(6, other_rows(6)), epoch=1, now=7.0)
