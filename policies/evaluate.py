@@ -119,16 +119,18 @@ def evaluating(
     """`evaluate`, yielding after every `slice` services; returns the Evaluation.
 
     The inputs must not change until it returns (they are values: the caller
-    holds the ones it passed)."""
+    holds the ones it passed). The collector stays paused from the first step
+    to the last, yields included: turned on between slices it ran a
+    collection at each (a full one, over every live table, now and then)."""
     prev_table = previous or EMPTY
     admission = admit(estate, health, active(overrides, now))
     run = _Run(estate, health, _Intent.of(admission.admitted), prev_table, now)
     rows: dict[str, Mapping[str, Row]] = {}
     services = estate.services
-    for start in range(0, len(services), slice):
-        if start:
-            yield
-        with _collector_paused():
+    with _collector_paused():
+        for start in range(0, len(services), slice):
+            if start:
+                yield
             for service in services[start : start + slice]:
                 rows[service.name] = run.service_rows(service)
     # a row can change without a decision: a ramp that ends after its weights reached the

@@ -31,7 +31,7 @@ def serve(config_path: str, region: str | None, member: str | None) -> None:
     in-flight DNS.
     """
     try:
-        runtime = MemberRuntime(config_path, region=region, member=member)
+        runtime = MemberRuntime(config_path, region=region, member=member, own_process=True)
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)
