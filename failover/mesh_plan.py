@@ -33,7 +33,7 @@ from failover.workload import (
     WorkloadEntry,
     timestamp,
 )
-from policies import Check, UnsafePlan
+from policies import Check, Steps, UnsafePlan, to_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +278,9 @@ class MeshPlan:
         return "\n".join(self.lines())
 
 
+SLICE = 500  # entries per step of `planning`
+
+
 def plan(
     cluster: str,
     generation: int,
@@ -289,12 +292,41 @@ def plan(
     ensure_annotation: bool,
 ) -> MeshPlan:
     """Diff every entry against its target (`target_of` gives a reason to skip instead)."""
+    return to_end(
+        planning(
+            cluster,
+            generation,
+            entries,
+            target_of,
+            epoch=epoch,
+            now=now,
+            ensure_annotation=ensure_annotation,
+        )
+    )
+
+
+def planning(
+    cluster: str,
+    generation: int,
+    entries: Iterable[WorkloadEntry],
+    target_of: Callable[[WorkloadEntry], Target | str],
+    *,
+    epoch: int | None,
+    now: datetime,
+    ensure_annotation: bool,
+    slice: int = SLICE,
+) -> Steps[MeshPlan]:
+    """`plan`, yielding after every `slice` entries (12,000 of them per cluster at 4,000
+    services are a few hundred milliseconds). The entries are taken (sorted) at the
+    first step: a watch cache may change while it yields."""
     patches: list[Patch] = []
     skipped: list[Skipped] = []
     fenced: list[Skipped] = []
     missing: list[str] = []
     managed = synced = after = newly = 0
-    for entry in sorted(entries, key=lambda e: e.key):
+    for i, entry in enumerate(sorted(entries, key=lambda e: e.key)):
+        if i and i % slice == 0:
+            yield
         target = target_of(entry)
         if isinstance(target, str):
             skipped.append(Skipped(entry.namespace, entry.name, target))

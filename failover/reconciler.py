@@ -32,7 +32,7 @@ from failover.cache import EntryCache
 from failover.desired import Desired, Target
 from failover.entries import EntryCalls
 from failover.fencing import WriteFence, WriteStopped
-from failover.mesh_plan import MeshPlan, healthy_condition_ok, in_sync, plan
+from failover.mesh_plan import MeshPlan, healthy_condition_ok, in_sync, planning
 from failover.metrics import Metrics
 from failover.progress import ApplyResult, Progress
 from failover.rule_scan import RuleScanner
@@ -41,7 +41,7 @@ from failover.vip_index import VipIndex
 from failover.workload import Key, WorkloadEntry
 from failover.writer import EntryWriter
 from kube import ApiClient, Configuration, KubeError, Sleep
-from policies import Estate, UnsafePlan, WeightTable
+from policies import Estate, UnsafePlan, WeightTable, stepped
 
 log = structlog.get_logger(__name__)
 
@@ -165,14 +165,16 @@ class Reconciler:
         if not (self._running and cache.synced.is_set()):
             await cache.refresh()
         desired = Desired(table, self.settings.region, self._index)
-        return plan(
-            self.settings.name,
-            table.generation,
-            cache,
-            desired.target,
-            epoch=epoch,
-            now=self._now(),
-            ensure_annotation=self.settings.ensure_annotation,
+        return await stepped(
+            planning(
+                self.settings.name,
+                table.generation,
+                cache,
+                desired.target,
+                epoch=epoch,
+                now=self._now(),
+                ensure_annotation=self.settings.ensure_annotation,
+            )
         )
 
     async def apply(
@@ -303,17 +305,19 @@ class Reconciler:
             )
         self._changed.set()
 
-    def _adopt(self, order: _Order) -> None:
+    async def _adopt(self, order: _Order) -> None:
         cache, _ = self._parts()
         desired = Desired(order.table, self.settings.region, self._index)
-        mesh = plan(
-            self.settings.name,
-            order.table.generation,
-            cache,
-            desired.target,
-            epoch=order.fence.epoch,
-            now=self._now(),
-            ensure_annotation=self.settings.ensure_annotation,
+        mesh = await stepped(
+            planning(
+                self.settings.name,
+                order.table.generation,
+                cache,
+                desired.target,
+                epoch=order.fence.epoch,
+                now=self._now(),
+                ensure_annotation=self.settings.ensure_annotation,
+            )
         )
         refusal = mesh.unsafe(self.settings.max_unhealthy_share)
         if refusal is not None and not order.force:
@@ -349,7 +353,7 @@ class Reconciler:
             self._wake.clear()
             if self._pending is not None:
                 order, self._pending = self._pending, None
-                self._adopt(order)
+                await self._adopt(order)
             if self._order is None or self._stopped:
                 self._dirty.clear()
                 continue

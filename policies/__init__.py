@@ -9,6 +9,7 @@ from policies.health import Health, State, TargetHealth
 from policies.model import Bounds, Estate, Guardrails, Policy, Redistribute, Service, Vip
 from policies.overrides import Kind, Override, active
 from policies.safety import Check, UnsafePlan
+from policies.steps import Steps, stepped, to_end
 from policies.table import EMPTY, Cell, Out, Row, WeightTable
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Row",
     "Service",
     "State",
+    "Steps",
     "TargetHealth",
     "UnsafePlan",
     "Vip",
@@ -39,4 +41,6 @@ __all__ = [
     "admit",
     "evaluate",
     "evaluating",
+    "stepped",
+    "to_end",
 ]

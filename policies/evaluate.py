@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +35,7 @@ from policies.model import Estate, Policy, Service
 from policies.overrides import Kind, Override, active
 from policies.row import RowProblem, RowSolution, Rule, solve
 from policies.safety import Check
+from policies.steps import Steps, to_end
 from policies.table import EMPTY, Cell, Out, Row, WeightTable
 
 
@@ -99,12 +100,9 @@ def evaluate(
     previous: WeightTable | None,
     now: float,
 ) -> Evaluation:
-    steps = evaluating(estate, health, overrides, previous, now, slice=len(estate.services) + 1)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    return to_end(
+        evaluating(estate, health, overrides, previous, now, slice=len(estate.services) + 1)
+    )
 
 
 def evaluating(
@@ -115,7 +113,7 @@ def evaluating(
     now: float,
     *,
     slice: int = SLICE,
-) -> Generator[None, None, Evaluation]:
+) -> Steps[Evaluation]:
     """`evaluate`, yielding after every `slice` services; returns the Evaluation.
 
     The inputs must not change until it returns (they are values: the caller

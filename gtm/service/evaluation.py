@@ -9,10 +9,9 @@ actions' plans all evaluate through it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
-from policies import Estate, Evaluation, Health, Override, WeightTable, evaluating
+from policies import Estate, Evaluation, Health, Override, WeightTable, evaluating, stepped
 
 
 async def evaluated(
@@ -23,10 +22,4 @@ async def evaluated(
     now: float,
 ) -> Evaluation:
     """`policies.evaluate`, with this loop running other work between its steps."""
-    steps = evaluating(estate, health, overrides, previous, now)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
-        await asyncio.sleep(0)
+    return await stepped(evaluating(estate, health, overrides, previous, now))
