@@ -9,7 +9,7 @@ resourceVersion it was computed from as a precondition; the status patch
 sends the whole `status.conditions` list (an atomic list: other conditions
 are copied back as they were).
 
-`plan()` diffs a cluster and counts what the result would be, and
+`planning()` diffs a cluster and counts what the result would be, and
 `MeshPlan.raise_if_unsafe()` refuses a plan that would leave more than a
 share of the cluster's managed WLEs unhealthy (octodns' threshold rule).
 """
@@ -33,7 +33,7 @@ from failover.workload import (
     WorkloadEntry,
     timestamp,
 )
-from policies import Check, Steps, UnsafePlan, to_end
+from policies import Check, Steps, UnsafePlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,30 +281,6 @@ class MeshPlan:
 SLICE = 500  # entries per step of `planning`
 
 
-def plan(
-    cluster: str,
-    generation: int,
-    entries: Iterable[WorkloadEntry],
-    target_of: Callable[[WorkloadEntry], Target | str],
-    *,
-    epoch: int | None,
-    now: datetime,
-    ensure_annotation: bool,
-) -> MeshPlan:
-    """Diff every entry against its target (`target_of` gives a reason to skip instead)."""
-    return to_end(
-        planning(
-            cluster,
-            generation,
-            entries,
-            target_of,
-            epoch=epoch,
-            now=now,
-            ensure_annotation=ensure_annotation,
-        )
-    )
-
-
 def planning(
     cluster: str,
     generation: int,
@@ -316,9 +292,11 @@ def planning(
     ensure_annotation: bool,
     slice: int = SLICE,
 ) -> Steps[MeshPlan]:
-    """`plan`, yielding after every `slice` entries (12,000 of them per cluster at 4,000
-    services are a few hundred milliseconds). The entries are taken (sorted) at the
-    first step: a watch cache may change while it yields."""
+    """Diff every entry against its target (`target_of` gives a reason to skip instead),
+    yielding after every `slice` entries (12,000 of them per cluster at 4,000 services
+    are a few hundred milliseconds): `policies.stepped` on a loop, `to_end` at once.
+    The entries are taken (sorted) at the first step: a watch cache may change while
+    it yields."""
     patches: list[Patch] = []
     skipped: list[Skipped] = []
     fenced: list[Skipped] = []

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from wle_fixtures import LOCALITIES, exit_, make_estate, table, wle
 
 from failover.desired import ZERO_WEIGHT, Desired, Target, row_targets
-from failover.mesh_plan import diff, plan
+from failover.mesh_plan import diff, planning
 from failover.vip_index import Localities, Unidentified, VipIndex
 from failover.workload import WorkloadEntry
-from policies import Cell, Out, Row, Service, Vip
+from policies import Cell, Out, Row, Service, Vip, to_end
 from policies.model import Policy
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -158,14 +158,16 @@ def test_blast_radius_counts_only_plans_that_take_wles_out() -> None:
     ]
     index = VipIndex(estate, LOCALITIES, service_label="gtm.io/service")
     both = table(estate, exit_("dc2", "x1"), exit_("dc3", "x2"))
-    p = plan(
-        "dc1",
-        both.generation,
-        entries,
-        Desired(both, "dc1", index).target,
-        epoch=1,
-        now=NOW,
-        ensure_annotation=True,
+    p = to_end(
+        planning(
+            "dc1",
+            both.generation,
+            entries,
+            Desired(both, "dc1", index).target,
+            epoch=1,
+            now=NOW,
+            ensure_annotation=True,
+        )
     )
     assert (p.managed, p.unhealthy_after, p.newly_unhealthy) == (7, 4, 4)
     with pytest.raises(Exception, match=r"4 of 7 .* \(57.1%\), more than max_unhealthy_share 50%"):
