@@ -35,6 +35,7 @@ from gtm.config import Inventory, loads
 from gtm.config.model import TlsConfig
 from gtm.ha import ElectionSettings, Elector, FileLease
 from gtm.member import MemberRuntime
+from gtm.status import MemberStatus
 from intent import AuditEntry, FileAudit, FileIntentStore, IntentState
 
 T = TypeVar("T")
@@ -177,6 +178,15 @@ class Members:
         """Run `coro` on the members' loop and wait for its result."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def status(self, identity: str = "dc1-a") -> MemberStatus:
+        """The member's status, built on its own loop: read from this thread, a status can
+        tear (a reconciler's new table with its old counts: "done" before any patch)."""
+
+        async def read() -> MemberStatus:
+            return self.members[identity].status()
+
+        return self.call(read())
 
     def stop_member(self, identity: str) -> None:
         """End one member at once (its API and DNS go away; its pair partner takes over)."""

@@ -75,8 +75,8 @@ def test_the_real_member_follows_the_contract(leader: Members) -> None:
     (exit_id,) = result.override_ids
     change = Change((exit_id,), "dc2", True, None)
     # DNS at once, the mesh after the hold (TTL 1s + margin 0.2s)
-    until(lambda: progress(change, MemberView("u", member.status())).done)
-    s = member.status()
+    until(lambda: progress(change, MemberView("u", leader.status())).done)
+    s = leader.status()
     assert read_status(s.to_json(), "real") == s  # one type, one codec: it reads back as it was
     assert s.admits("dns", exit_id) and s.admits("mesh", exit_id)
     assert s.fqdns == {"foo": "foo.example.com", "bar": "bar.example.com"}
@@ -85,7 +85,7 @@ def test_the_real_member_follows_the_contract(leader: Members) -> None:
     result = leader.call(member.act(Enter("dc2", "back"), who="alice", dry_run=False))
     (enter_id,) = result.override_ids
     entered = Change((enter_id,), "dc2", False, None)
-    until(lambda: progress(entered, MemberView("u", member.status())).done)
+    until(lambda: progress(entered, MemberView("u", leader.status())).done)
     assert leader.wle_health()["foo-dc2-127-0-2-1-443"] == "True"
 
 
