@@ -134,7 +134,8 @@ class Scheduler:
         self._started: float | None = None  # monotonic: when `run()` began
         self._since: float | None = None  # monotonic: when there were targets again
         self._newest: float | None = None  # monotonic: the newest own result
-        self._stopped: str | None = None  # why `run()` ended
+        self._stopped: str | None = None  # why `run()` ended, as `stalled()` says it
+        self._ended = ""  # why the last `run()` ended: "cancelled", "crashed: …"
         self._crashed: str | None = None  # `keep_running()` restarted it; cleared by a result
         self._reported: str | None = None  # the stall `watch()` last logged
         if metrics is not None:
@@ -253,12 +254,11 @@ class Scheduler:
                     failures = 0
                 delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF) - 1)]
                 failures += 1
-                why = (self._stopped or "").removeprefix("scheduler stopped (").removesuffix(")")
-                self._crashed = why
+                self._crashed = self._ended
                 self._log.error(
                     "probes.scheduler_restarting",
                     vantage=self._vantage,
-                    why=why,
+                    why=self._ended,
                     restart_in=delay,
                     failures=failures,
                 )
@@ -283,6 +283,7 @@ class Scheduler:
             raise
         finally:
             self._group = None
+            self._ended = why
             self._stopped = f"scheduler stopped ({why})"
 
     def _first_slot(self, target: Target, now: float) -> float:
