@@ -63,10 +63,12 @@ class ControlError(RuntimeError):
 class PortInUse(OSError):
     """Ports the estate needs are held by another socket; nothing was started."""
 
+    SHOWN = 5
+
     def __init__(self, taken: Sequence[Endpoint]) -> None:
-        first = taken[0]
-        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
-        super().__init__(f"port {first.port} is in use: {first.what} on {first}{more}")
+        shown = "; ".join(f"port {t.port} is in use: {t.what} on {t}" for t in taken[: self.SHOWN])
+        more = f" (and {len(taken) - self.SHOWN} more)" if len(taken) > self.SHOWN else ""
+        super().__init__(shown + more)
         self.taken = list(taken)
 
 
