@@ -55,6 +55,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from chaos.bench.timing import timed
 from gtm.service.intent_merge import compactable
 from intent import FileAudit, FileIntentStore, IntentState, transitions
 from intent.audit import AuditEntry
@@ -326,10 +327,10 @@ class Replay:
                 lambda s, o=o, at=at: s.remove(o.id, "bench", "measured", at + 0.5), EPOCH
             )
             self.actions += 2
-        digest = _median(lambda: state.digest, repeat)
-        round_trip = _median(lambda: IntentState.from_dict(state.to_dict()), repeat)
-        expire = _median(lambda: state.expire(now), repeat)
-        scan = _median(lambda: self._compact_ids(state, now), repeat)
+        digest = timed(lambda: state.digest, repeat)[0]
+        round_trip = timed(lambda: IntentState.from_dict(state.to_dict()), repeat)[0]
+        expire = timed(lambda: state.expire(now), repeat)[0]
+        scan = timed(lambda: self._compact_ids(state, now), repeat)[0]
         history = await _median_async(lambda: self.audit.history(limit=100), repeat)
         entries = len(await self.audit.history(limit=100))
         newest = self.files.versions()[-1]
@@ -393,16 +394,6 @@ def _joined(full: IntentState, work: IntentState) -> IntentState:
     """`full`'s tombstones with the overrides and tombstones `work` holds since."""
     tombstones = {**full.tombstones, **work.tombstones}
     return IntentState(work.overrides, tombstones, full.epoch, full.retired)
-
-
-def _median(fn: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 async def _median_async(fn: Callable[[], Awaitable[object]], repeat: int) -> float:

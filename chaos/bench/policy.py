@@ -10,9 +10,6 @@ engine's reasoning costs over just materialising the rows.
 
 from __future__ import annotations
 
-import gc
-import statistics
-import time
 import tracemalloc
 from collections.abc import Callable
 
@@ -20,6 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from chaos.bench.timing import timed
 from policies import (
     Bounds,
     Estate,
@@ -63,16 +61,6 @@ def generate(services: int, regions: int = 3) -> Estate:
     return Estate(names, tuple(out))
 
 
-def _time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples), min(samples)
-
-
 @click.command()
 @click.option(
     "--services", default=4000, show_default=True, help="Services in the generated estate."
@@ -99,7 +87,7 @@ def command(services: int, regions: int, repeat: int) -> None:
         ("dc2 down for every service", lambda: evaluate(estate, region_down, [], full, now + 1)),
         ("peer: WeightTable.from_dict (floor)", lambda: WeightTable.from_dict(as_dict)),
     ]
-    results = [(name, *_time(fn, repeat)) for name, fn in cases]
+    results = [(name, *timed(fn, repeat)) for name, fn in cases]
     floor = results[-1][1]
 
     tracemalloc.start()
