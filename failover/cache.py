@@ -27,6 +27,8 @@ from failover.settings import ClusterSettings
 from failover.workload import Key, WorkloadEntry, not_older
 from kube import Expired, KubeError, Sleep
 
+REFRESH_SLICE = 1000  # entries taken in between two turns of the loop
+
 log = structlog.get_logger(__name__)
 
 OnChange = Callable[[Key, WorkloadEntry | None, WorkloadEntry | None], None]
@@ -86,7 +88,9 @@ class EntryCache:
         """List everything and replace the cache with it; the list's resourceVersion."""
         items, version = await self._kube.list_entries()
         seen: set[Key] = set()
-        for obj in items:
+        for n, obj in enumerate(items, 1):
+            if n % REFRESH_SLICE == 0:
+                await asyncio.sleep(0)  # tens of thousands of entries: the loop runs between
             seen.add(self.observe(obj).key)
         for key in [k for k in self._entries if k not in seen]:
             if not_older(version, self._entries[key].resource_version):  # else newer: keep

@@ -32,7 +32,7 @@ from failover.cache import EntryCache
 from failover.desired import Desired, Target
 from failover.entries import EntryCalls
 from failover.fencing import WriteFence, WriteStopped
-from failover.mesh_plan import MeshPlan, healthy_condition_ok, in_sync, planning
+from failover.mesh_plan import SLICE, MeshPlan, healthy_condition_ok, in_sync, planning
 from failover.metrics import Metrics
 from failover.progress import ApplyResult, Progress
 from failover.rule_scan import RuleScanner
@@ -41,7 +41,7 @@ from failover.vip_index import VipIndex
 from failover.workload import Key, WorkloadEntry
 from failover.writer import EntryWriter
 from kube import ApiClient, Configuration, KubeError, Sleep
-from policies import Estate, UnsafePlan, WeightTable, stepped
+from policies import Estate, Steps, UnsafePlan, WeightTable, stepped
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +107,7 @@ class Reconciler:
         self._order: _Order | None = None
         self._desired: Desired | None = None
         self._sync: dict[Key, bool] = {}  # managed WLE -> holds its target
+        self._touched: set[Key] | None = None  # WLEs changed while a table is adopted
         self._synced_count = 0
         self._dirty: set[Key] = set()
         self._busy: set[Key] = set()
@@ -271,6 +272,8 @@ class Reconciler:
     # -- the loop -----------------------------------------------------------------------
 
     def _on_change(self, key: Key, old: WorkloadEntry | None, new: WorkloadEntry | None) -> None:
+        if self._touched is not None:
+            self._touched.add(key)
         was = self._sync.get(key)
         self._assess(key, new)
         if was is True and self._sync.get(key) is False:
@@ -284,14 +287,41 @@ class Reconciler:
         self._settled()
 
     def _assess(self, key: Key, entry: WorkloadEntry | None) -> None:
-        target = None if entry is None or self._desired is None else self._desired.target(entry)
         was = self._sync.pop(key, None)
         if was:
             self._synced_count -= 1
-        if isinstance(target, Target) and entry is not None:
-            ok = in_sync(entry, target, ensure_annotation=self.settings.ensure_annotation)
+        ok = self._holds(self._desired, entry)
+        if ok is not None:
             self._sync[key] = ok
             self._synced_count += ok
+
+    def _holds(self, desired: Desired | None, entry: WorkloadEntry | None) -> bool | None:
+        """Whether `entry` holds what `desired` wants of it; None when gtm does not manage it."""
+        target = None if entry is None or desired is None else desired.target(entry)
+        if isinstance(target, Target) and entry is not None:
+            return in_sync(entry, target, ensure_annotation=self.settings.ensure_annotation)
+        return None
+
+    def _assessing(self, desired: Desired) -> Steps[dict[Key, bool]]:
+        """Every cached entry against `desired`, `SLICE` entries a step; the WLEs changed
+        meanwhile (`_touched`) as they are at the end."""
+        cache, _ = self._parts()
+        sync: dict[Key, bool] = {}
+
+        def assess(key: Key) -> None:
+            ok = self._holds(desired, cache.get(key))
+            if ok is None:
+                sync.pop(key, None)
+            else:
+                sync[key] = ok
+
+        for n, key in enumerate(cache.keys(), 1):
+            if n % SLICE == 0:
+                yield
+            assess(key)
+        for key in self._touched or ():
+            assess(key)
+        return sync
 
     def _settled(self) -> None:
         self._metrics.gauges(len(self._sync), self._synced_count)
@@ -327,6 +357,13 @@ class Reconciler:
             )
             self._changed.set()
             return
+        # assessed in steps, and swapped in whole: a count of part of the entries would
+        # read as converged to anyone waiting on progress()
+        self._touched = set()
+        try:
+            sync = await stepped(self._assessing(desired))
+        finally:
+            self._touched = None
         self._order, self._desired, self._refused, self._stopped = order, desired, None, None
         self._log.info(
             "wle.table.accepted",
@@ -337,11 +374,9 @@ class Reconciler:
             unhealthy_after=mesh.unhealthy_after,
             forced=refusal is not None,
         )
-        self._sync.clear()
-        self._synced_count = 0
-        for entry in cache:
-            self._assess(entry.key, entry)
-        self._dirty = {k for k, ok in self._sync.items() if not ok}
+        self._sync = sync
+        self._synced_count = sum(sync.values())
+        self._dirty = {k for k, ok in sync.items() if not ok}
         self._pass_started = self._clock() if self._dirty else None
         self._settled()
 

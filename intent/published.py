@@ -126,7 +126,7 @@ class Encoded:
     def of(
         cls, table: WeightTable, epoch: int, now: float, seen: Mapping[str, float] | None = None
     ) -> Encoded:
-        body = json.dumps(table.to_dict(), separators=(",", ":")).encode()
+        body = table.to_json()
         digest = hashlib.sha256(body).hexdigest()
         head = PublishedHead(epoch, table.generation, now, digest, len(body), dict(seen or {}))
         return cls(head, body)
@@ -164,7 +164,7 @@ def table_of(head: PublishedHead, body: bytes) -> WeightTable:
     if hashlib.sha256(body).hexdigest() != head.sha256:
         raise ValueError("the stored table does not match its header's SHA-256")
     try:
-        table = WeightTable.from_dict(json.loads(body))
+        table = WeightTable.from_json(body)
     except ValueError as e:
         raise ValueError(f"the stored table is not readable: {e}") from e
     except (KeyError, TypeError, AttributeError) as e:

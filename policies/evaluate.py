@@ -3,7 +3,7 @@
 Pure in what it computes: no I/O, no clock (time is `now`), no logging. One
 side effect on the process: while it runs, the cyclic garbage collector is
 paused (and turned back on after, if it was on), because its full collections
-over every live table took half of an evaluation's time (`_collector_paused`).
+over every live table took half of an evaluation's time (`collector_paused`).
 The result carries its
 reasons: one decision per changed cell and one refusal per override a
 guardrail rejected. The first table (no previous one) is not a change and
@@ -21,21 +21,19 @@ services is a few hundred milliseconds of Python; a step, a few).
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from policies.guardrails import Refusal, admit
+from policies.guardrails import Refusal, admitting
 from policies.health import Health, State
 from policies.model import Estate, Policy, Service
 from policies.overrides import Kind, Override, active
 from policies.row import RowProblem, RowSolution, Rule, solve
 from policies.safety import Check
-from policies.steps import Steps, to_end
+from policies.steps import Steps, collector_paused, to_end
 from policies.table import EMPTY, Cell, Out, Row, WeightTable
 
 
@@ -121,14 +119,13 @@ def evaluating(
     to the last, yields included: turned on between slices it ran a
     collection at each (a full one, over every live table, now and then)."""
     prev_table = previous or EMPTY
-    admission = admit(estate, health, active(overrides, now))
-    run = _Run(estate, health, _Intent.of(admission.admitted), prev_table, now)
     rows: dict[str, Mapping[str, Row]] = {}
     services = estate.services
-    with _collector_paused():
+    with collector_paused():
+        admission = yield from admitting(estate, health, active(overrides, now), slice=slice)
+        run = _Run(estate, health, _Intent.of(admission.admitted), prev_table, now)
         for start in range(0, len(services), slice):
-            if start:
-                yield
+            yield
             for service in services[start : start + slice]:
                 rows[service.name] = run.service_rows(service)
     # a row can change without a decision: a ramp that ends after its weights reached the
@@ -378,24 +375,6 @@ class _Run:
                 f"share of {', '.join(gone) or 'returning targets'} moved by rule {policy.redistribute.value}"
             )
         return text
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector while rows are built.
-
-    An evaluation allocates tens of thousands of small acyclic objects,
-    which sets off full collections over every live table: half the time of
-    an evaluation (gtm bench policy). Reference counting frees all of them
-    anyway; the collector runs again as soon as the evaluation ends.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _weight(row: Row, target: str) -> int:

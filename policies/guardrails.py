@@ -18,6 +18,7 @@ from policies.health import Health, State
 from policies.model import Estate
 from policies.overrides import Kind, Override
 from policies.safety import Check
+from policies.steps import Steps, to_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,13 @@ class Admission:
 
 def admit(estate: Estate, health: Health, overrides: Sequence[Override]) -> Admission:
     """`overrides` must be the active ones, oldest first (see `overrides.active`)."""
+    return to_end(admitting(estate, health, overrides))
+
+
+def admitting(
+    estate: Estate, health: Health, overrides: Sequence[Override], *, slice: int = 100
+) -> Steps[Admission]:
+    """`admit`, yielding after every `slice` services an exit or a drain covers."""
     exited: dict[str, set[str]] = {}
     out: dict[str, set[str]] = {}
     admitted: list[Override] = []
@@ -67,7 +75,9 @@ def admit(estate: Estate, health: Health, overrides: Sequence[Override]) -> Admi
         breaks: dict[str, list[tuple[str, int, int]]] = {}
         tightest: dict[str, tuple[str, int, int]] = {}  # rule -> (service, value, limit)
         affected = []
-        for s in estate.services:
+        for n, s in enumerate(estate.services, 1):
+            if n % slice == 0:
+                yield
             if not o.covers(s.name) or o.region not in s.vips:
                 continue
             affected.append(s.name)

@@ -12,6 +12,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from policies import pieces
+from policies.steps import collector_paused
+
 
 class Out:
     """Why a target is out. The mesh writes these as the Healthy condition's message."""
@@ -109,6 +112,18 @@ class WeightTable:
                 for svc, by_source in self.rows.items()
             },
         }
+
+    def to_json(self) -> bytes:
+        """`json.dumps(self.to_dict(), separators=(",", ":"))`, a service at a time: a
+        worker thread encoding it lets the event loop run (`policies.pieces`)."""
+        with collector_paused():
+            return pieces.dumps(self.to_dict(), depth=2).encode()
+
+    @classmethod
+    def from_json(cls, body: bytes | str) -> WeightTable:
+        """The table `to_json` wrote, decoded a service at a time; ValueError if it is not one."""
+        with collector_paused():
+            return cls.from_dict(pieces.loads(body, depth=2))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> WeightTable:

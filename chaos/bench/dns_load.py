@@ -254,8 +254,12 @@ class Member:
 
 
 def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, float]:
-    """(p99, max) of the member's loop lag between two scrapes, in ms, as histogram bucket
-    bounds: the lag was at most this much (inf: beyond the largest bucket)."""
+    """(p99, max) of the member's loop lag between two scrapes, in ms.
+
+    p99 is a histogram bucket bound: the lag was at most this much (inf: beyond the
+    largest bucket). The max is exact when the member's largest lag since it started
+    (`gtm_member_loop_lag_max_seconds`) grew between the scrapes, else a bucket bound.
+    """
 
     def buckets(m: dict[str, Any]) -> dict[float, float]:
         out = {}
@@ -271,6 +275,12 @@ def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, floa
         return math.nan, math.nan
     p99 = next(le for le, n in delta.items() if n >= 0.99 * count)
     worst = next(le for le, n in delta.items() if n >= count)
+    grown = [
+        max(v for _, v in m.get("gtm_member_loop_lag_max_seconds", [(None, 0.0)]))
+        for m in (before, after)
+    ]
+    if grown[1] > grown[0]:
+        worst = grown[1]
     return p99 * 1000, worst * 1000
 
 

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from gtm.service.actions import ActionResult
 from intent import refusal_to_dict
-from policies import Check, Decision, Evaluation, WeightTable
+from policies import Check, Decision, Evaluation, WeightTable, collector_paused, pieces
 
 
 def _default(value: object) -> Any:
@@ -49,11 +49,17 @@ def json_response(data: object, status: int = 200) -> web.Response:
 async def json_built_aside(build: Callable[[], object]) -> web.Response:
     """Build and encode a large answer from immutable values in a worker thread.
 
-    A whole table of thousands of services takes ~0.1 s to encode; on the
-    loop that would stall the member's DNS answers for as long.
+    A whole table of thousands of services takes ~0.1 s to encode: on the
+    loop, or in one call of the C encoder (which holds the GIL throughout),
+    the member's loop would stand still for as long. `policies.pieces`
+    encodes it a member at a time, with the collector paused.
     """
-    text = await asyncio.to_thread(lambda: dumps(build()))
-    return web.Response(text=text, content_type="application/json")
+
+    def encoded() -> str:
+        with collector_paused():
+            return pieces.dumps(build(), default=_default)
+
+    return web.Response(text=await asyncio.to_thread(encoded), content_type="application/json")
 
 
 def decision_json(d: Decision) -> dict[str, Any]:

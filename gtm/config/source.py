@@ -17,7 +17,6 @@ naming the file and line — never another exception:
 
 from __future__ import annotations
 
-import gc
 import re
 import sys
 import unicodedata
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 
 from gtm.config.errors import ConfigError, FieldPath, Problem
+from policies import collector_paused
 
 MAX_DEPTH = 64  # nested mappings and sequences; an estate config needs about eight
 MAX_ALIAS_NODES = 1_000_000  # nodes reached through aliases, at least
@@ -100,16 +100,14 @@ def read(path: str | Path, *, lenient: bool = False) -> Source:
 def parse(text: str, name: str = "<config>", *, lenient: bool = False) -> Source:
     """`text` as a `Source` (see `read`)."""
     builder = _Builder(name)
-    collecting = gc.isenabled()
-    gc.disable()  # a million new containers, none in a cycle: no collection can free any
     try:
-        parser = _Parser(text)
-        try:
-            builder.run(parser)
-        finally:
-            parser.dispose()
-            if collecting:
-                gc.enable()
+        # a million new containers, none in a cycle: no collection can free any
+        with collector_paused():
+            parser = _Parser(text)
+            try:
+                builder.run(parser)
+            finally:
+                parser.dispose()
     except UnicodeError as e:
         raise ConfigError([Problem(name, None, (), f"not valid text: {e.reason}")]) from None
     except yaml.YAMLError as e:

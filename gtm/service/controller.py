@@ -45,6 +45,7 @@ log = structlog.get_logger("gtm.controller")
 
 DECISIONS_LOGGED = 20  # per evaluation; the rest are counted by rule
 DECISIONS_SHOWN = 20  # the latest decisions in status
+DECISIONS_SLICE = 2000  # decisions recorded between two turns of the loop
 HEALTH_SETTLE = 0.5  # seconds: health changes come in bursts; evaluate them at most this often
 
 
@@ -215,7 +216,7 @@ class Controller:
             self._elector.require_leader()
             await self._stores.dns_table.save(dns.table, epoch, now, seen=self._seen.times())
             await self._serve(dns.table)
-            self._log_change("dns", dns)
+            await self._log_change("dns", dns)
             if self._exporter is not None:
                 self._export_wanted = dns.table
                 self._export_wake.set()
@@ -223,7 +224,7 @@ class Controller:
         if mesh_changed:
             self._elector.require_leader()
             await self._stores.mesh_table.save(mesh.table, epoch, now)
-            self._log_change("mesh", mesh)
+            await self._log_change("mesh", mesh)
         return dns.table, mesh.table, mesh_changed
 
     async def observe(
@@ -256,7 +257,7 @@ class Controller:
         snap = self._snapshot
         return snap is not None and bool(snap.mesh.forced)
 
-    def _log_change(self, layer: str, ev: Evaluation) -> None:
+    async def _log_change(self, layer: str, ev: Evaluation) -> None:
         by_rule = Counter(d.rule for d in ev.decisions)
         log.info(
             "table.changed",
@@ -269,8 +270,12 @@ class Controller:
             return
         self._decisions.extend(ev.decisions)
         at = self._clock()
-        for d in ev.decisions:
-            self._latest[(d.service, d.source, d.target)] = (at, d)
+        # a region-wide change or ramp: tens of thousands of decisions, a slice at a time
+        for start in range(0, len(ev.decisions), DECISIONS_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for d in ev.decisions[start : start + DECISIONS_SLICE]:
+                self._latest[(d.service, d.source, d.target)] = (at, d)
         for d in ev.decisions[:DECISIONS_LOGGED]:
             log.info(
                 "decision",

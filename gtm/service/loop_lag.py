@@ -13,7 +13,7 @@ import asyncio
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 INTERVAL = 0.1
-BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class LoopLag:
