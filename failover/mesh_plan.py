@@ -278,7 +278,7 @@ class MeshPlan:
         return "\n".join(self.lines())
 
 
-SLICE = 500  # entries per step of `planning`
+SLICE = 200  # entries per step of `planning` (and of a table's adoption)
 
 
 def planning(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import os
 import socket
 import time
@@ -42,6 +41,7 @@ from gtm.service.backends import Stores, open_elector, open_stores
 from gtm.service.config_state import ConfigState
 from gtm.service.controller import Controller, EvaluationStatus
 from gtm.service.explain import explain_doc
+from gtm.service.heap import Heap
 from gtm.service.intent_merge import IntentMerge
 from gtm.service.leader import Leader
 from gtm.service.loop_lag import LoopLag
@@ -75,10 +75,10 @@ class MemberRuntime:
         own_process: bool = False,
     ) -> None:
         """`own_process`: the member is all its process runs (`gtm serve`): what it holds
-        once started (and after each reload) is frozen out of the cycle collector, whose
-        full collections over 12,000 targets held the loop for hundreds of ms."""
+        once started, after each table served and after each reload is frozen out of the
+        cycle collector, whose full collections held the loop for hundreds of ms
+        (`gtm.service.heap`)."""
         self.config_path = config_path
-        self._own_process = own_process
         self._inventory = load(config_path)  # ConfigError: the caller reports it
         instance = self._inventory.config.instance
         chosen = region or instance.region
@@ -94,7 +94,8 @@ class MemberRuntime:
         self.state_dir = Path(instance.state_dir)
         self._started = time.time()
         self._observations = ObservationLog()
-        self._serving = Serving()
+        self._heap = Heap(self.registry, own_process=own_process)
+        self._serving = Serving(settle=self._heap.settle)
         self._intent: IntentState = EMPTY_INTENT
         self._probe_metrics = ProbeMetrics(registry=self.registry)
         self._monitor = HealthMonitor(
@@ -218,6 +219,7 @@ class MemberRuntime:
         config = self._inventory.config
         inventory = self._current_inventory
         async with AsyncExitStack() as stack:
+            stack.enter_context(self._heap)
             stores = await open_stores(
                 self._inventory, self.region, self.state_dir, stack, self.registry
             )
@@ -337,7 +339,7 @@ class MemberRuntime:
                 targets=len(targets),
                 generation=first.generation,
             )
-            self._freeze_heap()
+            self._heap.settle()
             async with asyncio.TaskGroup() as tasks:
                 background = [
                     tasks.create_task(scheduler.keep_running(), name="scheduler"),
@@ -364,10 +366,6 @@ class MemberRuntime:
                 for task in background:
                     task.cancel()
         log.info("member.stopped", member=self.identity)
-
-    def _freeze_heap(self) -> None:
-        if self._own_process:
-            gc.freeze()  # the inventory, targets, tables: out of every later collection
 
     async def reload(self) -> bool:
         """Re-read the config (SIGHUP). A bad file is refused whole; the old one keeps running.
@@ -418,7 +416,7 @@ class MemberRuntime:
             self._leader.restart()
         if self._controller is not None:
             self._controller.wake()
-        self._freeze_heap()
+        self._heap.settle()
         log.info(
             "config.reloaded",
             file=self.config_path,

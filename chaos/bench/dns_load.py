@@ -74,6 +74,7 @@ class Latency:
     max_ms: float
     loop_lag_p99_ms: float | None = None  # the member's loop, during the phase
     loop_lag_max_ms: float | None = None
+    loop_lag_max_exact: bool = False  # else a histogram bucket's bound
     udp_drops: int | None = None
 
 
@@ -253,8 +254,8 @@ class Member:
         return out
 
 
-def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, float]:
-    """(p99, max) of the member's loop lag between two scrapes, in ms.
+def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, float, bool]:
+    """(p99, max, whether max is exact) of the member's loop lag between two scrapes, in ms.
 
     p99 is a histogram bucket bound: the lag was at most this much (inf: beyond the
     largest bucket). The max is exact when the member's largest lag since it started
@@ -272,7 +273,7 @@ def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, floa
     delta = {le: b1[le] - b0.get(le, 0.0) for le in sorted(b1)}
     count = delta.get(math.inf, 0.0)
     if not count:
-        return math.nan, math.nan
+        return math.nan, math.nan, False
     p99 = next(le for le, n in delta.items() if n >= 0.99 * count)
     worst = next(le for le, n in delta.items() if n >= count)
     grown = [
@@ -280,8 +281,8 @@ def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, floa
         for m in (before, after)
     ]
     if grown[1] > grown[0]:
-        worst = grown[1]
-    return p99 * 1000, worst * 1000
+        return p99 * 1000, grown[1] * 1000, True
+    return p99 * 1000, worst * 1000, False
 
 
 def drops(m: dict[str, Any]) -> int:
@@ -359,7 +360,7 @@ async def phase(
         await asyncio.to_thread(child.join, 30)
         await asyncio.gather(*actions)
         after = await member.metrics(session)
-    p99, worst = loop_lag(before, after)
+    p99, worst, exact = loop_lag(before, after)
     lat = result["latencies"]
     return Latency(
         server=name,
@@ -372,6 +373,7 @@ async def phase(
         max_ms=lat["max"] * 1000,
         loop_lag_p99_ms=p99,
         loop_lag_max_ms=worst,
+        loop_lag_max_exact=exact,
         udp_drops=drops(after) - drops(before) if name == "gtm" else None,
     )
 
@@ -441,7 +443,8 @@ def report(results: Sequence[Latency], console: Console, rate: float) -> dict[st
             f"{r.p99_ms:.3f}",
             f"{r.p999_ms:.3f}",
             f"{r.max_ms:.1f}",
-            f"≤{r.loop_lag_p99_ms:g} / ≤{r.loop_lag_max_ms:g}",
+            f"≤{r.loop_lag_p99_ms:g} / "
+            + (f"{r.loop_lag_max_ms:.0f}" if r.loop_lag_max_exact else f"≤{r.loop_lag_max_ms:g}"),
             "" if r.udp_drops is None else f"{r.udp_drops:,}",
         )
     console.print(t)

@@ -28,7 +28,9 @@ READY_BEHIND = 5.0  # seconds DNS may lag the member's table before /readyz says
 
 
 class Serving:
-    def __init__(self) -> None:
+    def __init__(self, *, settle: Callable[[], None] | None = None) -> None:
+        """`settle`: called once each new table is swapped in (`gtm.service.heap`)."""
+        self._settle = settle
         self._table: WeightTable | None = None
         self._at: float | None = None
         self._dns: DnsWorkers | None = None
@@ -55,6 +57,8 @@ class Serving:
             self._at = time.time()
             if self._dns is not None:
                 await self._dns.publish(table)
+            if self._settle is not None:
+                self._settle()
 
     def check(self, cause: Callable[[], str | None]) -> None:
         """Something else readiness needs: `cause()` says why not (None: all is well)."""

@@ -36,7 +36,7 @@ def metrics(counts: dict[str, float]) -> dict[str, list[tuple[str, float]]]:
 def test_loop_lag_between_two_scrapes() -> None:
     before = metrics({"0.001": 10, "0.01": 10, "0.1": 10, "+Inf": 10})
     after = metrics({"0.001": 980, "0.01": 1009, "0.1": 1010, "+Inf": 1010})
-    assert loop_lag(before, after) == (10.0, 100.0)  # 99% within 10 ms, all within 100 ms
+    assert loop_lag(before, after) == (10.0, 100.0, False)  # 99% within 10 ms, all within 100 ms
 
 
 def test_the_loop_lag_max_is_exact_when_it_grew_in_between() -> None:
@@ -44,8 +44,8 @@ def test_the_loop_lag_max_is_exact_when_it_grew_in_between() -> None:
     after = metrics({"0.01": 1009, "0.1": 1010, "+Inf": 1010})
     before["gtm_member_loop_lag_max_seconds"] = [("gtm_member_loop_lag_max_seconds", 0.5)]
     after["gtm_member_loop_lag_max_seconds"] = [("gtm_member_loop_lag_max_seconds", 0.5)]
-    assert loop_lag(before, after) == (10.0, 100.0)  # the 0.5 s was before: a bucket bound
+    assert loop_lag(before, after) == (10.0, 100.0, False)  # the 0.5 s was before: a bound
     after["gtm_member_loop_lag_max_seconds"] = [("gtm_member_loop_lag_max_seconds", 0.0625)]
-    assert loop_lag(before, after) == (10.0, 100.0)  # a max never shrinks: as above
+    assert loop_lag(before, after) == (10.0, 100.0, False)  # a max never shrinks: as above
     before["gtm_member_loop_lag_max_seconds"] = [("gtm_member_loop_lag_max_seconds", 0.03)]
-    assert loop_lag(before, after) == (10.0, 62.5)  # it grew in between: exact
+    assert loop_lag(before, after) == (10.0, 62.5, True)  # it grew in between: exact

@@ -1,0 +1,53 @@
+"""The member's heap: collections timed by generation; settled (collected, frozen) only
+in a process of its own."""
+
+from __future__ import annotations
+
+import gc
+
+from prometheus_client import CollectorRegistry
+
+from gtm.service.heap import Heap
+
+
+def pauses(registry: CollectorRegistry, generation: int) -> float:
+    value = registry.get_sample_value(
+        "gtm_member_gc_pause_seconds_count", {"generation": str(generation)}
+    )
+    return value or 0.0
+
+
+def test_every_collection_is_timed_by_generation_while_the_member_runs() -> None:
+    registry = CollectorRegistry()
+    with Heap(registry, own_process=True):
+        gc.collect(0)
+        gc.collect(2)
+    gc.collect(2)  # after the member: not counted
+    assert pauses(registry, 0) >= 1
+    assert pauses(registry, 2) == 1
+
+
+def test_a_member_in_a_process_of_its_own_freezes_what_lives_after_collecting() -> None:
+    registry = CollectorRegistry()
+    cycle: list[object] = []
+    cycle.append(cycle)
+    del cycle  # garbage only the collector can free
+    before = gc.get_freeze_count()
+    try:
+        with Heap(registry, own_process=True) as heap:
+            heap.settle()
+        assert gc.get_freeze_count() > before
+        assert pauses(registry, 2) == 1
+        assert gc.garbage == []
+    finally:
+        gc.unfreeze()  # this test process's heap is not the member's
+
+
+def test_a_member_sharing_its_process_leaves_the_collector_alone() -> None:
+    registry = CollectorRegistry()
+    before = gc.get_freeze_count()
+    with Heap(registry, own_process=False) as heap:
+        heap.settle()
+        gc.collect(0)
+    assert gc.get_freeze_count() == before
+    assert pauses(registry, 0) == 0
