@@ -75,6 +75,8 @@ class Latency:
     loop_lag_p99_ms: float | None = None  # the member's loop, during the phase
     loop_lag_max_ms: float | None = None
     loop_lag_max_exact: bool = False  # else a histogram bucket's bound
+    gc_runs: int | None = None  # the member's cycle collections during the phase
+    gc_max_ms: float | None = None  # the longest, as a bucket bound
     udp_drops: int | None = None
 
 
@@ -254,6 +256,30 @@ class Member:
         return out
 
 
+def histogram_delta(before: dict[str, Any], after: dict[str, Any], name: str) -> dict[float, float]:
+    """Observations of histogram `name` between two scrapes, per bucket bound (every label
+    set added up)."""
+
+    def buckets(m: dict[str, Any]) -> dict[float, float]:
+        out: dict[float, float] = {}
+        for key, value in m.get(f"{name}_bucket", []):
+            le = key.split('le="', 1)[1].split('"', 1)[0]
+            bound = math.inf if le == "+Inf" else float(le)
+            out[bound] = out.get(bound, 0.0) + value
+        return out
+
+    b0, b1 = buckets(before), buckets(after)
+    return {le: b1[le] - b0.get(le, 0.0) for le in sorted(b1)}
+
+
+def bounds(delta: dict[float, float], share: float) -> float:
+    """The bucket bound `share` of the observations were within, in ms (nan: none)."""
+    count = delta.get(math.inf, 0.0)
+    if not count:
+        return math.nan
+    return 1000 * next(le for le, n in delta.items() if n >= share * count)
+
+
 def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, float, bool]:
     """(p99, max, whether max is exact) of the member's loop lag between two scrapes, in ms.
 
@@ -261,28 +287,23 @@ def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, floa
     largest bucket). The max is exact when the member's largest lag since it started
     (`gtm_member_loop_lag_max_seconds`) grew between the scrapes, else a bucket bound.
     """
-
-    def buckets(m: dict[str, Any]) -> dict[float, float]:
-        out = {}
-        for key, value in m.get("gtm_member_loop_lag_seconds_bucket", []):
-            le = key.split('le="', 1)[1].split('"', 1)[0]
-            out[math.inf if le == "+Inf" else float(le)] = value
-        return out
-
-    b0, b1 = buckets(before), buckets(after)
-    delta = {le: b1[le] - b0.get(le, 0.0) for le in sorted(b1)}
-    count = delta.get(math.inf, 0.0)
-    if not count:
+    delta = histogram_delta(before, after, "gtm_member_loop_lag_seconds")
+    p99, worst = bounds(delta, 0.99), bounds(delta, 1.0)
+    if math.isnan(worst):
         return math.nan, math.nan, False
-    p99 = next(le for le, n in delta.items() if n >= 0.99 * count)
-    worst = next(le for le, n in delta.items() if n >= count)
     grown = [
         max(v for _, v in m.get("gtm_member_loop_lag_max_seconds", [(None, 0.0)]))
         for m in (before, after)
     ]
     if grown[1] > grown[0]:
-        return p99 * 1000, grown[1] * 1000, True
-    return p99 * 1000, worst * 1000, False
+        return p99, grown[1] * 1000, True
+    return p99, worst, False
+
+
+def gc_pauses(before: dict[str, Any], after: dict[str, Any]) -> tuple[int, float]:
+    """(collections, the longest one's bucket bound in ms) of the member between two scrapes."""
+    delta = histogram_delta(before, after, "gtm_member_gc_pause_seconds")
+    return int(delta.get(math.inf, 0.0)), bounds(delta, 1.0)
 
 
 def drops(m: dict[str, Any]) -> int:
@@ -361,6 +382,7 @@ async def phase(
         await asyncio.gather(*actions)
         after = await member.metrics(session)
     p99, worst, exact = loop_lag(before, after)
+    collections, longest = gc_pauses(before, after)
     lat = result["latencies"]
     return Latency(
         server=name,
@@ -374,6 +396,8 @@ async def phase(
         loop_lag_p99_ms=p99,
         loop_lag_max_ms=worst,
         loop_lag_max_exact=exact,
+        gc_runs=collections,
+        gc_max_ms=longest,
         udp_drops=drops(after) - drops(before) if name == "gtm" else None,
     )
 
@@ -431,6 +455,7 @@ def report(results: Sequence[Latency], console: Console, rate: float) -> dict[st
             "p99.9 ms",
             "max ms",
             "member loop lag p99 / max ms",
+            "member GC runs / max ms",
             "UDP drops",
         ),
     )
@@ -445,6 +470,7 @@ def report(results: Sequence[Latency], console: Console, rate: float) -> dict[st
             f"{r.max_ms:.1f}",
             f"≤{r.loop_lag_p99_ms:g} / "
             + (f"{r.loop_lag_max_ms:.0f}" if r.loop_lag_max_exact else f"≤{r.loop_lag_max_ms:g}"),
+            f"{r.gc_runs} / ≤{r.gc_max_ms:g}",
             "" if r.udp_drops is None else f"{r.udp_drops:,}",
         )
     console.print(t)

@@ -7,12 +7,15 @@ member's loop for 0.4 s (a py-spy timeline of `gtm bench dns-under-load`), and
 the line that happened to allocate when it started took the blame.
 
 So, in a process that is all the member (`gtm serve`), `settle()` after each
-table served and each reload: a full collection of what is new since the last
-settle (small: the heap before is frozen), then `gc.freeze()` moves all that
-lives into the permanent generation, which no later collection walks. What is
-frozen is still freed by reference counting when dropped (tables, rows, entries
-are acyclic); only a cycle among frozen objects is never freed, and the
-collection right before each freeze keeps young cycles from being frozen.
+table served and each reload: a collection of the young generations (cheap:
+they are small by construction), then `gc.freeze()` moves all that lives into
+the permanent generation, which no later collection walks. A full collection
+there instead held the loop for as long as the one it replaces, right after a
+reload (a freshly read inventory of 4,000 services is millions of objects).
+What is frozen is still freed by reference counting when dropped (tables, rows,
+entries and the inventory are acyclic); a cycle that was already garbage in the
+oldest generation when it was frozen is never freed: the price, bounded by what
+dies in cycles between two tables.
 
 Every collection's pause is measured (`gc.callbacks`), by generation.
 """
@@ -51,9 +54,10 @@ class Heap:
             gc.callbacks.remove(self._timed)
 
     def settle(self) -> None:
-        """Collect what is new, then freeze what lives (only in a process of its own)."""
+        """Collect the young generations, then freeze what lives (only in a process of its
+        own)."""
         if self.own_process:
-            gc.collect()
+            gc.collect(1)
             gc.freeze()
 
     def _timed(self, phase: str, info: dict[str, Any]) -> None:

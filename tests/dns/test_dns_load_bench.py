@@ -7,7 +7,7 @@ import socket
 
 from dns_estate import Running
 
-from chaos.bench.dns_load import generate, loop_lag, queries
+from chaos.bench.dns_load import gc_pauses, generate, loop_lag, queries
 
 
 def test_the_generator_keeps_its_rate_and_times_every_reply(served: Running) -> None:
@@ -49,3 +49,20 @@ def test_the_loop_lag_max_is_exact_when_it_grew_in_between() -> None:
     assert loop_lag(before, after) == (10.0, 100.0, False)  # a max never shrinks: as above
     before["gtm_member_loop_lag_max_seconds"] = [("gtm_member_loop_lag_max_seconds", 0.03)]
     assert loop_lag(before, after) == (10.0, 62.5, True)  # it grew in between: exact
+
+
+def test_collections_between_two_scrapes_add_up_every_generation() -> None:
+    def scrape(counts: dict[str, dict[str, float]]) -> dict[str, list[tuple[str, float]]]:
+        return {
+            "gtm_member_gc_pause_seconds_bucket": [
+                (f'gtm_member_gc_pause_seconds_bucket{{generation="{g}",le="{le}"}}', n)
+                for g, by_le in counts.items()
+                for le, n in by_le.items()
+            ]
+        }
+
+    before = scrape(
+        {"0": {"0.001": 5, "0.1": 5, "+Inf": 5}, "2": {"0.001": 0, "0.1": 1, "+Inf": 1}}
+    )
+    after = scrape({"0": {"0.001": 9, "0.1": 9, "+Inf": 9}, "2": {"0.001": 0, "0.1": 2, "+Inf": 2}})
+    assert gc_pauses(before, after) == (5, 100.0)  # 4 young ones within 1 ms, a full one ≤ 100
