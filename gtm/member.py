@@ -351,6 +351,7 @@ class MemberRuntime:
                     tasks.create_task(leader.run(), name="leader"),
                     tasks.create_task(self._reloads(reload), name="reload"),
                     tasks.create_task(self._loop_lag.run(), name="loop-lag"),
+                    tasks.create_task(self._heap.run(), name="heap"),
                 ]
                 await stop.wait()
                 log.info("member.stopping", member=self.identity, leader=elector.is_leader())

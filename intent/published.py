@@ -210,10 +210,12 @@ class FilePublishedStore:
         self._known: tuple[int, str] | None = None  # (version, SHA-256) known to hold a table
 
     def _stored_head(self, version: Version, size: int) -> PublishedHead:
-        head = _checked_head_of(version, size)
-        if self._known != (version.version, head.sha256):
-            head = _published_of(version, size).head  # read whole: is it a table?
-            self._known = (version.version, head.sha256)
+        line = version.data.partition(b"\n")[0]
+        head = _head_of(Version(version.version, line + b"\n"), size)  # the header: cheap
+        if self._known == (version.version, head.sha256):
+            return _checked_head_of(version, size)  # known to be a table: its SHA-256 only
+        head = _published_of(version, size).head  # read whole (SHA-256 too): is it a table?
+        self._known = (version.version, head.sha256)
         return head
 
     async def head(self) -> PublishedHead | None:

@@ -133,12 +133,8 @@ class Store:
     def select(
         self, resource: Resource, namespace: str | None, selection: ObjectFilter = ObjectFilter()
     ) -> list[dict[str, Any]]:
-        kept = self._objects.get(resource.group_resource, {})
-        return [
-            copy.deepcopy(obj)
-            for (ns, _), obj in sorted(kept.items())
-            if (namespace is None or ns == namespace) and selection.matches(obj)
-        ]
+        """Every matching object, in key order: a list of one page."""
+        return self.page(resource, namespace, selection, None, None)[0]
 
     def page(
         self,

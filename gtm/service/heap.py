@@ -7,7 +7,9 @@ member's loop for 0.4 s (a py-spy timeline of `gtm bench dns-under-load`), and
 the line that happened to allocate when it started took the blame.
 
 So, in a process that is all the member (`gtm serve`), `settle()` after each
-table served and each reload: a collection of the young generations (cheap:
+table served, after each reload and every `EVERY` seconds (`run`: the watch
+cache's relists, the probes' records and the peers' views grow the heap
+between tables): a collection of the young generations (cheap:
 they are small by construction), then `gc.freeze()` moves all that lives into
 the permanent generation, which no later collection walks. A full collection
 there instead held the loop for as long as the one it replaces, right after a
@@ -15,19 +17,21 @@ reload (a freshly read inventory of 4,000 services is millions of objects).
 What is frozen is still freed by reference counting when dropped (tables, rows,
 entries and the inventory are acyclic); a cycle that was already garbage in the
 oldest generation when it was frozen is never freed: the price, bounded by what
-dies in cycles between two tables.
+dies in cycles between two settles.
 
 Every collection's pause is measured (`gc.callbacks`), by generation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
+EVERY = 10.0  # seconds between two settles, at most
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -59,6 +63,12 @@ class Heap:
         if self.own_process:
             gc.collect(1)
             gc.freeze()
+
+    async def run(self, every: float = EVERY) -> None:
+        """Settle every `every` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            self.settle()
 
     def _timed(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
