@@ -77,6 +77,8 @@ class Latency:
     loop_lag_max_exact: bool = False  # else a histogram bucket's bound
     gc_runs: int | None = None  # the member's cycle collections during the phase
     gc_max_ms: float | None = None  # the longest, as a bucket bound
+    gc_full_runs: int | None = None  # of them, full collections (the oldest generation)
+    gc_full_max_ms: float | None = None
     udp_drops: int | None = None
 
 
@@ -256,13 +258,17 @@ class Member:
         return out
 
 
-def histogram_delta(before: dict[str, Any], after: dict[str, Any], name: str) -> dict[float, float]:
-    """Observations of histogram `name` between two scrapes, per bucket bound (every label
-    set added up)."""
+def histogram_delta(
+    before: dict[str, Any], after: dict[str, Any], name: str, where: str = ""
+) -> dict[float, float]:
+    """Observations of histogram `name` between two scrapes, per bucket bound (the label
+    sets whose text holds `where` added up)."""
 
     def buckets(m: dict[str, Any]) -> dict[float, float]:
         out: dict[float, float] = {}
         for key, value in m.get(f"{name}_bucket", []):
+            if where not in key:
+                continue
             le = key.split('le="', 1)[1].split('"', 1)[0]
             bound = math.inf if le == "+Inf" else float(le)
             out[bound] = out.get(bound, 0.0) + value
@@ -300,9 +306,13 @@ def loop_lag(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, floa
     return p99, worst, False
 
 
-def gc_pauses(before: dict[str, Any], after: dict[str, Any]) -> tuple[int, float]:
-    """(collections, the longest one's bucket bound in ms) of the member between two scrapes."""
-    delta = histogram_delta(before, after, "gtm_member_gc_pause_seconds")
+def gc_pauses(
+    before: dict[str, Any], after: dict[str, Any], generation: int | None = None
+) -> tuple[int, float]:
+    """(collections, the longest one's bucket bound in ms) of the member between two
+    scrapes: of every generation, or of `generation` only (2: the full ones)."""
+    where = "" if generation is None else f'generation="{generation}"'
+    delta = histogram_delta(before, after, "gtm_member_gc_pause_seconds", where)
     return int(delta.get(math.inf, 0.0)), bounds(delta, 1.0)
 
 
@@ -383,6 +393,7 @@ async def phase(
         after = await member.metrics(session)
     p99, worst, exact = loop_lag(before, after)
     collections, longest = gc_pauses(before, after)
+    full, longest_full = gc_pauses(before, after, 2)
     lat = result["latencies"]
     return Latency(
         server=name,
@@ -398,6 +409,8 @@ async def phase(
         loop_lag_max_exact=exact,
         gc_runs=collections,
         gc_max_ms=longest,
+        gc_full_runs=full,
+        gc_full_max_ms=longest_full,
         udp_drops=drops(after) - drops(before) if name == "gtm" else None,
     )
 
@@ -455,7 +468,7 @@ def report(results: Sequence[Latency], console: Console, rate: float) -> dict[st
             "p99.9 ms",
             "max ms",
             "member loop lag p99 / max ms",
-            "member GC runs / max ms",
+            "member GC runs / max ms (full ones)",
             "UDP drops",
         ),
     )
@@ -470,7 +483,7 @@ def report(results: Sequence[Latency], console: Console, rate: float) -> dict[st
             f"{r.max_ms:.1f}",
             f"≤{r.loop_lag_p99_ms:g} / "
             + (f"{r.loop_lag_max_ms:.0f}" if r.loop_lag_max_exact else f"≤{r.loop_lag_max_ms:g}"),
-            f"{r.gc_runs} / ≤{r.gc_max_ms:g}",
+            f"{r.gc_runs} / ≤{r.gc_max_ms:g} ({r.gc_full_runs} / ≤{r.gc_full_max_ms:g})",
             "" if r.udp_drops is None else f"{r.udp_drops:,}",
         )
     console.print(t)

@@ -31,7 +31,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
-EVERY = 10.0  # seconds between two settles, at most
+EVERY = 2.0  # seconds between two settles, at most
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 

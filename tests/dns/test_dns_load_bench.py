@@ -66,3 +66,5 @@ def test_collections_between_two_scrapes_add_up_every_generation() -> None:
     )
     after = scrape({"0": {"0.001": 9, "0.1": 9, "+Inf": 9}, "2": {"0.001": 0, "0.1": 2, "+Inf": 2}})
     assert gc_pauses(before, after) == (5, 100.0)  # 4 young ones within 1 ms, a full one ≤ 100
+    assert gc_pauses(before, after, 2) == (1, 100.0)
+    assert gc_pauses(before, after, 0) == (4, 1.0)
