@@ -11,7 +11,11 @@ the cluster holds under the same keys, plus everything labelled as this AP's:
 - delete: labelled as this AP's in the cluster, no longer rendered (garbage
   collection: nothing unlabelled is ever deleted);
 - conflict: an object of that name exists without our label; it is not taken
-  over unless the AP says `conflictResolution: Overwrite` (then it is an update).
+  over unless the AP says `conflictResolution: Overwrite` (then it is an update);
+- hold: a delete that is not made now (`hold_deletes`: why), because what was
+  rendered may be short of what should be: an upstream's VIPs could not all be
+  discovered (a cluster that could not be read is not a cluster whose VIPs are
+  gone; Admiral deleted on such partial views).
 
 Pure, printable (`lines()`), the same value for a dry run and for the apply.
 """
@@ -33,7 +37,7 @@ NOT_OURS: Mapping[str, tuple[tuple[str, ...], ...]] = {
 
 @dataclass(frozen=True)
 class Change:
-    action: Literal["create", "update", "delete", "conflict"]
+    action: Literal["create", "update", "delete", "conflict", "hold"]
     key: Key
     object: Mapping[str, Any] | None = None  # what to write (create, update)
     fields: tuple[str, ...] = ()  # changed field paths (update), or why (conflict)
@@ -43,8 +47,8 @@ class Change:
         what = f"{kind} {ns}/{name}"
         if self.action == "update":
             return f"update {what}: {', '.join(self.fields)}"
-        if self.action == "conflict":
-            return f"conflict {what}: {'; '.join(self.fields)}"
+        if self.action in ("conflict", "hold"):
+            return f"{self.action} {what}: {'; '.join(self.fields)}"
         return f"{self.action} {what}"
 
 
@@ -66,6 +70,8 @@ class ClusterPlan:
         head = f"cluster {self.cluster} (revision {self.revision}): " + (
             ", ".join(f"{len(self.of(a))} {a}" for a in ("create", "update", "delete", "conflict"))
         )
+        if self.of("hold"):
+            head += f", {len(self.of('hold'))} delete held"
         out = [head]
         out += [f"  refused: {p}" for p in self.problems]
         out += [f"  {c.line()}" for c in self.changes]
@@ -78,8 +84,11 @@ def plan_cluster(
     current: Iterable[Mapping[str, Any]],
     *,
     overwrite: bool = False,
+    hold_deletes: str | None = None,
 ) -> ClusterPlan:
-    """`current`: the cluster's objects under the rendered keys and those labelled as ours."""
+    """`current`: the cluster's objects under the rendered keys and those labelled as ours.
+
+    `hold_deletes`: why no object may be deleted now (each delete becomes a `hold`)."""
     if rendered.problems:
         return ClusterPlan(rendered.cluster, rendered.revision, (), rendered.problems)
     have = {object_key(o): o for o in current}
@@ -106,7 +115,10 @@ def plan_cluster(
     for key, old in have.items():
         labels = (old.get("metadata") or {}).get("labels") or {}
         if key not in want and labels.get(LABEL_ACCESSPOINT) == ap_name:
-            changes.append(Change("delete", key))
+            if hold_deletes is None:
+                changes.append(Change("delete", key))
+            else:
+                changes.append(Change("hold", key, None, (hold_deletes,)))
     return ClusterPlan(rendered.cluster, rendered.revision, tuple(changes))
 
 

@@ -19,10 +19,13 @@ kubeconfig and context): each AP's VIPs are discovered from its Service's status
 in every cluster of its scope, then per cluster the objects are rendered, what
 the cluster holds is read (under the rendered names, and everything labelled as
 the AP's), and the plan printed: create / update with the changed fields /
-delete / conflict. `apply` then applies it (a new WorkloadEntry gets its
+delete / conflict / hold. `apply` then applies it (a new WorkloadEntry gets its
 Healthy condition at once: out until gtm's reconciler brings it in when it is
-a gtm service's; in otherwise). Exit 1 when a change failed, else 3 when a
-cluster was refused or an object is someone else's.
+a gtm service's; in otherwise). While a cluster of an upstream's scope cannot
+be read, its VIPs are unknown, not gone: nothing of the downstream AP is
+deleted (each such delete is printed as `hold … : why`). Exit 1 when a change
+failed, else 3 when a cluster was refused, an object is someone else's or a
+delete was held.
 
     gtm accesspoint plan examples/accesspoints/two-tier.yaml -c estate.yaml
     gtm accesspoint apply examples/accesspoints/two-tier.yaml -c estate.yaml --cluster dc2-k8s
@@ -219,7 +222,15 @@ async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) ->
         found = {ap.name: await discover(ap, objects, clusters) for ap in aps}
         services = {a.name: a.name for a in aps if a.spec.gtm is not None}
         for ap in aps:
-            ups = {u.access_point: found.get(u.access_point, []) for u in ap.spec.upstreams}
+            ups = {
+                u.access_point: list(found[u.access_point].vips) if u.access_point in found else []
+                for u in ap.spec.upstreams
+            }
+            held = [
+                why
+                for u in ap.spec.upstreams
+                if u.access_point in found and (why := found[u.access_point].held(u.access_point))
+            ]
             for name in ap.spec.scope.clusters:
                 if name not in objects or (only and name not in only):
                     continue
@@ -229,11 +240,17 @@ async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) ->
                 keys = [object_key(o) for o in rendered.objects]
                 current = await current_objects(objects[name], ap, keys)
                 overwrite = ap.spec.conflict_resolution == "Overwrite"
-                plan = plan_cluster(ap.name, rendered, current, overwrite=overwrite)
+                plan = plan_cluster(
+                    ap.name,
+                    rendered,
+                    current,
+                    overwrite=overwrite,
+                    hold_deletes="; ".join(held) or None,
+                )
                 click.echo(f"{ap.namespace}/{ap.name}: " + "\n  ".join(plan.lines()))
                 for missing in rendered.unresolved:
                     click.echo(f"  upstream {missing}: no VIP discovered yet", err=True)
-                refused = refused or bool(plan.problems or plan.of("conflict"))
+                refused = refused or bool(plan.problems or plan.of("conflict") or plan.of("hold"))
                 if not apply or plan.problems:
                     continue
                 done = await apply_plan(objects[name], plan, current, until_gtm_decides)

@@ -5,7 +5,9 @@
   created, merge-patched with a resourceVersion precondition and deleted through
   the one Kubernetes client (`kube.Client`: paced, bounded, retried).
 - `discover(...)`: an AP's VIPs, from its Service's `status.loadBalancer.ingress[].ip`
-  in every cluster of its scope (any region's clusters may be read).
+  in every cluster of its scope (any region's clusters may be read), and the clusters
+  that could not be read: while any could not, nothing is deleted downstream
+  (`Discovered.held`, `plan_cluster(hold_deletes=…)`).
 - `current_objects(...)`: what a cluster holds under the rendered keys, and every
   object labelled as the AP's there (for garbage collection).
 - `apply_plan(...)`: the plan's creates, updates and deletes, in that order; a
@@ -69,10 +71,11 @@ class Applied:
     done: list[str] = field(default_factory=list)  # change lines that were applied
     failed: list[str] = field(default_factory=list)  # change lines with the error
     conflicts: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # deletes not made now, with why
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.conflicts
+        return not self.failed and not self.conflicts and not self.held
 
 
 class ClusterObjects:
@@ -179,14 +182,31 @@ def service_name(ap: AccessPoint) -> str | None:
     return str((service.get("metadata") or {}).get("name") or ap.name)
 
 
+@dataclass(frozen=True)
+class Discovered:
+    """An AP's VIPs as found, and the clusters of its scope that could not be read (with
+    the error): their VIPs are unknown, not gone."""
+
+    vips: tuple[UpstreamVip, ...] = ()
+    unread: Mapping[str, str] = field(default_factory=dict)
+
+    def held(self, ap: str) -> str | None:
+        """Why deletions must wait, for a downstream of `ap` (None: discovery is whole)."""
+        if not self.unread:
+            return None
+        where = "; ".join(f"{c}: {e}" for c, e in sorted(self.unread.items()))
+        return f"upstream {ap}'s VIPs not all known ({where}); deletes wait for a whole discovery"
+
+
 async def discover(
     ap: AccessPoint, objects: Mapping[str, ClusterObjects], clusters: Mapping[str, Cluster]
-) -> list[UpstreamVip]:
-    """The AP's VIPs: its Service's ingress IPs in each cluster of its scope that can be read."""
+) -> Discovered:
+    """The AP's VIPs: its Service's ingress IPs in each cluster of its scope."""
     name = service_name(ap)
     if name is None:
-        return []
+        return Discovered()
     found: list[UpstreamVip] = []
+    unread: dict[str, str] = {}
     for cluster_name in ap.spec.scope.clusters:
         reader, cluster = objects.get(cluster_name), clusters.get(cluster_name)
         if reader is None or cluster is None:
@@ -197,13 +217,14 @@ async def discover(
             log.warning(
                 "accesspoint.discovery_failed", ap=ap.name, cluster=cluster_name, error=str(e)
             )
+            unread[cluster_name] = str(e)
             continue
         ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress")
         for entry in ingress or []:
             ip = entry.get("ip") if isinstance(entry, Mapping) else None
             if ip:
                 found.append(UpstreamVip(cluster.name, cluster.region, cluster.locality, str(ip)))
-    return found
+    return Discovered(tuple(found), unread)
 
 
 async def current_objects(
@@ -238,12 +259,15 @@ async def apply_plan(
         result.failed += [f"refused: {p}" for p in plan.problems]
         return result
     have = {object_key(o): o for o in current}
-    order = {"create": 0, "update": 1, "delete": 2, "conflict": 3}
+    order = {"create": 0, "update": 1, "delete": 2, "conflict": 3, "hold": 4}
     for change in sorted(plan.changes, key=lambda c: order[c.action]):
         line = change.line()
         try:
             if change.action == "conflict":
                 result.conflicts.append(line)
+                continue
+            if change.action == "hold":
+                result.held.append(line)
                 continue
             if change.action == "create":
                 assert change.object is not None
@@ -253,8 +277,10 @@ async def apply_plan(
             elif change.action == "update":
                 assert change.object is not None
                 await objects.patch(change.key, _owned(change.object, have.get(change.key)))
-            else:
+            elif change.action == "delete":
                 await objects.delete(change.key)
+            else:
+                raise ValueError(f"{line}: not a change apply_plan knows")
             result.done.append(line)
         except KubeError as e:
             result.failed.append(f"{line}: {e}")

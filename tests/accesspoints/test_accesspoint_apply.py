@@ -142,6 +142,26 @@ async def _converge(kubeconfig: Path, tmp_path: Path) -> None:
     )
     assert wle["spec"]["weight"] == 7  # left to its owner
 
+    # a cluster of the upstream's scope that cannot be read: its VIP is unknown, not gone
+    blind = yaml.safe_load(await asyncio.to_thread(kubeconfig.read_text))
+    for c in blind["clusters"]:
+        if c["name"] == "dc3":
+            c["cluster"]["server"] = "http://127.0.0.1:9"  # nothing listens there
+    blind_kubeconfig = tmp_path / "blind-kubeconfig.yaml"
+    blind_kubeconfig.write_text(yaml.safe_dump(blind))
+    for c in estate["kubernetes"]["clusters"]:
+        c |= {"kubeconfig": str(blind_kubeconfig), "timeout": 2, "retry": {"attempts": 1}}
+    blind_config = tmp_path / "blind-estate.yaml"
+    blind_config.write_text(yaml.safe_dump(estate, sort_keys=False))
+    held = await gtm(
+        "accesspoint", "apply", str(TWO_TIER), "-c", str(blind_config), "--cluster", "dc2"
+    )
+    assert held.returncode == 3, held.stdout + held.stderr
+    assert "1 delete held" in held.stdout and "hold WorkloadEntry pay/" in held.stdout
+    assert "upstream pay-app's VIPs not all known (dc3:" in held.stdout
+    kept = (await kubectl(kubeconfig, "dc2", "get", "workloadentries", "-n", "pay"))["items"]
+    assert {w["spec"]["address"] for w in kept} == set(found.values())  # dc3's VIP's WLE too
+
     # an AP no longer naming its upstream: what it made for it is swept, nothing else
     doc = yaml.safe_load(TWO_TIER.read_text())
     doc["items"][1]["spec"].pop("upstreams")

@@ -287,3 +287,21 @@ def test_plan_creates_updates_deletes_and_never_takes_over_or_touches_the_weight
     assert conflict.action == "conflict" and "not made by gtm" in conflict.fields[0]
     taken = plan_cluster("pay-gw", out, [squatter], overwrite=True)
     assert any(c.action == "update" and c.key[1] == "Gateway" for c in taken.changes)
+
+
+def test_while_an_upstream_is_not_wholly_discovered_no_delete_is_made() -> None:
+    out = render(parse_accesspoint(ap()), DC2, THREE)
+    current = copy.deepcopy(list(out.objects))
+    stale = copy.deepcopy(next(o for o in current if o["kind"] == "WorkloadEntry"))
+    stale["metadata"]["name"] = "pay-gw-pay-app-dc9-k8s-10-9-0-1"  # its cluster unread
+    service = next(o for o in current if o["kind"] == "Service")
+    service["spec"]["type"] = "NodePort"
+    why = "upstream pay-app's VIPs not all known (dc9-k8s: timeout)"
+    plan = plan_cluster("pay-gw", out, [*current, stale], hold_deletes=why)
+    assert [c.line() for c in plan.changes] == [
+        "update Service pay/pay-gw: spec.type",  # the rest of the plan goes on
+        f"hold WorkloadEntry pay/pay-gw-pay-app-dc9-k8s-10-9-0-1: {why}",
+    ]
+    assert plan.of("delete") == [] and plan.lines()[0].endswith(
+        "0 delete, 0 conflict, 1 delete held"
+    )

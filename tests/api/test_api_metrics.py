@@ -54,6 +54,7 @@ SERVED = {
     "gtm_table_evaluated_timestamp_seconds",
     "gtm_table_fail_open_rows",
     # the member's loop
+    "gtm_member_gc_pause_seconds",
     "gtm_member_loop_lag_max_seconds",
     "gtm_member_loop_lag_seconds",
     # the mesh

@@ -3,6 +3,7 @@ in a process of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 
@@ -59,3 +60,23 @@ def test_a_member_sharing_its_process_leaves_the_collector_alone() -> None:
         gc.collect(0)
     assert gc.get_freeze_count() == before
     assert pauses(registry, 0) == 0
+
+
+async def test_a_running_member_settles_often_and_collects_the_whole_heap_now_and_then() -> None:
+    registry = CollectorRegistry()
+    holder = _Cycle()
+    garbage = weakref.ref(holder)
+    try:
+        with Heap(registry, own_process=True) as heap:
+            heap.settle()  # frozen while alive
+            del holder  # now a cycle nobody holds
+            gc.collect()
+            assert garbage() is not None  # out of the reach of a full collection
+            task = asyncio.create_task(heap.run(every=0.01, whole_every=0.05))
+            await asyncio.sleep(0.2)
+            task.cancel()
+        assert garbage() is None  # freed by a collection of the whole heap
+        assert pauses(registry, 1) >= 3  # the settles between
+        assert gc.get_freeze_count() > 0  # frozen again after
+    finally:
+        gc.unfreeze()
