@@ -18,9 +18,10 @@ What is frozen is still freed by reference counting when dropped (tables, rows,
 entries and the inventory are acyclic); a cycle that was already garbage in the
 oldest generation when it was frozen is not freed by the collections after. Once
 every `WHOLE_EVERY` seconds (`run`) the heap is unfrozen and collected whole,
-which frees them: one long pause an hour (hundreds of ms at 4,000 services, on
-the member's loop only: DNS answers in processes of their own), so nothing
-frozen leaks for longer than that.
+which frees them: once an hour, the long pause the rest of this module avoids
+(on the member's loop only: DNS answers in processes of their own; its length
+shows in `gtm_member_gc_pause_seconds{generation="2"}`), so nothing frozen
+leaks for longer than that.
 
 Every collection's pause is measured (`gc.callbacks`), by generation.
 """
