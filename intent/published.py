@@ -161,8 +161,7 @@ def decode_table(where: str, head: PublishedHead, body: bytes) -> Published:
 
 def table_of(head: PublishedHead, body: bytes) -> WeightTable:
     """The table `body` holds, checked against its header; ValueError with the reason."""
-    if hashlib.sha256(body).hexdigest() != head.sha256:
-        raise ValueError("the stored table does not match its header's SHA-256")
+    _check_sha(head, body)
     try:
         table = WeightTable.from_json(body)
     except ValueError as e:
@@ -210,11 +209,11 @@ class FilePublishedStore:
         self._known: tuple[int, str] | None = None  # (version, SHA-256) known to hold a table
 
     def _stored_head(self, version: Version, size: int) -> PublishedHead:
-        line = version.data.partition(b"\n")[0]
-        head = _head_of(Version(version.version, line + b"\n"), size)  # the header: cheap
+        head, body = _split(version, size)
         if self._known == (version.version, head.sha256):
-            return _checked_head_of(version, size)  # known to be a table: its SHA-256 only
-        head = _published_of(version, size).head  # read whole (SHA-256 too): is it a table?
+            _check_sha(head, body)  # known to be a table: its SHA-256 only
+            return head
+        table_of(head, body)  # read whole (SHA-256 too): is it a table?
         self._known = (version.version, head.sha256)
         return head
 
@@ -299,16 +298,17 @@ def _head_of(version: Version, size: int) -> PublishedHead:
     return head
 
 
-def _checked_head_of(version: Version, size: int) -> PublishedHead:
-    """The header of a stored file whose table matches the header's size and SHA-256."""
+def _split(version: Version, size: int) -> tuple[PublishedHead, bytes]:
+    """A whole stored file's header (its size checked) and the table's bytes."""
     line, _, body = version.data.partition(b"\n")
-    head = _head_of(Version(version.version, line + b"\n"), size)
+    return _head_of(Version(version.version, line + b"\n"), size), body
+
+
+def _check_sha(head: PublishedHead, body: bytes) -> None:
     if hashlib.sha256(body).hexdigest() != head.sha256:  # hashlib lets go of the GIL
         raise ValueError("the stored table does not match its header's SHA-256")
-    return head
 
 
 def _published_of(version: Version, size: int) -> Published:
-    line, _, body = version.data.partition(b"\n")
-    head = _head_of(Version(version.version, line + b"\n"), size)
+    head, body = _split(version, size)
     return Published(table_of(head, body), head)
