@@ -51,6 +51,7 @@ from gtm.config.source import read
 from gtm.exits import ExitCode
 from gtm.service.accesspoint_apply import (
     ClusterObjects,
+    Discovered,
     apply_plan,
     current_objects,
     discover,
@@ -222,15 +223,11 @@ async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) ->
         found = {ap.name: await discover(ap, objects, clusters) for ap in aps}
         services = {a.name: a.name for a in aps if a.spec.gtm is not None}
         for ap in aps:
-            ups = {
-                u.access_point: list(found[u.access_point].vips) if u.access_point in found else []
-                for u in ap.spec.upstreams
+            upstreams = {
+                u.access_point: found.get(u.access_point, Discovered()) for u in ap.spec.upstreams
             }
-            held = [
-                why
-                for u in ap.spec.upstreams
-                if u.access_point in found and (why := found[u.access_point].held(u.access_point))
-            ]
+            ups = {name: list(d.vips) for name, d in upstreams.items()}
+            held = [why for name, d in upstreams.items() if (why := d.held(name))]
             for name in ap.spec.scope.clusters:
                 if name not in objects or (only and name not in only):
                     continue
