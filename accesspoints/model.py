@@ -148,8 +148,9 @@ class Spec(_Model):
     upstreams: tuple[Upstream, ...] = ()
     gtm: GtmService | None = None
     policy: Policy = Policy()
-    conflict_resolution: Literal["None", "Overwrite"] = Field(
-        default="None", alias="conflictResolution"
+    # Refuse: an existing object the AP did not make is reported, not taken (the CRD's default)
+    conflict_resolution: Literal["Refuse", "Overwrite"] = Field(
+        default="Refuse", alias="conflictResolution"
     )
 
 

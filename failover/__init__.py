@@ -48,7 +48,7 @@ Ambient mode ignores WorkloadEntry health: there, only `spec.weight` acts.
 """
 
 from failover.distribute import DistributeConflict, distribute_conflicts
-from failover.fencing import Fenced, LeaseNotHeld, WriteStopped
+from failover.fencing import Fenced, LeaseNotHeld, WriteFence, WriteStopped
 from failover.mesh_plan import MeshPlan, Patch, Skipped
 from failover.progress import ApplyResult, Progress
 from failover.reconciler import Reconciler
@@ -67,6 +67,7 @@ __all__ = [
     "Reconciler",
     "Skipped",
     "UnsafePlan",
+    "WriteFence",
     "WriteStopped",
     "distribute_conflicts",
 ]

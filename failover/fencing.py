@@ -46,5 +46,9 @@ class WriteFence:
     def check(self, entry: WorkloadEntry) -> None:
         """Raise unless this leader may write `entry` now (asked before every write)."""
         self.refuse_newer(entry)
+        self.holds()
+
+    def holds(self) -> None:
+        """Raise `LeaseNotHeld` unless the lease is held now (before any write of the term)."""
         if not self.may_write():
             raise LeaseNotHeld(f"epoch {self.epoch}: may_write() is false, the lease is not held")

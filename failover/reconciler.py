@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -236,6 +237,19 @@ class Reconciler:
         """Enforce `table` from now on (once the blast-radius check passes, or `force`)."""
         self._pending = _Order(table, WriteFence(epoch, may_write), force)
         self._wake.set()
+
+    def first_health(self, obj: Mapping[str, Any]) -> tuple[bool, str] | None:
+        """The `Healthy` condition (in, why not) the table this cluster follows gives a WLE
+        about to be created, `obj`; None when it says nothing of it (no table yet, a VIP or
+        service the estate does not list)."""
+        order = self._pending or self._order
+        if order is None:
+            return None
+        desired = Desired(order.table, self.settings.region, self._index)
+        target = desired.target(WorkloadEntry.parse(obj))
+        if isinstance(target, str):
+            return None
+        return target.healthy, target.message or ""
 
     def progress(self) -> Progress:
         cache = self._cache

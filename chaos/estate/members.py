@@ -9,9 +9,13 @@ From the estate file, `write_members` writes `<work>/members/<name>.yaml` for
   `dc1-a` answers DNS on 5353 and the API on 8080, each next member +1);
 - `api.tokens_file`, `api.peer_token_file` (see `chaos.estate.tokens`) and
   `api.peers`: every other member (its partner and both members of every other region);
-- `kubernetes.clusters`: the region's own simulated cluster (kubeconfig and
-  context named after the region, the mesh namespace, selector
-  `gtm.io/managed=true`, service label `gtm.io/service`);
+- `kubernetes.clusters`: every region's simulated cluster, the member's own
+  first (kubeconfig and context named after the region, the mesh namespace,
+  selector `gtm.io/managed=true`, service label `gtm.io/service`); a member
+  writes WorkloadEntries only in its own region's, and reads the others for
+  AccessPoint discovery;
+- `accesspoints.cluster`: when the estate has an `accesspoints` section that
+  names no home cluster, the first region's;
 - `ha.lease` on a file `<work>/<region>.lease` shared by the pair,
   `ha.store` on files.
 
@@ -103,6 +107,7 @@ def member_config(
 ) -> dict[str, Any]:
     """The estate's data plus what makes `member` one member of its region's pair."""
     base = dict(estate)
+    regions = [str(r["name"]) for r in estate["regions"]]
     for path in (
         ("api", "tls"),
         ("api", "tokens_secret"),
@@ -133,14 +138,15 @@ def member_config(
         "kubernetes": {
             "clusters": [
                 {
-                    "name": region,
-                    "region": region,
+                    "name": r,
+                    "region": r,
                     "kubeconfig": str(kubeconfig),
-                    "context": region,
+                    "context": r,
                     "namespace": namespace,
                     "selector": SELECTOR,
                     "service_label": SERVICE_LABEL,
                 }
+                for r in [region, *(r for r in regions if r != region)]
             ]
         },
         "ha": {
@@ -148,6 +154,9 @@ def member_config(
             "store": {"backend": "file"},
         },
     }
+    accesspoints = estate.get("accesspoints")
+    if isinstance(accesspoints, Mapping) and accesspoints.get("cluster") is None:
+        overlay["accesspoints"] = {"cluster": regions[0]}  # the first region's is home
     return _merge(base, overlay)
 
 

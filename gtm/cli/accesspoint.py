@@ -42,23 +42,20 @@ from typing import Any
 import click
 import yaml
 
-from accesspoints import AccessPoint, Cluster, UpstreamVip, plan_cluster, render
-from accesspoints.render import object_key
+from accesspoints import AccessPoint, UpstreamVip, render
 from gtm.config import ConfigError, Inventory, load
 from gtm.config.accesspoints import cluster_regions, read_accesspoints
-from gtm.config.checks import split_of
 from gtm.config.source import read
 from gtm.exits import ExitCode
 from gtm.service.accesspoint_apply import (
-    ClusterObjects,
-    Discovered,
     apply_plan,
-    current_objects,
+    cluster_of,
+    default_weights,
     discover,
+    open_objects,
+    plan_step,
     until_gtm_decides,
 )
-from gtm.service.backends import retry_settings
-from kube import Client, load_configuration
 
 
 @click.group()
@@ -89,7 +86,7 @@ def render_(file: str, cluster: str, vips_file: str | None, config: str) -> None
             f"--cluster {cluster}: not a cluster of {config} ({', '.join(regions)})", err=True
         )
         sys.exit(ExitCode.INPUT)
-    target = _cluster(cluster, regions, inventory)
+    target = cluster_of(cluster, inventory)
     docs: list[dict[str, Any]] = []
     refused = False
     for ap in aps:
@@ -97,7 +94,7 @@ def render_(file: str, cluster: str, vips_file: str | None, config: str) -> None
             click.echo(f"# {ap.namespace}/{ap.name}: {cluster} is not in its scope", err=True)
             continue
         services = {a.name: a.name for a in aps if a.spec.gtm is not None}
-        weights = _weights(ap, aps, inventory)
+        weights = default_weights(ap, aps, inventory)
         out = render(ap, target, _upstream_vips(ap, vips), weights, services=services)
         for problem in out.problems:
             click.echo(f"{file}: {ap.namespace}/{ap.name} in {cluster}: {problem}", err=True)
@@ -111,11 +108,6 @@ def render_(file: str, cluster: str, vips_file: str | None, config: str) -> None
             docs += out.objects
     click.echo(yaml.safe_dump_all(docs, sort_keys=False), nl=False)
     sys.exit(ExitCode.INPUT if refused else ExitCode.OK)
-
-
-def _cluster(name: str, regions: Mapping[str, str], inventory: Inventory) -> Cluster:
-    region = regions[name]
-    return Cluster(name, region, inventory.regions[region].locality)
 
 
 def _vips(path: str, inventory: Inventory) -> dict[str, list[UpstreamVip]]:
@@ -138,7 +130,7 @@ def _vips(path: str, inventory: Inventory) -> dict[str, list[UpstreamVip]]:
             if not isinstance(ips, list) or not all(isinstance(i, str) for i in ips):
                 problems.append(src.problem((ap, cluster), "expected a list of IP addresses"))
                 continue
-            c = _cluster(cluster, regions, inventory)
+            c = cluster_of(cluster, inventory)
             out.setdefault(str(ap), []).extend(
                 UpstreamVip(c.name, c.region, c.locality, i) for i in ips
             )
@@ -151,22 +143,6 @@ def _upstream_vips(
     ap: AccessPoint, vips: Mapping[str, list[UpstreamVip]]
 ) -> dict[str, list[UpstreamVip]]:
     return {u.access_point: vips.get(u.access_point, []) for u in ap.spec.upstreams}
-
-
-def _weights(ap: AccessPoint, aps: list[AccessPoint], inventory: Inventory) -> tuple[int, int]:
-    """The default upstream split: the upstream's gtm policy (else `default`), never 0."""
-    by_name = {a.name: a for a in aps}
-    policy = "default"
-    for u in ap.spec.upstreams:
-        up = by_name.get(u.access_point)
-        if up is not None and up.spec.gtm is not None:
-            policy = up.spec.gtm.policy
-            break
-    found = next((p for p in inventory.config.policies if p.name == policy), None)
-    if found is None:
-        return 98, 1
-    local, remote = split_of(found, len(inventory.regions))
-    return max(1, local), max(1, remote)
 
 
 @accesspoint.command("plan")
@@ -203,54 +179,24 @@ async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) ->
     if unknown:
         click.echo(f"--cluster {', '.join(unknown)}: not in {config}", err=True)
         return ExitCode.INPUT
-    regions = cluster_regions(inventory)
-    clusters = {name: _cluster(name, regions, inventory) for name in settings}
+    clusters = {name: cluster_of(name, inventory) for name in settings}
     refused = failed = False
     async with AsyncExitStack() as stack:
-        objects: dict[str, ClusterObjects] = {}
-        for name, c in settings.items():
-            client = Client(
-                await load_configuration(c),
-                timeout=c.timeout,
-                retry=retry_settings(c.retry),
-                qps=c.qps,
-                burst=c.burst,
-                concurrency=c.concurrency,
-                context={"cluster": name},
-            )
-            await stack.enter_async_context(client)
-            objects[name] = ClusterObjects(client, name)
-        found = {ap.name: await discover(ap, objects, clusters) for ap in aps}
-        services = {a.name: a.name for a in aps if a.spec.gtm is not None}
+        objects = await open_objects(inventory, stack)
+        found = await discover(aps, objects, clusters)
         for ap in aps:
-            upstreams = {
-                u.access_point: found.get(u.access_point, Discovered()) for u in ap.spec.upstreams
-            }
-            ups = {name: list(d.vips) for name, d in upstreams.items()}
-            held = [why for name, d in upstreams.items() if (why := d.held(name))]
             for name in ap.spec.scope.clusters:
                 if name not in objects or (only and name not in only):
                     continue
-                target = clusters[name]
-                weights = _weights(ap, aps, inventory)
-                rendered = render(ap, target, ups, weights, services=services)
-                keys = [object_key(o) for o in rendered.objects]
-                current = await current_objects(objects[name], ap, keys)
-                overwrite = ap.spec.conflict_resolution == "Overwrite"
-                plan = plan_cluster(
-                    ap.name,
-                    rendered,
-                    current,
-                    overwrite=overwrite,
-                    hold_deletes="; ".join(held) or None,
-                )
+                step = await plan_step(ap, aps, name, found, objects[name], inventory)
+                plan = step.plan
                 click.echo(f"{ap.namespace}/{ap.name}: " + "\n  ".join(plan.lines()))
-                for missing in rendered.unresolved:
+                for missing in step.rendered.unresolved:
                     click.echo(f"  upstream {missing}: no VIP discovered yet", err=True)
                 refused = refused or bool(plan.problems or plan.of("conflict") or plan.of("hold"))
                 if not apply or plan.problems:
                     continue
-                done = await apply_plan(objects[name], plan, current, until_gtm_decides)
+                done = await apply_plan(objects[name], plan, step.current, until_gtm_decides)
                 for line in done.failed:
                     click.echo(f"  failed: {line}", err=True)
                 failed = failed or bool(done.failed)

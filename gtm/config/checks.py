@@ -49,6 +49,7 @@ def check(config: Config, names: Names | None = None) -> list[tuple[FieldPath, s
         *_dns(config, known),
         *_kubernetes(config, known),
         *_ha(config, known),
+        *_accesspoints(config, known),
         *_probes(config),
     ]
 
@@ -294,6 +295,18 @@ def _kubernetes(config: Config, known: Names) -> Found:
         if c.in_cluster and c.kubeconfig:
             yield (*at, "in_cluster"), "give in_cluster or kubeconfig, not both"
         yield from _retry((*at, "retry"), c.retry)
+
+
+def _accesspoints(config: Config, known: Names) -> Found:
+    home = config.accesspoints.cluster
+    if home is not None and home not in known.clusters:
+        yield (
+            ("accesspoints", "cluster"),
+            f"unknown cluster {home!r} (kubernetes.clusters: {', '.join(known.clusters) or 'none'})",
+        )
+    for i, ns in enumerate(config.accesspoints.namespaces):
+        if config.accesspoints.namespaces.index(ns) != i:
+            yield ("accesspoints", "namespaces", i), f"{ns!r} is given twice"
 
 
 def _retry(at: FieldPath, retry: RetryConfig) -> Found:

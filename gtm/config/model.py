@@ -317,6 +317,15 @@ class InstanceConfig(Model):
     log_format: Literal["auto", "json", "console"] = "auto"
 
 
+class AccessPointsConfig(Model):
+    """Where the estate's AccessPoints live and how often the leader renders them."""
+
+    # the home cluster (one of kubernetes.clusters); None: the member renders no AccessPoint
+    cluster: str | None = None
+    namespaces: list[Name] = Field(default=["gtm"], min_length=1)  # where the APs are, there
+    resync: Duration = Field(default=15.0, gt=0)  # every AP rendered at least this often
+
+
 class HaConfig(Model):
     lease: LeaseConfig = LeaseConfig()
     store: StoreConfig = StoreConfig()
@@ -333,3 +342,4 @@ class Config(Model):
     safety: SafetyConfig = SafetyConfig()
     instance: InstanceConfig = InstanceConfig()
     ha: HaConfig = HaConfig()
+    accesspoints: AccessPointsConfig = AccessPointsConfig()

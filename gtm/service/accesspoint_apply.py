@@ -4,9 +4,9 @@
   Gateway, VirtualService, DestinationRule, WorkloadEntry, ServiceEntry) read,
   created, merge-patched with a resourceVersion precondition and deleted through
   the one Kubernetes client (`kube.Client`: paced, bounded, retried).
-- `discover(...)`: an AP's VIPs, from its Service's `status.loadBalancer.ingress[].ip`
-  in every cluster of its scope (any region's clusters may be read), and the clusters
-  that could not be read: while any could not, nothing is deleted downstream
+- `discover(...)`: each AP's VIPs, from its Service's `status.loadBalancer.ingress[].ip`
+  in every cluster of its scope (any region's clusters may be read; one list of Services
+  per cluster and namespace), and the clusters that could not be read: while any could not, nothing is deleted downstream
   (`Discovered.held`, `plan_cluster(hold_deletes=…)`).
 - `current_objects(...)`: what a cluster holds under the rendered keys, and every
   object labelled as the AP's there (for garbage collection).
@@ -20,7 +20,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -33,11 +34,19 @@ from accesspoints import (
     AccessPoint,
     Cluster,
     ClusterPlan,
+    Rendered,
     UpstreamVip,
+    plan_cluster,
+    render,
 )
 from accesspoints.plan import Key
 from accesspoints.render import LABEL_SERVICE, object_key
-from kube import MERGE_PATCH, Client, KubeError, NotFound
+from failover import WriteFence
+from gtm.config import Inventory
+from gtm.config.accesspoints import cluster_regions
+from gtm.config.checks import split_of
+from gtm.service.backends import retry_settings
+from kube import MERGE_PATCH, Client, KubeError, NotFound, load_configuration
 
 log = structlog.get_logger("gtm.accesspoints")
 
@@ -85,6 +94,10 @@ class ClusterObjects:
         self._client = client
         self.cluster = cluster
 
+    @property
+    def client(self) -> Client:
+        return self._client
+
     async def get(self, key: Key) -> dict[str, Any] | None:
         api, kind, ns, name = key
         try:
@@ -99,6 +112,14 @@ class ClusterObjects:
             return await self._client.request("get", call, what=f"{kind} {ns}/{name}")
         except NotFound:
             return None
+
+    async def services(self, namespace: str) -> dict[str, dict[str, Any]]:
+        """The namespace's Services by name (one list)."""
+        call = partial(self._client.core.list_namespaced_service, namespace)
+        page = await self._client.request("list", call, what=f"Service {namespace}")
+        return {
+            str((item.get("metadata") or {}).get("name")): item for item in page.get("items") or []
+        }
 
     async def labelled(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """Every object of the AP kinds in `namespace` whose labels match `selector`."""
@@ -199,32 +220,132 @@ class Discovered:
 
 
 async def discover(
-    ap: AccessPoint, objects: Mapping[str, ClusterObjects], clusters: Mapping[str, Cluster]
-) -> Discovered:
-    """The AP's VIPs: its Service's ingress IPs in each cluster of its scope."""
-    name = service_name(ap)
-    if name is None:
-        return Discovered()
-    found: list[UpstreamVip] = []
-    unread: dict[str, str] = {}
-    for cluster_name in ap.spec.scope.clusters:
-        reader, cluster = objects.get(cluster_name), clusters.get(cluster_name)
-        if reader is None or cluster is None:
+    aps: Collection[AccessPoint],
+    objects: Mapping[str, ClusterObjects],
+    clusters: Mapping[str, Cluster],
+) -> dict[str, Discovered]:
+    """Each AP's VIPs: its Service's ingress IPs in each cluster of its scope. One list of
+    Services per (cluster, namespace), whatever the number of APs."""
+    wanted: dict[tuple[str, str], list[AccessPoint]] = {}
+    for ap in aps:
+        if service_name(ap) is None:
             continue
+        for c in ap.spec.scope.clusters:
+            if c in objects and c in clusters:
+                wanted.setdefault((c, ap.namespace), []).append(ap)
+    found: dict[str, list[UpstreamVip]] = {ap.name: [] for ap in aps}
+    unread: dict[str, dict[str, str]] = {ap.name: {} for ap in aps}
+    for (cluster_name, namespace), here in sorted(wanted.items(), key=lambda kv: kv[0]):
+        cluster = clusters[cluster_name]
         try:
-            service = await reader.get(("v1", "Service", ap.namespace, name))
+            services = await objects[cluster_name].services(namespace)
         except KubeError as e:
             log.warning(
-                "accesspoint.discovery_failed", ap=ap.name, cluster=cluster_name, error=str(e)
+                "accesspoint.discovery_failed",
+                cluster=cluster_name,
+                namespace=namespace,
+                error=str(e),
             )
-            unread[cluster_name] = str(e)
+            for ap in here:
+                unread[ap.name][cluster_name] = str(e)
             continue
-        ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress")
-        for entry in ingress or []:
-            ip = entry.get("ip") if isinstance(entry, Mapping) else None
-            if ip:
-                found.append(UpstreamVip(cluster.name, cluster.region, cluster.locality, str(ip)))
-    return Discovered(tuple(found), unread)
+        for ap in here:
+            service = services.get(str(service_name(ap)))
+            status = (service or {}).get("status") or {}
+            for entry in (status.get("loadBalancer") or {}).get("ingress") or []:
+                ip = entry.get("ip") if isinstance(entry, Mapping) else None
+                if ip:
+                    found[ap.name].append(
+                        UpstreamVip(cluster.name, cluster.region, cluster.locality, str(ip))
+                    )
+    return {ap.name: Discovered(tuple(found[ap.name]), unread[ap.name]) for ap in aps}
+
+
+def cluster_of(name: str, inventory: Inventory) -> Cluster:
+    """The estate's cluster `name`, with its region and that region's locality."""
+    region = cluster_regions(inventory)[name]
+    return Cluster(name, region, inventory.regions[region].locality)
+
+
+def default_weights(
+    ap: AccessPoint, aps: Collection[AccessPoint], inventory: Inventory
+) -> tuple[int, int]:
+    """The default upstream split: the upstream's gtm policy (else `default`), never 0."""
+    by_name = {a.name: a for a in aps}
+    policy = "default"
+    for u in ap.spec.upstreams:
+        up = by_name.get(u.access_point)
+        if up is not None and up.spec.gtm is not None:
+            policy = up.spec.gtm.policy
+            break
+    found = next((p for p in inventory.config.policies if p.name == policy), None)
+    if found is None:
+        return 98, 1
+    local, remote = split_of(found, len(inventory.regions))
+    return max(1, local), max(1, remote)
+
+
+async def open_objects(
+    inventory: Inventory, stack: AsyncExitStack, names: Collection[str] | None = None
+) -> dict[str, ClusterObjects]:
+    """A client for each of the estate's clusters (`names`: only these), closed by `stack`."""
+    out: dict[str, ClusterObjects] = {}
+    for c in inventory.config.kubernetes.clusters:
+        if names is not None and c.name not in names:
+            continue
+        client = Client(
+            await load_configuration(c),
+            timeout=c.timeout,
+            retry=retry_settings(c.retry),
+            qps=c.qps,
+            burst=c.burst,
+            concurrency=c.concurrency,
+            context={"cluster": c.name},
+        )
+        await stack.enter_async_context(client)
+        out[c.name] = ClusterObjects(client, c.name)
+    return out
+
+
+@dataclass(frozen=True)
+class Step:
+    """One AP in one cluster: what is rendered, what the cluster holds, and the plan."""
+
+    rendered: Rendered
+    current: list[dict[str, Any]]
+    plan: ClusterPlan
+
+
+async def plan_step(
+    ap: AccessPoint,
+    aps: Collection[AccessPoint],
+    cluster: str,
+    found: Mapping[str, Discovered],
+    objects: ClusterObjects,
+    inventory: Inventory,
+) -> Step:
+    """Render `ap` for `cluster` with its upstreams' VIPs as `found`, read what the cluster
+    holds, plan. While an upstream is not wholly discovered, deletes are held."""
+    upstreams = {u.access_point: found.get(u.access_point, Discovered()) for u in ap.spec.upstreams}
+    vips = {name: list(d.vips) for name, d in upstreams.items()}
+    held = [why for name, d in upstreams.items() if (why := d.held(name))]
+    services = {a.name: a.name for a in aps if a.spec.gtm is not None}
+    rendered = render(
+        ap,
+        cluster_of(cluster, inventory),
+        vips,
+        default_weights(ap, aps, inventory),
+        services=services,
+    )
+    current = await current_objects(objects, ap, [object_key(o) for o in rendered.objects])
+    plan = plan_cluster(
+        ap.name,
+        rendered,
+        current,
+        overwrite=ap.spec.conflict_resolution == "Overwrite",
+        hold_deletes="; ".join(held) or None,
+    )
+    return Step(rendered, current, plan)
 
 
 async def current_objects(
@@ -252,8 +373,11 @@ async def apply_plan(
     current: Sequence[Mapping[str, Any]],
     healthy: Healthy,
     *,
+    fence: WriteFence | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Applied:
+    """`fence`: asked before every write; a lost lease stops the apply (`WriteStopped`
+    goes to the caller: what was not written stays as it was)."""
     result = Applied(plan.cluster)
     if plan.problems:
         result.failed += [f"refused: {p}" for p in plan.problems]
@@ -269,6 +393,8 @@ async def apply_plan(
             if change.action == "hold":
                 result.held.append(line)
                 continue
+            if fence is not None:
+                fence.holds()
             if change.action == "create":
                 assert change.object is not None
                 created = await objects.create(change.object)

@@ -1,6 +1,8 @@
 """The leader's loop: while this member holds the lease, one term after another.
 
-A term opens the WorkloadEntry reconcilers of this region's clusters, pulls
+A term opens the WorkloadEntry reconcilers of this region's clusters (and,
+when the estate names a home cluster for AccessPoints, renders them into
+this region's clusters: `gtm.service.accesspoints`), pulls
 every peer's intent at once (what the old leader had not merged yet) and runs
 the controller's loop (`Controller.lead`) until the config is reloaded
 (`restart`: the next term starts with fresh reconcilers) or the lease is
@@ -26,9 +28,10 @@ from contextlib import AsyncExitStack
 import structlog
 from prometheus_client import CollectorRegistry
 
-from failover import MeshPlan, Progress, Reconciler
+from failover import MeshPlan, Progress, Reconciler, WriteFence
 from gtm.config import Inventory
 from gtm.ha import Elector, LeadershipLost
+from gtm.service.accesspoints import open_controller
 from gtm.service.backends import open_reconcilers
 from gtm.service.controller import Controller
 from intent import RegressedState, Regression
@@ -111,10 +114,18 @@ class Leader:
     async def _term(self, stack: AsyncExitStack) -> None:
         """One term: the reconcilers and the controller's loop, until the config is reloaded."""
         self._catch_up()  # intent the old leader had not merged yet
-        self._reconcilers = await open_reconcilers(self._inventory(), self._region, self._registry)
+        inventory = self._inventory()
+        self._reconcilers = await open_reconcilers(inventory, self._region, self._registry)
         for r in self._reconcilers:
             await stack.enter_async_context(r)
             await stack.enter_async_context(r.running())
+        fence = WriteFence(self._elector.require_leader(), self._elector.is_leader)
+        accesspoints = await open_controller(
+            inventory, self._region, fence, self._reconcilers, stack
+        )
+        if accesspoints is not None:
+            rendering = asyncio.create_task(accesspoints.run(inventory.config.accesspoints.resync))
+            stack.push_async_callback(_cancelled, rendering)
         while True:
             if await self._refusing():
                 return  # the config was reloaded meanwhile
@@ -159,3 +170,8 @@ class Leader:
                     pass
         log.info("leader.restored", member=self._identity)
         return False
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

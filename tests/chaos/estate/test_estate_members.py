@@ -41,7 +41,12 @@ def test_demo_estate_members(tmp_path: Path) -> None:
         peers = {(p.region, p.url) for p in config.api.peers}
         expected = {(m.region, m.api_url) for n, m in members.items() if n != name}
         assert peers == expected and len(peers) == 5  # its partner and the other regions' four
-        [cluster] = config.kubernetes.clusters
+        # every region's cluster, its own first (the others are read for AccessPoints)
+        assert [c.name for c in config.kubernetes.clusters] == [
+            region,
+            *(r for r in ("dc1", "dc2", "dc3") if r != region),
+        ]
+        cluster = config.kubernetes.clusters[0]
         assert (cluster.name, cluster.region, cluster.context) == (region, region, region)
         assert cluster.kubeconfig == str(kubeconfig) and cluster.namespace == "gtm-mesh"
         assert (cluster.selector, cluster.service_label) == (
@@ -52,6 +57,8 @@ def test_demo_estate_members(tmp_path: Path) -> None:
         assert config.ha.lease.path == str(tmp_path / f"{region}.lease")
         # the estate's own settings are kept
         assert config.dns.zones == ["example.com"] and len(config.services) == 6
+        # the estate's AccessPoints live in the first region's cluster
+        assert (config.accesspoints.cluster, config.accesspoints.namespaces) == ("dc1", ["pay"])
     pair = [load(members[n].path).config for n in ("dc2-a", "dc2-b")]
     assert pair[0].ha.lease.path == pair[1].ha.lease.path
     assert pair[0].instance.state_dir == pair[1].instance.state_dir
@@ -109,7 +116,7 @@ def test_estate_sections_that_cannot_hold_are_dropped(tmp_path: Path) -> None:
     )
     config = load(members["dc1-a"].path).config
     assert config.api.tls is None and config.api.tokens_secret is None
-    assert [c.name for c in config.kubernetes.clusters] == ["dc1"]
+    assert [c.name for c in config.kubernetes.clusters] == ["dc1", "dc2", "dc3"]
     assert config.ha.lease.backend == "file" and config.ha.lease.cluster is None
 
 

@@ -1,0 +1,469 @@
+"""The leader's AccessPoints: read in the home cluster, rendered into this region's clusters.
+
+AccessPoints live in one cluster of the estate, `accesspoints.cluster`, in the
+namespaces `accesspoints.namespaces`. Each region's leader, once a term and
+then every `accesspoints.resync` seconds:
+
+- lists them there. A home cluster that cannot be read stops changes to
+  AccessPoints, never the traffic: nothing rendered is touched, failover goes on;
+- discovers each AP's VIPs from its Service's `status.loadBalancer` in every
+  cluster of its scope, any region's (read only);
+- for each AP and each cluster of its scope **in its own region**: renders, plans
+  (`plan_step`) and applies (`apply_plan`), each write behind the term's fence
+  (`WriteFence.holds`: a leader that lost its lease writes nothing more). While an
+  upstream's VIPs are not all known, deletes are held. A new WorkloadEntry gets the
+  `Healthy` condition the table this cluster follows gives it
+  (`Reconciler.first_health`), never `True` blindly;
+- sweeps: an object of its own clusters labelled as gtm's for an AP that no longer
+  exists in that namespace (and the list was whole) is deleted. An AP that does not
+  parse still exists: its objects are kept;
+- writes its own clusters' entries of `status.clusters[]`, the AP's discovered
+  VIPs and conditions through `/status`: read-modify-write on resourceVersion,
+  re-read and redone on a conflict, so another region's leader writing the same
+  AP loses nothing. The other regions' entries are kept as they are.
+
+Conditions, computed by whichever leader writes from what it can see (every
+cluster's Services, every region's entries):
+`L4Ready` (each cluster of the scope has a VIP), `UpstreamsResolved` (each
+upstream has a VIP), `Applied` (every cluster of the scope applied its current
+revision), `Degraded` (any of them not true).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import structlog
+
+from accesspoints import (
+    LABEL_ACCESSPOINT,
+    LABEL_MANAGED,
+    AccessPoint,
+    AccessPointError,
+    parse_accesspoint,
+)
+from failover import Reconciler, WriteFence, WriteStopped
+from gtm.config import Inventory
+from gtm.service.accesspoint_apply import (
+    Applied,
+    ClusterObjects,
+    Discovered,
+    Healthy,
+    apply_plan,
+    cluster_of,
+    discover,
+    open_objects,
+    plan_step,
+    service_name,
+    until_gtm_decides,
+)
+from kube import MERGE_PATCH, Client, Conflict, KubeError, NotFound
+
+log = structlog.get_logger("gtm.accesspoints")
+
+GROUP, VERSION, PLURAL = "gtm.io", "v1alpha1", "accesspoints"
+STATUS_ATTEMPTS = 8  # reads and writes of one AP's status, on conflicts with other writers
+
+
+class HomeAccessPoints:
+    """The AccessPoints of the home cluster: listed, and their status written."""
+
+    def __init__(self, client: Client, namespaces: Sequence[str]) -> None:
+        self._client = client
+        self.namespaces = tuple(namespaces)
+
+    async def list(self) -> list[dict[str, Any]]:
+        """Every AP of the namespaces; `KubeError` when any cannot be read (no partial list)."""
+        out: list[dict[str, Any]] = []
+        for ns in self.namespaces:
+            call = partial(
+                self._client.custom_objects.list_namespaced_custom_object,
+                GROUP, VERSION, ns, PLURAL,
+            )  # fmt: skip
+            page = await self._client.request("list", call, what=f"AccessPoint {ns}")
+            out += page.get("items") or []
+        return out
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        call = partial(
+            self._client.custom_objects.get_namespaced_custom_object,
+            GROUP, VERSION, namespace, PLURAL, name,
+        )  # fmt: skip
+        try:
+            return await self._client.request("get", call, what=f"AccessPoint {namespace}/{name}")
+        except NotFound:
+            return None
+
+    async def update_status(
+        self,
+        namespace: str,
+        name: str,
+        change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+        fence: WriteFence,
+    ) -> bool:
+        """Read the AP, `change(ap)` -> its new status (None: nothing to write), write it
+        on the resourceVersion read; on a conflict, again. False: the AP is gone."""
+        for _ in range(STATUS_ATTEMPTS):
+            ap = await self.get(namespace, name)
+            if ap is None:
+                return False
+            status = change(ap)
+            if status is None:
+                return True
+            version = (ap.get("metadata") or {}).get("resourceVersion")
+            body = {"metadata": {"resourceVersion": version}, "status": status}
+            call = partial(
+                self._client.custom_objects.patch_namespaced_custom_object_status,
+                GROUP, VERSION, namespace, PLURAL, name, body, _content_type=MERGE_PATCH,
+            )  # fmt: skip
+            fence.holds()
+            try:
+                await self._client.request(
+                    "patch", call, what=f"AccessPoint {namespace}/{name}/status"
+                )
+                return True
+            except Conflict:
+                continue  # another region's leader wrote it meanwhile: read it again
+            except NotFound:
+                return False
+        raise KubeError(
+            f"AccessPoint {namespace}/{name}/status: still conflicting after "
+            f"{STATUS_ATTEMPTS} attempts"
+        )
+
+
+@dataclass
+class ClusterResult:
+    """One AP in one of this region's clusters, after a sync."""
+
+    name: str
+    region: str
+    revision: str
+    applied: bool  # the cluster holds the current revision, nothing failed, held or refused
+    message: str
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "region": self.region,
+            "revision": self.revision,
+            "applied": self.applied,
+            "message": self.message,
+        }
+
+
+@dataclass
+class Synced:
+    """What one sync did."""
+
+    accesspoints: int = 0
+    invalid: dict[str, str] = field(default_factory=dict)  # ns/name -> why it does not parse
+    results: dict[str, list[ClusterResult]] = field(default_factory=dict)  # ns/name -> clusters
+    swept: list[str] = field(default_factory=list)  # objects of deleted APs, deleted
+
+
+def _outcome(applied: Applied, revision: str, refused: Sequence[str]) -> tuple[bool, str]:
+    if refused:
+        return False, "refused: " + "; ".join(refused)
+    parts = []
+    if applied.done:
+        parts.append(f"{len(applied.done)} change(s) applied")
+    for what, lines in (
+        ("failed", applied.failed),
+        ("conflict", applied.conflicts),
+        ("held", applied.held),
+    ):
+        parts += [f"{what}: {line}" for line in lines]
+    return applied.ok, "; ".join(parts) or f"revision {revision} in place"
+
+
+def _condition(
+    kind: str, ok: bool | None, reason: str, message: str, old: Sequence[Mapping[str, Any]], at: str
+) -> dict[str, Any]:
+    status = "Unknown" if ok is None else "True" if ok else "False"
+    before = next((c for c in old if isinstance(c, Mapping) and c.get("type") == kind), None)
+    since = at
+    if before is not None and before.get("status") == status and before.get("lastTransitionTime"):
+        since = str(before["lastTransitionTime"])
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+    }
+
+
+def status_of(
+    ap_doc: Mapping[str, Any],
+    ap: AccessPoint | None,
+    mine: Sequence[ClusterResult],
+    problem: str | None,
+    found: Mapping[str, Discovered],
+    at: datetime,
+) -> dict[str, Any]:
+    """The AP's new status: this region's entries in place of the old ones, the others kept;
+    the VIPs and conditions from what this leader sees."""
+    old = ap_doc.get("status") or {}
+    ours = {r.name for r in mine}
+    entries = [
+        e for e in old.get("clusters") or [] if isinstance(e, Mapping) and e.get("name") not in ours
+    ]
+    entries = sorted([*entries, *(r.entry() for r in mine)], key=lambda e: str(e.get("name")))
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = old.get("conditions") or []
+    generation = (ap_doc.get("metadata") or {}).get("generation")
+    status: dict[str, Any] = {"clusters": entries}
+    if isinstance(generation, int):
+        status["observedGeneration"] = generation
+    if ap is None:  # it does not parse: say so, keep the rest
+        status["conditions"] = [
+            _condition("Applied", False, "Invalid", problem or "", before, stamp),
+            _condition("Degraded", True, "Invalid", problem or "", before, stamp),
+        ]
+        return status
+    discovered = found.get(ap.name, Discovered())
+    status["vips"] = [
+        {"cluster": v.cluster, "region": v.region, "ip": v.ip} for v in discovered.vips
+    ]
+    scope = list(ap.spec.scope.clusters)
+    conditions = []
+    if service_name(ap) is not None:
+        with_vip = {v.cluster for v in discovered.vips}
+        missing = [c for c in scope if c not in with_vip and c not in discovered.unread]
+        unread = sorted(discovered.unread)
+        if missing:
+            l4 = _condition(
+                "L4Ready", False, "NoAddress",
+                f"no VIP in the Service's status in {', '.join(missing)}", before, stamp,
+            )  # fmt: skip
+        elif unread:
+            l4 = _condition(
+                "L4Ready", None, "Unreachable",
+                f"cannot read {', '.join(unread)}", before, stamp,
+            )  # fmt: skip
+        else:
+            l4 = _condition("L4Ready", True, "Addressed", "a VIP in every cluster", before, stamp)
+        conditions.append(l4)
+    unresolved = [
+        u.access_point
+        for u in ap.spec.upstreams
+        if not found.get(u.access_point, Discovered()).vips
+    ]
+    conditions.append(
+        _condition(
+            "UpstreamsResolved",
+            not unresolved,
+            "NoUpstreamVip" if unresolved else "Resolved",
+            (f"no VIP discovered for {', '.join(unresolved)}" if unresolved else "every upstream"),
+            before,
+            stamp,
+        )
+    )
+    by_name = {str(e.get("name")): e for e in entries}
+    pending = [c for c in scope if not (by_name.get(c) or {}).get("applied")]
+    conditions.append(
+        _condition(
+            "Applied",
+            not pending,
+            "NotApplied" if pending else "Applied",
+            "; ".join(f"{c}: {(by_name.get(c) or {}).get('message', 'not yet')}" for c in pending)
+            or "every cluster holds its revision",
+            before,
+            stamp,
+        )
+    )
+    bad = [c for c in conditions if c["status"] != "True"]
+    conditions.append(
+        _condition(
+            "Degraded",
+            bool(bad),
+            bad[0]["reason"] if bad else "AsExpected",
+            "; ".join(f"{c['type']}: {c['message']}" for c in bad) or "",
+            before,
+            stamp,
+        )
+    )
+    status["conditions"] = conditions
+    return status
+
+
+def _new_status(
+    ap: AccessPoint | None,
+    mine: Sequence[ClusterResult],
+    problem: str | None,
+    found: Mapping[str, Discovered],
+    at: datetime,
+    current: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """The status to write over `current` (the AP as just read), None when it holds it."""
+    new = status_of(current, ap, mine, problem, found, at)
+    old = current.get("status") or {}
+    return None if all(old.get(k) == v for k, v in new.items()) else new
+
+
+class AccessPointController:
+    """One term's AccessPoints for one region (see the module)."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        region: str,
+        home: HomeAccessPoints,
+        objects: Mapping[str, ClusterObjects],
+        fence: WriteFence,
+        *,
+        reconcilers: Sequence[Reconciler] = (),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._inventory = inventory
+        self._region = region
+        self._home = home
+        self._objects = objects
+        self._fence = fence
+        self._reconcilers = {r.settings.name: r for r in reconcilers}
+        self._now = now
+        self._clusters = {name: cluster_of(name, inventory) for name in objects}
+        self.own = sorted(n for n, c in self._clusters.items() if c.region == region)
+
+    def _healthy(self, cluster: str) -> Healthy:
+        reconciler = self._reconcilers.get(cluster)
+
+        def healthy(wle: Mapping[str, Any]) -> tuple[bool, str]:
+            said = reconciler.first_health(wle) if reconciler is not None else None
+            return said if said is not None else until_gtm_decides(wle)
+
+        return healthy
+
+    async def sync(self) -> Synced:
+        """One pass over every AP (`KubeError`: the home cluster could not be listed: nothing
+        was changed; `WriteStopped`: the lease is lost)."""
+        docs = await self._home.list()
+        out = Synced(accesspoints=len(docs))
+        aps: list[tuple[Mapping[str, Any], AccessPoint | None, str | None]] = []
+        for doc in docs:
+            meta = doc.get("metadata") or {}
+            key = f"{meta.get('namespace')}/{meta.get('name')}"
+            try:
+                aps.append((doc, parse_accesspoint(doc), None))
+            except AccessPointError as e:
+                why = "; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in e.problems)
+                out.invalid[key] = why
+                aps.append((doc, None, why))
+                log.warning("accesspoint.invalid", accesspoint=key, problems=why)
+        parsed = [ap for _, ap, _ in aps if ap is not None]
+        found = await discover(parsed, self._objects, self._clusters)
+        for doc, ap, problem in aps:
+            mine: list[ClusterResult] = []
+            if ap is not None:
+                mine = await self._render(ap, parsed, found)
+                out.results[f"{ap.namespace}/{ap.name}"] = mine
+            meta = doc.get("metadata") or {}
+            ns, name = str(meta.get("namespace")), str(meta.get("name"))
+            change = partial(_new_status, ap, mine, problem, found, self._now())
+            await self._home.update_status(ns, name, change, self._fence)
+        out.swept = await self._sweep(docs)
+        return out
+
+    async def _render(
+        self, ap: AccessPoint, aps: Sequence[AccessPoint], found: Mapping[str, Discovered]
+    ) -> list[ClusterResult]:
+        results = []
+        for cluster in ap.spec.scope.clusters:
+            if cluster not in self.own:
+                continue
+            region = self._clusters[cluster].region
+            objects = self._objects[cluster]
+            try:
+                step = await plan_step(ap, aps, cluster, found, objects, self._inventory)
+            except KubeError as e:
+                results.append(ClusterResult(cluster, region, "", False, f"cannot read: {e}"))
+                continue
+            plan = step.plan
+            applied = await apply_plan(
+                objects, plan, step.current, self._healthy(cluster), fence=self._fence
+            )
+            ok, message = _outcome(applied, plan.revision, plan.problems)
+            for line in applied.done:
+                log.info("accesspoint.changed", accesspoint=ap.name, cluster=cluster, change=line)
+            results.append(ClusterResult(cluster, region, plan.revision, ok, message))
+        return results
+
+    async def _sweep(self, docs: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Delete what this region's clusters hold for APs that are gone (the list was whole)."""
+        alive: dict[str, set[str]] = {ns: set() for ns in self._home.namespaces}
+        for doc in docs:
+            meta = doc.get("metadata") or {}
+            alive.setdefault(str(meta.get("namespace")), set()).add(str(meta.get("name")))
+        swept = []
+        selector = f"{LABEL_ACCESSPOINT},{LABEL_MANAGED}=true"
+        for cluster in self.own:
+            objects = self._objects[cluster]
+            for ns in self._home.namespaces:
+                try:
+                    held = await objects.labelled(ns, selector)
+                except KubeError as e:
+                    log.warning("accesspoint.sweep_unread", cluster=cluster, error=str(e))
+                    continue
+                for obj in held:
+                    meta = obj.get("metadata") or {}
+                    owner = (meta.get("labels") or {}).get(LABEL_ACCESSPOINT)
+                    if owner in alive[ns]:
+                        continue
+                    key = (str(obj["apiVersion"]), str(obj["kind"]), ns, str(meta.get("name")))
+                    self._fence.holds()
+                    try:
+                        await objects.delete(key)
+                    except KubeError as e:
+                        log.warning("accesspoint.sweep_failed", cluster=cluster, error=str(e))
+                        continue
+                    line = f"{cluster}: delete {key[1]} {ns}/{key[3]} (AccessPoint {owner} gone)"
+                    log.info("accesspoint.swept", change=line)
+                    swept.append(line)
+        return swept
+
+    async def run(self, every: float) -> None:
+        """Sync at once, then every `every` seconds, until cancelled or the lease is lost."""
+        while True:
+            started = time.monotonic()
+            try:
+                done = await self.sync()
+                log.info(
+                    "accesspoint.synced",
+                    region=self._region,
+                    accesspoints=done.accesspoints,
+                    invalid=len(done.invalid),
+                    swept=len(done.swept),
+                    seconds=round(time.monotonic() - started, 3),
+                )
+            except WriteStopped as e:
+                log.warning("accesspoint.stopped", why=str(e))
+                return
+            except KubeError as e:
+                # the home cluster (or a status write) failed: nothing rendered is touched
+                log.warning("accesspoint.sync_failed", region=self._region, error=str(e))
+            await asyncio.sleep(every)
+
+
+async def open_controller(
+    inventory: Inventory,
+    region: str,
+    fence: WriteFence,
+    reconcilers: Sequence[Reconciler],
+    stack: AsyncExitStack,
+) -> AccessPointController | None:
+    """The term's AccessPoint controller, its clients closed by `stack` (None: the estate
+    names no home cluster for AccessPoints)."""
+    settings = inventory.config.accesspoints
+    if settings.cluster is None:
+        return None
+    objects = await open_objects(inventory, stack)
+    home = HomeAccessPoints(objects[settings.cluster].client, settings.namespaces)
+    return AccessPointController(inventory, region, home, objects, fence, reconcilers=reconcilers)

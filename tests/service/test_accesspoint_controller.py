@@ -1,0 +1,233 @@
+"""The leader's AccessPoint controller against the simulated clusters of the example estate
+(three API servers, each with its L4 controller), through gtm's own Kubernetes clients; the
+AccessPoints are put into the home cluster, and what the clusters hold is read, with the
+real `kubectl`.
+
+Each region's controller renders into its own region's clusters only, writes its own
+entries of the AP's status (the other region's are kept, even when both write at once),
+writes nothing once its lease is lost, changes nothing while the home cluster cannot be
+read, and sweeps what a deleted AP made in its clusters, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from chaos.estate import Clusters, Launcher, PortPlan
+from chaos.estate.ports import BLOCK, Endpoint, in_use
+from failover import LeaseNotHeld, WriteFence
+from gtm.config import load
+from gtm.service.accesspoint_apply import open_objects
+from gtm.service.accesspoints import AccessPointController, HomeAccessPoints
+from kube import KubeError
+
+ROOT = Path(__file__).resolve().parents[2]
+ESTATE = ROOT / "examples" / "estate.yaml"
+TWO_TIER = ROOT / "examples" / "accesspoints" / "two-tier.yaml"
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs the real kubectl")
+REGIONS = ("dc1", "dc2", "dc3")
+
+
+def _free_base() -> int:
+    for _ in range(200):
+        base = random.randrange(32000, 32700)
+        if not in_use([Endpoint("probe", "127.0.0.1", p) for p in range(base, base + BLOCK)]):
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+async def kubectl(kubeconfig: Path, context: str, *args: str, json_out: bool = True) -> Any:
+    extra = ["-o", "json"] if json_out else []
+    proc = await asyncio.create_subprocess_exec(
+        KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), "--context", context, *args,
+        *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out) if json_out else out.decode()
+
+
+def _estate(tmp_path: Path, kubeconfig: Path, **cluster: Any) -> Path:
+    estate = yaml.safe_load(ESTATE.read_text())
+    estate["kubernetes"] = {
+        "clusters": [
+            {
+                "name": r,
+                "region": r,
+                "kubeconfig": str(kubeconfig),
+                "context": r,
+                "namespace": "pay",
+                **cluster,
+            }
+            for r in REGIONS
+        ]
+    }
+    estate["accesspoints"] = {"cluster": "dc1", "namespaces": ["pay"], "resync": 1}
+    path = tmp_path / f"estate-{random.randrange(1 << 30)}.yaml"
+    path.write_text(yaml.safe_dump(estate, sort_keys=False))
+    return path
+
+
+class Leaders:
+    """A controller per region, as each region's leader runs it, with its own fence."""
+
+    def __init__(self, config: Path, stack: AsyncExitStack) -> None:
+        self.config = config
+        self.stack = stack
+        self.leading = {r: True for r in REGIONS}
+        self.controllers: dict[str, AccessPointController] = {}
+
+    async def open(self, region: str, config: Path | None = None) -> AccessPointController:
+        inventory = load(config or self.config)
+        objects = await open_objects(inventory, self.stack)
+        home = HomeAccessPoints(objects["dc1"].client, ["pay"])
+        fence = WriteFence(1, lambda: self.leading[region])
+        return AccessPointController(inventory, region, home, objects, fence)
+
+
+async def _names(kubeconfig: Path, context: str, kind: str) -> set[str]:
+    items = (await kubectl(kubeconfig, context, "get", kind, "-n", "pay"))["items"]
+    return {i["metadata"]["name"] for i in items}
+
+
+async def _status(kubeconfig: Path, name: str) -> dict[str, Any]:
+    ap = await kubectl(kubeconfig, "dc1", "get", "accesspoint", name, "-n", "pay")
+    return ap.get("status") or {}
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+async def test_each_region_renders_its_own_clusters_and_its_own_status_entries(
+    tmp_path: Path,
+) -> None:
+    inventory = load(ESTATE)
+    async with Launcher() as launcher:
+        clusters = Clusters(inventory, tmp_path, launcher, ports=PortPlan.from_base(_free_base()))
+        await clusters.start()
+        try:
+            async with AsyncExitStack() as stack:
+                await _run(clusters.kubeconfig, tmp_path, stack)
+        finally:
+            await clusters.stop()
+
+
+async def _run(kubeconfig: Path, tmp_path: Path, stack: AsyncExitStack) -> None:
+    leaders = Leaders(_estate(tmp_path, kubeconfig), stack)
+    dc1, dc2 = await leaders.open("dc1"), await leaders.open("dc2")
+    # one document per AP (a `kind: List` makes kubectl fetch /openapi/v2 in protobuf, which
+    # the simulated API server does not serve)
+    manifest = tmp_path / "two-tier.yaml"
+    manifest.write_text(yaml.safe_dump_all(yaml.safe_load(TWO_TIER.read_text())["items"]))
+    applied = await kubectl(kubeconfig, "dc1", "apply", "-f", str(manifest), json_out=False)
+    assert "pay-app created" in applied and "pay-gw created" in applied
+
+    first = await dc1.sync()
+    assert first.accesspoints == 2 and not first.invalid
+    assert await _names(kubeconfig, "dc1", "services") == {"pay-app", "pay-gw"}
+    for other in ("dc2", "dc3"):  # another region's clusters are not dc1's leader's to write
+        assert await _names(kubeconfig, other, "services") == set()
+    status = await _status(kubeconfig, "pay-gw")
+    assert [e["name"] for e in status["clusters"]] == ["dc1"]
+    assert _condition(status, "Applied")["status"] == "False"  # dc2, dc3: not yet
+
+    # both leaders at once: each region's entries survive the other's write (CAS, re-read)
+    await asyncio.gather(dc1.sync(), dc2.sync())
+    status = await _status(kubeconfig, "pay-gw")
+    assert [e["name"] for e in status["clusters"]] == ["dc1", "dc2"]
+    assert all(e["region"] == e["name"] for e in status["clusters"])
+    assert await _names(kubeconfig, "dc3", "services") == set()
+
+    # the L4 controllers give the Services VIPs; the next syncs make the upstream's WLEs
+    for _ in range(50):
+        await asyncio.gather(dc1.sync(), dc2.sync())
+        wles = (await kubectl(kubeconfig, "dc2", "get", "workloadentries", "-n", "pay"))["items"]
+        if len(wles) == 2:
+            break
+        await asyncio.sleep(0.2)
+    assert len(wles) == 2, wles  # pay-app's VIPs in dc1 and dc2 (dc3 has no leader here)
+    weights = {w["spec"]["locality"].split("/")[0]: w["spec"]["weight"] for w in wles}
+    seen_from = {w["spec"]["address"] for w in wles}
+    assert sorted(weights.values()) == [1, 98]
+    for w in wles:  # a gtm service's new WLE waits for gtm's reconciler, never True blindly
+        (cond,) = w["status"]["conditions"]
+        assert (cond["status"], cond["message"]) == ("False", "Awaiting gtm")
+    status = await _status(kubeconfig, "pay-gw")
+    assert {v["cluster"] for v in status["vips"]} == {"dc1", "dc2"}
+    assert all(e["applied"] for e in status["clusters"]), status["clusters"]
+    l4 = _condition(status, "L4Ready")
+    assert (l4["status"], l4["reason"]) == ("False", "NoAddress") and "dc3" in l4["message"]
+    assert _condition(status, "UpstreamsResolved")["status"] == "True"
+    assert _condition(status, "Degraded")["status"] == "True"
+    app = await _status(kubeconfig, "pay-app")
+    assert {v["ip"] for v in app["vips"]} == seen_from
+
+    # settled: a sync writes nothing more (the status' resourceVersion stays)
+    await asyncio.gather(dc1.sync(), dc2.sync())  # each entry now says its revision is in place
+    before = await kubectl(kubeconfig, "dc1", "get", "accesspoint", "pay-gw", "-n", "pay")
+    await asyncio.gather(dc1.sync(), dc2.sync())
+    after = await kubectl(kubeconfig, "dc1", "get", "accesspoint", "pay-gw", "-n", "pay")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+    # drift of an owned field is put back
+    await kubectl(kubeconfig, "dc2", "patch", "gateway", "pay-gw", "-n", "pay", "--type=merge",
+                  "-p", '{"spec": {"selector": {"istio": "hand-edited"}}}')  # fmt: skip
+    await dc2.sync()
+    gw = await kubectl(kubeconfig, "dc2", "get", "gateway", "pay-gw", "-n", "pay")
+    assert gw["spec"]["selector"] == {"istio": "app-gateway"}
+
+    # a leader that lost its lease writes nothing: the template change waits for the next one
+    leaders.leading["dc2"] = False
+    await kubectl(kubeconfig, "dc1", "patch", "accesspoint", "pay-gw", "-n", "pay",
+                  "--type=merge", "-p",
+                  '{"spec": {"trafficTemplate": {"gateway": {"spec": {"selector": '
+                  '{"istio": "app-gateway-2"}}}}}}')  # fmt: skip
+    with pytest.raises(LeaseNotHeld):
+        await dc2.sync()
+    gw = await kubectl(kubeconfig, "dc2", "get", "gateway", "pay-gw", "-n", "pay")
+    assert gw["spec"]["selector"] == {"istio": "app-gateway"}
+    leaders.leading["dc2"] = True
+    await dc2.sync()
+    gw = await kubectl(kubeconfig, "dc2", "get", "gateway", "pay-gw", "-n", "pay")
+    assert gw["spec"]["selector"] == {"istio": "app-gateway-2"}
+
+    # the home cluster cannot be read: nothing rendered is touched
+    blind = yaml.safe_load(await asyncio.to_thread(kubeconfig.read_text))
+    for c in blind["clusters"]:
+        if c["name"] == "dc1":
+            c["cluster"]["server"] = "http://127.0.0.1:9"  # nothing listens there
+    blind_kubeconfig = tmp_path / "blind-kubeconfig.yaml"
+    blind_kubeconfig.write_text(yaml.safe_dump(blind))
+    cut_off = await leaders.open(
+        "dc2", _estate(tmp_path, blind_kubeconfig, timeout=2, retry={"attempts": 1})
+    )
+    held = await _names(kubeconfig, "dc2", "workloadentries")
+    with pytest.raises(KubeError):
+        await cut_off.sync()
+    assert await _names(kubeconfig, "dc2", "workloadentries") == held
+
+    # an AP deleted: its objects in each region's clusters are swept by that region's leader,
+    # nothing else (the other AP's, an object gtm did not make)
+    await kubectl(kubeconfig, "dc2", "create", "configmap", "hand-made", "-n", "pay")
+    await kubectl(kubeconfig, "dc1", "delete", "accesspoint", "pay-gw", "-n", "pay",
+                  json_out=False)  # fmt: skip
+    swept = await dc2.sync()
+    assert swept.swept and all("AccessPoint pay-gw gone" in line for line in swept.swept)
+    assert await _names(kubeconfig, "dc2", "services") == {"pay-app"}
+    assert await _names(kubeconfig, "dc2", "workloadentries") == set()
+    assert await _names(kubeconfig, "dc2", "gateways") == {"pay-app"}
+    assert "hand-made" in await _names(kubeconfig, "dc2", "configmaps")
+    assert await _names(kubeconfig, "dc1", "services") == {"pay-app", "pay-gw"}  # dc1's turn
+    await dc1.sync()
+    assert await _names(kubeconfig, "dc1", "services") == {"pay-app"}
