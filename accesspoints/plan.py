@@ -15,7 +15,14 @@ the cluster holds under the same keys, plus everything labelled as this AP's:
 - hold: a delete that is not made now (`hold_deletes`: why), because what was
   rendered may be short of what should be: an upstream's VIPs could not all be
   discovered (a cluster that could not be read is not a cluster whose VIPs are
-  gone; Admiral deleted on such partial views).
+  gone; Admiral deleted on such partial views);
+- withdraw / wait: with `withdraw_after` (seconds: the DNS TTL plus the exit
+  margin), the WorkloadEntry of a VIP that left a whole discovery (its upstream
+  still named by the AP) is not deleted
+  at once: it goes `Healthy=False` and is stamped `gtm.io/withdrawn-at` (withdraw),
+  waits while clients may still hold it (wait), and is deleted after that;
+- restore: a VIP discovered again while its WorkloadEntry waits: the stamp is
+  removed and its `Healthy` condition written as for a new one.
 
 Pure, printable (`lines()`), the same value for a dry run and for the apply.
 """
@@ -24,11 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from accesspoints.render import LABEL_ACCESSPOINT, Rendered, object_key
+from accesspoints.render import LABEL_ACCESSPOINT, LABEL_UPSTREAM, Rendered, object_key
 
 Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+WITHDRAWN_AT = "gtm.io/withdrawn-at"  # when a VIP's WLE went out because the VIP left
 # fields another owner keeps: the WLE reconciler's weight and every status
 NOT_OURS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "WorkloadEntry": (("spec", "weight"), ("status",)),
@@ -37,7 +46,7 @@ NOT_OURS: Mapping[str, tuple[tuple[str, ...], ...]] = {
 
 @dataclass(frozen=True)
 class Change:
-    action: Literal["create", "update", "delete", "conflict", "hold"]
+    action: Literal["create", "update", "delete", "conflict", "hold", "withdraw", "wait", "restore"]
     key: Key
     object: Mapping[str, Any] | None = None  # what to write (create, update)
     fields: tuple[str, ...] = ()  # changed field paths (update), or why (conflict)
@@ -47,7 +56,7 @@ class Change:
         what = f"{kind} {ns}/{name}"
         if self.action == "update":
             return f"update {what}: {', '.join(self.fields)}"
-        if self.action in ("conflict", "hold"):
+        if self.action in ("conflict", "hold", "withdraw", "wait", "restore"):
             return f"{self.action} {what}: {'; '.join(self.fields)}"
         return f"{self.action} {what}"
 
@@ -72,6 +81,9 @@ class ClusterPlan:
         )
         if self.of("hold"):
             head += f", {len(self.of('hold'))} delete held"
+        for action in ("withdraw", "wait", "restore"):
+            if self.of(action):
+                head += f", {len(self.of(action))} {action}"
         out = [head]
         out += [f"  refused: {p}" for p in self.problems]
         out += [f"  {c.line()}" for c in self.changes]
@@ -85,10 +97,14 @@ def plan_cluster(
     *,
     overwrite: bool = False,
     hold_deletes: str | None = None,
+    withdraw_after: float | None = None,
+    now: datetime | None = None,
 ) -> ClusterPlan:
     """`current`: the cluster's objects under the rendered keys and those labelled as ours.
 
-    `hold_deletes`: why no object may be deleted now (each delete becomes a `hold`)."""
+    `hold_deletes`: why no object may be deleted now (each delete becomes a `hold`).
+    `withdraw_after`: seconds a withdrawn VIP's WLE stays out before it is deleted, at
+    `now` (None: deleted at once)."""
     if rendered.problems:
         return ClusterPlan(rendered.cluster, rendered.revision, (), rendered.problems)
     have = {object_key(o): o for o in current}
@@ -110,16 +126,54 @@ def plan_cluster(
             continue
         skip = NOT_OURS.get(str(obj.get("kind")), ())
         diff = sorted(_changed(obj, old, (), skip))
-        if diff:
+        if _withdrawn_at(old) is not None:
+            changes.append(Change("restore", key, obj, ("discovered again", *diff)))
+        elif diff:
             changes.append(Change("update", key, obj, tuple(diff)))
+    upstreams = {_labels(o).get(LABEL_UPSTREAM) for o in want.values()} - {None}
     for key, old in have.items():
-        labels = (old.get("metadata") or {}).get("labels") or {}
-        if key not in want and labels.get(LABEL_ACCESSPOINT) == ap_name:
-            if hold_deletes is None:
-                changes.append(Change("delete", key))
-            else:
-                changes.append(Change("hold", key, None, (hold_deletes,)))
+        labels = _labels(old)
+        if key in want or labels.get(LABEL_ACCESSPOINT) != ap_name:
+            continue
+        if hold_deletes is not None:
+            changes.append(Change("hold", key, None, (hold_deletes,)))
+        elif (
+            key[1] == "WorkloadEntry" and labels.get(LABEL_UPSTREAM) in upstreams and withdraw_after
+        ):
+            # a VIP of an upstream still named: it left discovery (an upstream no longer
+            # named takes its ServiceEntry, hence all its WLEs' traffic, with it: deleted)
+            changes.append(_withdrawal(key, old, withdraw_after, now or datetime.now(UTC)))
+        else:
+            changes.append(Change("delete", key))
     return ClusterPlan(rendered.cluster, rendered.revision, tuple(changes))
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _withdrawn_at(obj: Mapping[str, Any]) -> datetime | None:
+    stamp = ((obj.get("metadata") or {}).get("annotations") or {}).get(WITHDRAWN_AT)
+    if not isinstance(stamp, str):
+        return None
+    try:
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # not ours to read: stamped again
+    return at if at.tzinfo is not None else None
+
+
+def _withdrawal(key: Key, old: Mapping[str, Any], after: float, now: datetime) -> Change:
+    """A VIP's WLE whose VIP left discovery: out first, deleted once clients let go of it."""
+    address = (old.get("spec") or {}).get("address")
+    at = _withdrawn_at(old)
+    if at is None:
+        why = f"VIP {address} no longer discovered: Healthy=False now, deleted after {after:g}s"
+        return Change("withdraw", key, None, (why,))
+    left = after - (now - at).total_seconds()
+    if left <= 0:
+        return Change("delete", key)
+    return Change("wait", key, None, (f"VIP {address} withdrawn; deleted in {left:.0f}s",))
 
 
 def _changed(

@@ -14,7 +14,9 @@
   WorkloadEntry created is given its `Healthy` condition through `/status` at
   once (a WLE with the health-checks annotation and no condition is excluded
   by istiod), as `healthy(wle)` says — never `True` blindly; an update never
-  writes the WLE reconciler's fields (`spec.weight`, `status`). Conflicts are
+  writes the WLE reconciler's fields (`spec.weight`, `status`). A VIP that left
+  discovery: its WLE goes `Healthy=False` (`VIP Withdrawn`) and is stamped first,
+  deleted only after the DNS TTL plus the exit margin (`plan_cluster`). Conflicts are
   reported, not fought. Each change's failure is kept and the rest go on.
 """
 
@@ -39,7 +41,7 @@ from accesspoints import (
     plan_cluster,
     render,
 )
-from accesspoints.plan import Key
+from accesspoints.plan import WITHDRAWN_AT, Key
 from accesspoints.render import LABEL_SERVICE, object_key
 from failover import WriteFence
 from gtm.config import Inventory
@@ -65,6 +67,7 @@ KINDS: tuple[tuple[str, str], ...] = (
 # (healthy, message): the Healthy condition a new WLE starts with
 Healthy = Callable[[Mapping[str, Any]], tuple[bool, str]]
 AWAITING = "Awaiting gtm"
+VIP_WITHDRAWN = "VIP Withdrawn"  # the condition's message while a withdrawn VIP's WLE waits
 
 
 def until_gtm_decides(wle: Mapping[str, Any]) -> tuple[bool, str]:
@@ -81,6 +84,7 @@ class Applied:
     failed: list[str] = field(default_factory=list)  # change lines with the error
     conflicts: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # deletes not made now, with why
+    waiting: list[str] = field(default_factory=list)  # withdrawn VIPs' WLEs, deleted later
 
     @property
     def ok(self) -> bool:
@@ -323,6 +327,7 @@ async def plan_step(
     found: Mapping[str, Discovered],
     objects: ClusterObjects,
     inventory: Inventory,
+    now: datetime | None = None,
 ) -> Step:
     """Render `ap` for `cluster` with its upstreams' VIPs as `found`, read what the cluster
     holds, plan. While an upstream is not wholly discovered, deletes are held."""
@@ -338,12 +343,15 @@ async def plan_step(
         services=services,
     )
     current = await current_objects(objects, ap, [object_key(o) for o in rendered.objects])
+    dns = inventory.config.dns
     plan = plan_cluster(
         ap.name,
         rendered,
         current,
         overwrite=ap.spec.conflict_resolution == "Overwrite",
         hold_deletes="; ".join(held) or None,
+        withdraw_after=dns.ttl + dns.exit_margin,  # what clients may still hold of the VIP
+        now=now,
     )
     return Step(rendered, current, plan)
 
@@ -383,7 +391,10 @@ async def apply_plan(
         result.failed += [f"refused: {p}" for p in plan.problems]
         return result
     have = {object_key(o): o for o in current}
-    order = {"create": 0, "update": 1, "delete": 2, "conflict": 3, "hold": 4}
+    order = {
+        "create": 0, "restore": 1, "update": 2, "withdraw": 3, "delete": 4, "conflict": 5,
+        "hold": 6, "wait": 7,
+    }  # fmt: skip
     for change in sorted(plan.changes, key=lambda c: order[c.action]):
         line = change.line()
         try:
@@ -393,16 +404,31 @@ async def apply_plan(
             if change.action == "hold":
                 result.held.append(line)
                 continue
+            if change.action == "wait":
+                result.waiting.append(line)
+                continue
             if fence is not None:
                 fence.holds()
             if change.action == "create":
                 assert change.object is not None
                 created = await objects.create(change.object)
                 if change.key[1] == "WorkloadEntry":
-                    await _first_condition(objects, change.key, created, healthy, now())
+                    await _set_healthy(objects, change.key, created, healthy(created), now())
             elif change.action == "update":
                 assert change.object is not None
                 await objects.patch(change.key, _owned(change.object, have.get(change.key)))
+            elif change.action == "withdraw":  # out of traffic first, then stamped
+                old = have[change.key]
+                marked = await _set_healthy(objects, change.key, old, (False, VIP_WITHDRAWN), now())
+                stamp = {"annotations": {WITHDRAWN_AT: _stamp(now())}}
+                await objects.patch(change.key, {"metadata": {**stamp, **_version(marked)}})
+            elif change.action == "restore":  # the VIP is back: unstamped, in as if new
+                assert change.object is not None
+                body = _owned(change.object, have.get(change.key))
+                meta = body.setdefault("metadata", {})
+                meta["annotations"] = {**(meta.get("annotations") or {}), WITHDRAWN_AT: None}
+                restored = await objects.patch(change.key, body)
+                await _set_healthy(objects, change.key, restored, healthy(restored), now())
             elif change.action == "delete":
                 await objects.delete(change.key)
             else:
@@ -416,15 +442,26 @@ async def apply_plan(
     return result
 
 
-async def _first_condition(
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _version(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The resourceVersion precondition of a write over `obj` as read."""
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return {"resourceVersion": version} if version else {}
+
+
+async def _set_healthy(
     objects: ClusterObjects,
     key: Key,
-    created: Mapping[str, Any],
-    healthy: Healthy,
+    obj: Mapping[str, Any],
+    health: tuple[bool, str],
     at: datetime,
-) -> None:
-    up, message = healthy(created)
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+) -> Any:
+    """Write the WLE's `Healthy` condition through `/status`, over `obj` as read."""
+    up, message = health
+    stamp = _stamp(at)
     condition: dict[str, Any] = {
         "type": "Healthy",
         "status": "True" if up else "False",
@@ -433,9 +470,8 @@ async def _first_condition(
     }
     if not up:
         condition |= {"reason": "unhealthy", "message": message}
-    version = (created.get("metadata") or {}).get("resourceVersion")
-    body = {"metadata": {"resourceVersion": version}, "status": {"conditions": [condition]}}
-    await objects.patch(key, body, status=True)
+    body = {"metadata": _version(obj), "status": {"conditions": [condition]}}
+    return await objects.patch(key, body, status=True)
 
 
 def _owned(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -179,6 +179,7 @@ def _outcome(applied: Applied, revision: str, refused: Sequence[str]) -> tuple[b
         ("failed", applied.failed),
         ("conflict", applied.conflicts),
         ("held", applied.held),
+        ("waiting", applied.waiting),
     ):
         parts += [f"{what}: {line}" for line in lines]
     return applied.ok, "; ".join(parts) or f"revision {revision} in place"
@@ -382,13 +383,20 @@ class AccessPointController:
             region = self._clusters[cluster].region
             objects = self._objects[cluster]
             try:
-                step = await plan_step(ap, aps, cluster, found, objects, self._inventory)
+                step = await plan_step(
+                    ap, aps, cluster, found, objects, self._inventory, self._now()
+                )
             except KubeError as e:
                 results.append(ClusterResult(cluster, region, "", False, f"cannot read: {e}"))
                 continue
             plan = step.plan
             applied = await apply_plan(
-                objects, plan, step.current, self._healthy(cluster), fence=self._fence
+                objects,
+                plan,
+                step.current,
+                self._healthy(cluster),
+                fence=self._fence,
+                now=self._now,
             )
             ok, message = _outcome(applied, plan.revision, plan.problems)
             for line in applied.done:

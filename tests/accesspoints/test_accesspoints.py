@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -305,3 +306,57 @@ def test_while_an_upstream_is_not_wholly_discovered_no_delete_is_made() -> None:
     assert plan.of("delete") == [] and plan.lines()[0].endswith(
         "0 delete, 0 conflict, 1 delete held"
     )
+
+
+def test_a_withdrawn_vips_wle_goes_out_first_and_is_deleted_once_clients_let_go() -> None:
+    out = render(parse_accesspoint(ap()), DC2, THREE)
+    current = copy.deepcopy(list(out.objects))
+    gone = copy.deepcopy(next(o for o in current if o["kind"] == "WorkloadEntry"))
+    gone["metadata"]["name"] = "pay-gw-pay-app-dc9-k8s-10-9-0-1"  # its VIP left discovery
+    gone["spec"]["address"] = "10.9.0.1"
+    name = "WorkloadEntry pay/pay-gw-pay-app-dc9-k8s-10-9-0-1"
+    now = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+
+    def plan(stamp: str | None, objects: list[dict[str, Any]] | None = None) -> list[str]:
+        old = copy.deepcopy(gone)
+        if stamp is not None:
+            old["metadata"]["annotations"]["gtm.io/withdrawn-at"] = stamp
+        have = [*current, old] if objects is None else [*objects, old]
+        return [
+            c.line() for c in plan_cluster("pay-gw", out, have, withdraw_after=30, now=now).changes
+        ]
+
+    assert plan(None) == [
+        f"withdraw {name}: VIP 10.9.0.1 no longer discovered: Healthy=False now, deleted after 30s"
+    ]
+    assert plan("2026-12-07T11:59:50Z") == [f"wait {name}: VIP 10.9.0.1 withdrawn; deleted in 20s"]
+    assert plan("2026-12-07T11:59:30Z") == [f"delete {name}"]
+    assert plan("not a time") == [  # a stamp gtm cannot read is written again, not trusted
+        f"withdraw {name}: VIP 10.9.0.1 no longer discovered: Healthy=False now, deleted after 30s"
+    ]
+    # without withdraw_after (or when held), as before: deleted at once, or held
+    assert [c.action for c in plan_cluster("pay-gw", out, [*current, gone]).changes] == ["delete"]
+    held = plan_cluster("pay-gw", out, [*current, gone], hold_deletes="x", withdraw_after=30)
+    assert [c.action for c in held.changes] == ["hold"]
+    # an upstream no longer named takes its ServiceEntry along: its WLEs go at once
+    template = ap()["spec"]["trafficTemplate"]
+    template.pop("virtualService")
+    alone = render(parse_accesspoint(ap(upstreams=[], trafficTemplate=template)), DC2, THREE)
+    assert not alone.problems
+    lines = [
+        c.line()
+        for c in plan_cluster("pay-gw", alone, current, withdraw_after=30, now=now).changes
+        if c.key[1] == "WorkloadEntry"
+    ]
+    assert lines and all(line.startswith("delete ") for line in lines)
+
+
+def test_a_vip_discovered_again_is_restored() -> None:
+    out = render(parse_accesspoint(ap()), DC2, THREE)
+    current = copy.deepcopy(list(out.objects))
+    back = next(o for o in current if o["kind"] == "WorkloadEntry")
+    back["metadata"]["annotations"]["gtm.io/withdrawn-at"] = "2026-12-07T11:59:50Z"
+    plan = plan_cluster("pay-gw", out, current, withdraw_after=30)
+    (change,) = plan.changes
+    assert change.action == "restore" and change.line().endswith(": discovered again")
+    assert "1 restore" in plan.lines()[0]

@@ -16,6 +16,7 @@ import json
 import random
 import shutil
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +86,16 @@ class Leaders:
         self.config = config
         self.stack = stack
         self.leading = {r: True for r in REGIONS}
-        self.controllers: dict[str, AccessPointController] = {}
+        self.clock = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
 
     async def open(self, region: str, config: Path | None = None) -> AccessPointController:
         inventory = load(config or self.config)
         objects = await open_objects(inventory, self.stack)
         home = HomeAccessPoints(objects["dc1"].client, ["pay"])
         fence = WriteFence(1, lambda: self.leading[region])
-        return AccessPointController(inventory, region, home, objects, fence)
+        return AccessPointController(
+            inventory, region, home, objects, fence, now=lambda: self.clock
+        )
 
 
 async def _names(kubeconfig: Path, context: str, kind: str) -> set[str]:
@@ -118,12 +121,13 @@ async def test_each_region_renders_its_own_clusters_and_its_own_status_entries(
         await clusters.start()
         try:
             async with AsyncExitStack() as stack:
-                await _run(clusters.kubeconfig, tmp_path, stack)
+                await _run(clusters, tmp_path, stack)
         finally:
             await clusters.stop()
 
 
-async def _run(kubeconfig: Path, tmp_path: Path, stack: AsyncExitStack) -> None:
+async def _run(clusters: Clusters, tmp_path: Path, stack: AsyncExitStack) -> None:
+    kubeconfig = clusters.kubeconfig
     leaders = Leaders(_estate(tmp_path, kubeconfig), stack)
     dc1, dc2 = await leaders.open("dc1"), await leaders.open("dc2")
     # one document per AP (a `kind: List` makes kubectl fetch /openapi/v2 in protobuf, which
@@ -179,6 +183,40 @@ async def _run(kubeconfig: Path, tmp_path: Path, stack: AsyncExitStack) -> None:
     await asyncio.gather(dc1.sync(), dc2.sync())
     after = await kubectl(kubeconfig, "dc1", "get", "accesspoint", "pay-gw", "-n", "pay")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+    # dc1's VIP of pay-app withdrawn: its WLE in dc2 goes out first, stamped, and is deleted
+    # only once the DNS TTL and the exit margin (10 s + 3 s) have passed; back, it is restored
+    dc1_vip = next(v["ip"] for v in app["vips"] if v["cluster"] == "dc1")
+
+    async def wle_of(address: str) -> dict[str, Any] | None:
+        items = (await kubectl(kubeconfig, "dc2", "get", "workloadentries", "-n", "pay"))["items"]
+        return next((w for w in items if w["spec"]["address"] == address), None)
+
+    await clusters.l4["dc1"].withdraw("pay", "pay-app")
+    await dc2.sync()
+    out = await wle_of(dc1_vip)
+    assert out is not None
+    (cond,) = out["status"]["conditions"]
+    assert (cond["status"], cond["message"]) == ("False", "VIP Withdrawn")
+    assert out["metadata"]["annotations"]["gtm.io/withdrawn-at"] == "2026-12-07T12:00:00Z"
+    leaders.clock += timedelta(seconds=12)
+    waiting = await dc2.sync()
+    (entry,) = waiting.results["pay/pay-gw"]
+    assert entry.applied and "deleted in 1s" in entry.message
+    assert await wle_of(dc1_vip) is not None
+    await clusters.l4["dc1"].restore("pay", "pay-app")
+    await dc2.sync()
+    back = await wle_of(dc1_vip)
+    assert back is not None and "gtm.io/withdrawn-at" not in back["metadata"]["annotations"]
+    assert back["status"]["conditions"][0]["message"] == "Awaiting gtm"
+    await clusters.l4["dc1"].withdraw("pay", "pay-app")
+    await dc2.sync()
+    leaders.clock += timedelta(seconds=13)
+    await dc2.sync()
+    assert await wle_of(dc1_vip) is None
+    await clusters.l4["dc1"].restore("pay", "pay-app")
+    await asyncio.gather(dc1.sync(), dc2.sync())
+    assert await wle_of(dc1_vip) is not None  # created again, as any new VIP
 
     # drift of an owned field is put back
     await kubectl(kubeconfig, "dc2", "patch", "gateway", "pay-gw", "-n", "pay", "--type=merge",
