@@ -1,4 +1,5 @@
-"""`gtm accesspoint render|plan|apply`: what AccessPoints make in clusters, and making it so.
+"""`gtm accesspoint render|plan|apply|list|status`: what AccessPoints make in clusters,
+making it so, and what the leaders report of them.
 
 `render` needs no cluster: it prints the objects for one cluster.
 
@@ -29,11 +30,23 @@ delete was held.
 
     gtm accesspoint plan examples/accesspoints/two-tier.yaml -c estate.yaml
     gtm accesspoint apply examples/accesspoints/two-tier.yaml -c estate.yaml --cluster dc2-k8s
+
+`list` and `status` read the AccessPoints where the members render them from:
+the estate's home cluster (`accesspoints.cluster`, `accesspoints.namespaces`).
+`list` prints one line per AP (clusters applied, VIPs, conditions); `status NAME`
+its clusters (region, revision, applied, message), VIPs and conditions with
+their reasons and messages, as each region's leader last wrote them (`-o json`:
+the status as stored). Exit 1 when the home cluster cannot be read, 2 when the
+estate names none or the AP does not exist.
+
+    gtm accesspoint list -c estate.yaml
+    gtm accesspoint status pay-gw -n pay -c estate.yaml
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -41,6 +54,10 @@ from typing import Any
 
 import click
 import yaml
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from accesspoints import AccessPoint, UpstreamVip, render
 from gtm.config import ConfigError, Inventory, load
@@ -56,6 +73,8 @@ from gtm.service.accesspoint_apply import (
     plan_step,
     until_gtm_decides,
 )
+from gtm.service.accesspoints import HomeAccessPoints
+from kube import KubeError
 
 
 @click.group()
@@ -202,3 +221,140 @@ async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) ->
                 failed = failed or bool(done.failed)
                 click.echo(f"  applied {len(done.done)} change(s) in {name}")
     return ExitCode.FAILED if failed else ExitCode.REFUSED if refused else ExitCode.OK
+
+
+@accesspoint.command("list")
+@click.option("-c", "--config", "config", required=True, type=click.Path(dir_okay=False))
+def list_(config: str) -> None:
+    """One line per AccessPoint of the home cluster: clusters applied, VIPs, conditions."""
+    sys.exit(asyncio.run(_list(config)))
+
+
+@accesspoint.command("status")
+@click.argument("name")
+@click.option("-n", "--namespace", default=None, help="Default: the first watched namespace.")
+@click.option("-c", "--config", "config", required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+def status_(name: str, namespace: str | None, config: str, output: str) -> None:
+    """An AccessPoint's clusters, VIPs and conditions, as the leaders wrote them."""
+    sys.exit(asyncio.run(_status(name, namespace, config, output)))
+
+
+async def _home(config: str, stack: AsyncExitStack) -> HomeAccessPoints | int:
+    try:
+        inventory = load(config)
+    except ConfigError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        return ExitCode.INPUT
+    settings = inventory.config.accesspoints
+    if settings.cluster is None:
+        click.echo(f"{config}: accesspoints.cluster names no home cluster", err=True)
+        return ExitCode.INPUT
+    objects = await open_objects(inventory, stack, {settings.cluster})
+    return HomeAccessPoints(objects[settings.cluster].client, settings.namespaces)
+
+
+def _conditions(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    found = (doc.get("status") or {}).get("conditions") or []
+    return {str(c.get("type")): c for c in found if isinstance(c, Mapping)}
+
+
+async def _list(config: str) -> int:
+    async with AsyncExitStack() as stack:
+        home = await _home(config, stack)
+        if isinstance(home, int):
+            return home
+        try:
+            docs = await home.list()
+        except KubeError as e:
+            click.echo(f"cannot list the AccessPoints: {e}", err=True)
+            return ExitCode.FAILED
+    head = ("NAMESPACE", "NAME", "APPLIED", "VIPS", "L4READY", "UPSTREAMS", "DEGRADED")
+    rows = [head]
+    for doc in docs:
+        meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}
+        status = doc.get("status") or {}
+        scope = (spec.get("scope") or {}).get("clusters") or []
+        applied = sum(1 for e in status.get("clusters") or [] if e.get("applied"))
+        conditions = _conditions(doc)
+        rows.append(
+            (
+                str(meta.get("namespace")),
+                str(meta.get("name")),
+                f"{applied}/{len(scope)}",
+                str(len(status.get("vips") or [])),
+                *(
+                    str((conditions.get(c) or {}).get("status", "-"))
+                    for c in ("L4Ready", "UpstreamsResolved", "Degraded")
+                ),
+            )
+        )
+    Console(highlight=False).print(_table(rows))
+    return ExitCode.OK
+
+
+async def _status(name: str, namespace: str | None, config: str, output: str) -> int:
+    async with AsyncExitStack() as stack:
+        home = await _home(config, stack)
+        if isinstance(home, int):
+            return home
+        ns = namespace or home.namespaces[0]
+        try:
+            doc = await home.get(ns, name)
+        except KubeError as e:
+            click.echo(f"cannot read AccessPoint {ns}/{name}: {e}", err=True)
+            return ExitCode.FAILED
+    if doc is None:
+        click.echo(f"AccessPoint {ns}/{name}: not found", err=True)
+        return ExitCode.INPUT
+    status = doc.get("status") or {}
+    if output == "json":
+        click.echo(json.dumps(status, indent=2, sort_keys=True))
+        return ExitCode.OK
+    meta = doc.get("metadata") or {}
+    console = Console(highlight=False)
+    console.print(
+        escape(
+            f"AccessPoint {ns}/{name}: generation {meta.get('generation', '?')},"
+            f" observed {status.get('observedGeneration', 'never')}"
+        )
+    )
+    rows = [("CLUSTER", "REGION", "REVISION", "APPLIED", "MESSAGE")]
+    for e in status.get("clusters") or []:
+        rows.append(
+            (
+                str(e.get("name")),
+                str(e.get("region", "-")),
+                str(e.get("revision") or "-"),
+                "yes" if e.get("applied") else "no",
+                str(e.get("message", "")),
+            )
+        )
+    console.print(_table(rows, "clusters"))
+    vips = status.get("vips") or []
+    shown = ", ".join(f"{v.get('ip')} ({v.get('cluster')})" for v in vips) or "none"
+    console.print(escape(f"VIPs: {shown}"))
+    rows = [("CONDITION", "STATUS", "REASON", "SINCE", "MESSAGE")]
+    for kind, c in _conditions(doc).items():
+        rows.append(
+            (
+                kind,
+                str(c.get("status")),
+                str(c.get("reason", "")),
+                str(c.get("lastTransitionTime", "")),
+                str(c.get("message", "")),
+            )
+        )
+    console.print(_table(rows, "conditions"))
+    return ExitCode.OK
+
+
+def _table(rows: list[tuple[str, ...]], title: str | None = None) -> Table:
+    """The first row as the columns' names; every cell escaped (messages are anyone's text)."""
+    t = Table(title=title, box=box.SIMPLE)
+    for name in rows[0]:
+        t.add_column(name)
+    for row in rows[1:]:
+        t.add_row(*(escape(cell) for cell in row))
+    return t

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import shutil
 import sys
@@ -68,10 +69,20 @@ async def test_each_regions_leader_renders_the_home_clusters_accesspoints(
             None, lambda name, path: [sys.executable, "-m", "gtm", "serve", "--config", str(path)]
         )
         await est.wait_members(path="/readyz", within=60.0)
-        await _rendered_everywhere_then_swept(est.kubeconfig, tmp_path)
+        await _rendered_everywhere_then_swept(est.kubeconfig, tmp_path, est.member_configs["dc2-a"])
 
 
-async def _rendered_everywhere_then_swept(kubeconfig: Path, tmp_path: Path) -> None:
+async def gtm(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gtm", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"}, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def _rendered_everywhere_then_swept(kubeconfig: Path, tmp_path: Path, config: Path) -> None:
     manifest = tmp_path / "two-tier.yaml"  # one document per AP (see the controller's test)
     manifest.write_text(yaml.safe_dump_all(yaml.safe_load(TWO_TIER.read_text())["items"]))
     proc = await asyncio.create_subprocess_exec(
@@ -108,6 +119,20 @@ async def _rendered_everywhere_then_swept(kubeconfig: Path, tmp_path: Path) -> N
         "Degraded": "False",
     }
     assert {v["region"] for v in ap["status"]["vips"]} == set(REGIONS)
+
+    # what an SRE reads: the list, one AP's status, from any member's config
+    code, out, err = await gtm("accesspoint", "list", "-c", str(config))
+    assert code == 0, err
+    lines = {line.split()[1]: line.split() for line in out.splitlines() if "pay-" in line}
+    assert lines["pay-gw"] == ["pay", "pay-gw", "3/3", "3", "True", "True", "False"]
+    code, out, err = await gtm("accesspoint", "status", "pay-gw", "-n", "pay", "-c", str(config))
+    assert code == 0, err
+    assert "AccessPoint pay/pay-gw: generation 1, observed 1" in out
+    for r in REGIONS:
+        assert any(line.split()[:2] == [r, r] and "yes" in line for line in out.splitlines())
+    assert "L4Ready" in out and "Addressed" in out and "a VIP in every cluster" in out
+    code, _, err = await gtm("accesspoint", "status", "nope", "-n", "pay", "-c", str(config))
+    assert code == 2 and "AccessPoint pay/nope: not found" in err
     for r in REGIONS:  # seen from each region: 98 to its own VIP, 1 to each other
         wles = (await kubectl(kubeconfig, r, "get", "workloadentries", "-n", "pay"))["items"]
         weights = {w["spec"]["locality"].split("/")[0]: w["spec"]["weight"] for w in wles}
