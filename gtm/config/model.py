@@ -324,6 +324,8 @@ class AccessPointsConfig(Model):
     cluster: str | None = None
     namespaces: list[Name] = Field(default=["gtm"], min_length=1)  # where the APs are, there
     resync: Duration = Field(default=15.0, gt=0)  # every AP rendered at least this often
+    # CertificateReady is False when a Gateway's certificate has fewer days left than this
+    certificate_days: int = Field(default=14, ge=0)
 
 
 class HaConfig(Model):

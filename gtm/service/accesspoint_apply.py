@@ -117,6 +117,13 @@ class ClusterObjects:
         except NotFound:
             return None
 
+    async def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        call = partial(self._client.core.read_namespaced_secret, name, namespace)
+        try:
+            return await self._client.request("get", call, what=f"Secret {namespace}/{name}")
+        except NotFound:
+            return None
+
     async def services(self, namespace: str) -> dict[str, dict[str, Any]]:
         """The namespace's Services by name (one list)."""
         call = partial(self._client.core.list_namespaced_service, namespace)

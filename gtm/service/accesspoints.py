@@ -24,9 +24,12 @@ then every `accesspoints.resync` seconds:
 
 Conditions, computed by whichever leader writes from what it can see (every
 cluster's Services, every region's entries):
-`L4Ready` (each cluster of the scope has a VIP), `UpstreamsResolved` (each
-upstream has a VIP), `Applied` (every cluster of the scope applied its current
-revision), `Degraded` (any of them not true).
+`L4Ready` (each cluster of the scope has a VIP), `CertificateReady` (every
+Secret a Gateway names, in every cluster, holds a certificate valid for
+`accesspoints.certificate_days` more days: each leader checks its own clusters
+and writes what it found in their entries; `gtm.service.certificates`),
+`UpstreamsResolved` (each upstream has a VIP), `Applied` (every cluster of the
+scope applied its current revision), `Degraded` (any of them not true).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from accesspoints import (
 )
 from failover import Reconciler, WriteFence, WriteStopped
 from gtm.config import Inventory
+from gtm.service import certificates
 from gtm.service.accesspoint_apply import (
     Applied,
     ClusterObjects,
@@ -64,6 +68,7 @@ from gtm.service.accesspoint_apply import (
     service_name,
     until_gtm_decides,
 )
+from gtm.service.certificates import Certificate
 from kube import MERGE_PATCH, Client, Conflict, KubeError, NotFound
 
 log = structlog.get_logger("gtm.accesspoints")
@@ -148,15 +153,19 @@ class ClusterResult:
     revision: str
     applied: bool  # the cluster holds the current revision, nothing failed, held or refused
     message: str
+    certificates: list[Certificate] | None = None  # None: could not be checked
 
     def entry(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "region": self.region,
             "revision": self.revision,
             "applied": self.applied,
             "message": self.message,
         }
+        if self.certificates is not None:
+            out["certificates"] = [c.entry() for c in self.certificates]
+        return out
 
 
 @dataclass
@@ -269,6 +278,7 @@ def status_of(
         )
     )
     by_name = {str(e.get("name")): e for e in entries}
+    conditions.append(_certificates(scope, by_name, before, stamp))
     pending = [c for c in scope if not (by_name.get(c) or {}).get("applied")]
     conditions.append(
         _condition(
@@ -294,6 +304,47 @@ def status_of(
     )
     status["conditions"] = conditions
     return status
+
+
+def _certificates(
+    scope: Sequence[str],
+    by_name: Mapping[str, Mapping[str, Any]],
+    before: Sequence[Mapping[str, Any]],
+    stamp: str,
+) -> dict[str, Any]:
+    """CertificateReady from each cluster's entry: every Secret there, valid long enough."""
+    problems, unknown, fewest = [], [], None
+    for cluster in scope:
+        certificates = (by_name.get(cluster) or {}).get("certificates")
+        if certificates is None:
+            unknown.append(cluster)
+            continue
+        for c in certificates:
+            if c.get("problem"):
+                problems.append(f"{cluster}: {c['problem']}")
+            elif isinstance(c.get("daysLeft"), int) and (
+                fewest is None or c["daysLeft"] < fewest[0]
+            ):
+                fewest = (c["daysLeft"], cluster, c.get("secret"))
+    if problems:
+        return _condition(
+            "CertificateReady", False, "CertificateProblem", "; ".join(problems), before, stamp
+        )
+    if unknown:
+        return _condition(
+            "CertificateReady", None, "NotChecked",
+            f"not checked yet in {', '.join(unknown)}", before, stamp,
+        )  # fmt: skip
+    if fewest is None:
+        return _condition(
+            "CertificateReady", True, "NoCertificate", "no Gateway names a credentialName",
+            before, stamp,
+        )  # fmt: skip
+    days, cluster, secret = fewest
+    return _condition(
+        "CertificateReady", True, "Valid",
+        f"fewest days left: {days} ({cluster}, Secret {secret})", before, stamp,
+    )  # fmt: skip
 
 
 def _new_status(
@@ -401,7 +452,15 @@ class AccessPointController:
             ok, message = _outcome(applied, plan.revision, plan.problems)
             for line in applied.done:
                 log.info("accesspoint.changed", accesspoint=ap.name, cluster=cluster, change=line)
-            results.append(ClusterResult(cluster, region, plan.revision, ok, message))
+            min_days = self._inventory.config.accesspoints.certificate_days
+            try:
+                certs = await certificates.check(
+                    objects, step.rendered.objects, self._now(), min_days
+                )
+            except KubeError as e:
+                log.warning("accesspoint.certificates_unread", cluster=cluster, error=str(e))
+                certs = None
+            results.append(ClusterResult(cluster, region, plan.revision, ok, message, certs))
         return results
 
     async def _sweep(self, docs: Sequence[Mapping[str, Any]]) -> list[str]:

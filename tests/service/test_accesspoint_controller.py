@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from certificates_testing import certificate
 
 from chaos.estate import Clusters, Launcher, PortPlan
 from chaos.estate.ports import BLOCK, Endpoint, in_use
@@ -176,6 +177,34 @@ async def _run(clusters: Clusters, tmp_path: Path, stack: AsyncExitStack) -> Non
     assert _condition(status, "Degraded")["status"] == "True"
     app = await _status(kubeconfig, "pay-app")
     assert {v["ip"] for v in app["vips"]} == seen_from
+
+    # certificates: each leader reads the Secrets its clusters' Gateways name
+    cert = _condition(status, "CertificateReady")
+    assert (
+        cert["status"] == "False" and "dc1: Secret pay/pay-example-com not found" in cert["message"]
+    )
+    for cluster, days in (("dc1", 60), ("dc2", 5)):
+        crt, key = certificate(tmp_path, "pay.example.com", leaders.clock + timedelta(days=days))
+        await kubectl(kubeconfig, cluster, "create", "secret", "tls", "pay-example-com",
+                      "-n", "pay", f"--cert={crt}", f"--key={key}")  # fmt: skip
+    await asyncio.gather(dc1.sync(), dc2.sync())
+    status = await _status(kubeconfig, "pay-gw")
+    cert = _condition(status, "CertificateReady")
+    assert (cert["status"], cert["reason"]) == ("False", "CertificateProblem")
+    assert cert["message"] == "dc2: Secret pay/pay-example-com: 5 days left (fewer than 14)"
+    dc1_entry = next(e for e in status["clusters"] if e["name"] == "dc1")
+    assert dc1_entry["certificates"] == [
+        {"secret": "pay/pay-example-com", "notAfter": "2027-02-05T12:00:00Z", "daysLeft": 60}
+    ]
+    crt, key = certificate(tmp_path, "pay.example.com", leaders.clock + timedelta(days=30))
+    await kubectl(kubeconfig, "dc2", "delete", "secret", "pay-example-com", "-n", "pay",
+                  json_out=False)  # fmt: skip
+    await kubectl(kubeconfig, "dc2", "create", "secret", "tls", "pay-example-com", "-n", "pay",
+                  f"--cert={crt}", f"--key={key}")  # fmt: skip
+    await asyncio.gather(dc1.sync(), dc2.sync())
+    cert = _condition(await _status(kubeconfig, "pay-gw"), "CertificateReady")
+    assert (cert["status"], cert["reason"]) == ("Unknown", "NotChecked")  # dc3: no leader here
+    assert cert["message"] == "not checked yet in dc3"
 
     # settled: a sync writes nothing more (the status' resourceVersion stays)
     await asyncio.gather(dc1.sync(), dc2.sync())  # each entry now says its revision is in place

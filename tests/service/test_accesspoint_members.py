@@ -13,11 +13,13 @@ import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from certificates_testing import certificate
 
 from chaos.estate import SimulatedEstate
 from chaos.estate.ports import BLOCK, Endpoint, in_use
@@ -83,6 +85,13 @@ async def gtm(*args: str) -> tuple[int, str, str]:
 
 
 async def _rendered_everywhere_then_swept(kubeconfig: Path, tmp_path: Path, config: Path) -> None:
+    ends = datetime.now(UTC) + timedelta(days=90)
+    for secret, host in (("pay-app-cert", "pay-app.pay.ap.gtm.internal"),
+                         ("pay-example-com", "pay.example.com")):  # fmt: skip
+        crt, key = certificate(tmp_path, host, ends)
+        for r in REGIONS:
+            await kubectl(kubeconfig, r, "create", "secret", "tls", secret, "-n", "pay",
+                          f"--cert={crt}", f"--key={key}")  # fmt: skip
     manifest = tmp_path / "two-tier.yaml"  # one document per AP (see the controller's test)
     manifest.write_text(yaml.safe_dump_all(yaml.safe_load(TWO_TIER.read_text())["items"]))
     proc = await asyncio.create_subprocess_exec(
@@ -114,6 +123,7 @@ async def _rendered_everywhere_then_swept(kubeconfig: Path, tmp_path: Path, conf
     conditions = {c["type"]: c["status"] for c in ap["status"]["conditions"]}
     assert conditions == {
         "L4Ready": "True",
+        "CertificateReady": "True",
         "UpstreamsResolved": "True",
         "Applied": "True",
         "Degraded": "False",
@@ -131,6 +141,7 @@ async def _rendered_everywhere_then_swept(kubeconfig: Path, tmp_path: Path, conf
     for r in REGIONS:
         assert any(line.split()[:2] == [r, r] and "yes" in line for line in out.splitlines())
     assert "L4Ready" in out and "Addressed" in out and "a VIP in every cluster" in out
+    assert "fewest days left: 89" in out
     code, _, err = await gtm("accesspoint", "status", "nope", "-n", "pay", "-c", str(config))
     assert code == 2 and "AccessPoint pay/nope: not found" in err
     for r in REGIONS:  # seen from each region: 98 to its own VIP, 1 to each other
