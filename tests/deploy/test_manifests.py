@@ -88,6 +88,20 @@ def needed_grants(config: Any) -> dict[str | None, set[Grant]]:
         *((istio, "serviceentries", v, None) for v in ("get", "list", "watch")),
         *((istio, "destinationrules", v, None) for v in ("get", "list", "watch")),
     }
+    if config.accesspoints.cluster is not None:  # gtm.service.accesspoints, in their namespaces
+        write = ("get", "list", "create", "patch", "delete")
+        kinds = ("gateways", "virtualservices", "destinationrules", "serviceentries")
+        for ns in config.accesspoints.namespaces:
+            out.setdefault(ns, set()).update(
+                {
+                    *(("gtm.io", "accesspoints", v, None) for v in ("get", "list")),
+                    ("gtm.io", "accesspoints/status", "patch", None),
+                    *(("", "services", v, None) for v in write),
+                    *((istio, k, v, None) for k in (*kinds, "workloadentries") for v in write),
+                    (istio, "workloadentries/status", "patch", None),
+                    ("", "secrets", "get", None),
+                }
+            )
     return out
 
 
@@ -881,14 +895,23 @@ def test_rbac_is_exactly_what_gtm_needs(docs: list[Doc]) -> None:
         for group, resource, verb, _ in expand(role):
             got.setdefault((group, resource), set()).add(verb)
     assert got == {
-        ("networking.istio.io", "workloadentries"): {"get", "list", "watch", "patch"},
+        ("networking.istio.io", "workloadentries"): {
+            "get", "list", "watch", "patch", "create", "delete",
+        },
         ("networking.istio.io", "workloadentries/status"): {"get", "patch"},
-        ("networking.istio.io", "serviceentries"): {"get", "list", "watch"},
-        ("networking.istio.io", "destinationrules"): {"get", "list", "watch"},
+        ("networking.istio.io", "serviceentries"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("networking.istio.io", "destinationrules"): {
+            "get", "list", "watch", "create", "patch", "delete",
+        },
+        ("networking.istio.io", "gateways"): {"get", "list", "create", "patch", "delete"},
+        ("networking.istio.io", "virtualservices"): {"get", "list", "create", "patch", "delete"},
+        ("", "services"): {"get", "list", "create", "patch", "delete"},
+        ("gtm.io", "accesspoints"): {"get", "list"},
+        ("gtm.io", "accesspoints/status"): {"patch"},
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
         ("", "configmaps"): {"get", "create", "update", "patch"},
         ("", "secrets"): {"get"},
-    }
+    }  # fmt: skip
 
 
 def test_kustomization_lists_every_manifest() -> None:
