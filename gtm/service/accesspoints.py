@@ -44,6 +44,7 @@ from functools import partial
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from accesspoints import (
     LABEL_ACCESSPOINT,
@@ -75,6 +76,58 @@ log = structlog.get_logger("gtm.accesspoints")
 
 GROUP, VERSION, PLURAL = "gtm.io", "v1alpha1", "accesspoints"
 STATUS_ATTEMPTS = 8  # reads and writes of one AP's status, on conflicts with other writers
+
+
+class AccessPointMetrics:
+    """What the leader's AccessPoint controller exports (one per member, every term's)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.syncs = Counter(
+            "gtm_accesspoint_syncs",
+            "Passes over every AccessPoint, by result (ok; failed: the home cluster or a status "
+            "write failed, nothing rendered was touched; stopped: the lease was lost)",
+            ["result"],
+            registry=registry,
+        )
+        self.last_sync = Gauge(
+            "gtm_accesspoint_last_sync_timestamp_seconds",
+            "When the last whole pass over every AccessPoint ended (0: none yet this process)",
+            registry=registry,
+        )
+        self.condition = Gauge(
+            "gtm_accesspoint_condition",
+            "An AccessPoint's condition as this region's leader last wrote it: 1 True, 0 False "
+            "(Unknown: no series)",
+            ["namespace", "accesspoint", "condition"],
+            registry=registry,
+        )
+        self.certificate_expiry = Gauge(
+            "gtm_accesspoint_certificate_expiry_timestamp_seconds",
+            "When the certificate a Gateway of the AccessPoint names expires, in each cluster "
+            "of its scope, as its status holds it",
+            ["namespace", "accesspoint", "cluster", "secret"],
+            registry=registry,
+        )
+        self._shown: dict[Gauge, set[tuple[str, ...]]] = {
+            self.condition: set(),
+            self.certificate_expiry: set(),
+        }
+
+    def show(
+        self,
+        conditions: Mapping[tuple[str, str, str], bool],
+        expiries: Mapping[tuple[str, str, str, str], float],
+    ) -> None:
+        """This pass's values; series of APs, clusters or Secrets no longer seen are removed."""
+        for gauge, values in (
+            (self.condition, {k: 1.0 if v else 0.0 for k, v in conditions.items()}),
+            (self.certificate_expiry, dict(expiries)),
+        ):
+            for labels in self._shown[gauge] - set(values):
+                gauge.remove(*labels)
+            for labels, value in values.items():
+                gauge.labels(*labels).set(value)
+            self._shown[gauge] = set(values)
 
 
 class HomeAccessPoints:
@@ -110,18 +163,20 @@ class HomeAccessPoints:
         self,
         namespace: str,
         name: str,
-        change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+        change: Callable[[Mapping[str, Any]], dict[str, Any]],
         fence: WriteFence,
-    ) -> bool:
-        """Read the AP, `change(ap)` -> its new status (None: nothing to write), write it
-        on the resourceVersion read; on a conflict, again. False: the AP is gone."""
+    ) -> dict[str, Any] | None:
+        """Read the AP, `change(ap)` -> its new status; write it (unless the AP holds it
+        already) on the resourceVersion read; on a conflict, again. Returns the status the AP
+        holds now, None when the AP is gone."""
         for _ in range(STATUS_ATTEMPTS):
             ap = await self.get(namespace, name)
             if ap is None:
-                return False
+                return None
             status = change(ap)
-            if status is None:
-                return True
+            old = ap.get("status") or {}
+            if all(old.get(k) == v for k, v in status.items()):
+                return status
             version = (ap.get("metadata") or {}).get("resourceVersion")
             body = {"metadata": {"resourceVersion": version}, "status": status}
             call = partial(
@@ -133,11 +188,11 @@ class HomeAccessPoints:
                 await self._client.request(
                     "patch", call, what=f"AccessPoint {namespace}/{name}/status"
                 )
-                return True
+                return status
             except Conflict:
                 continue  # another region's leader wrote it meanwhile: read it again
             except NotFound:
-                return False
+                return None
         raise KubeError(
             f"AccessPoint {namespace}/{name}/status: still conflicting after "
             f"{STATUS_ATTEMPTS} attempts"
@@ -211,15 +266,35 @@ def _condition(
     }
 
 
+def _export(
+    namespace: str,
+    name: str,
+    status: Mapping[str, Any],
+    conditions: dict[tuple[str, str, str], bool],
+    expiries: dict[tuple[str, str, str, str], float],
+) -> None:
+    """An AP's status as metric values: its known conditions, its certificates' ends."""
+    for c in status.get("conditions") or []:
+        if c.get("status") in ("True", "False"):
+            conditions[(namespace, name, str(c["type"]))] = c["status"] == "True"
+    for entry in status.get("clusters") or []:
+        for cert in entry.get("certificates") or []:
+            if cert.get("notAfter"):
+                end = datetime.fromisoformat(str(cert["notAfter"]).replace("Z", "+00:00"))
+                key = (namespace, name, str(entry.get("name")), str(cert.get("secret")))
+                expiries[key] = end.timestamp()
+
+
 def status_of(
     ap_doc: Mapping[str, Any],
+    *,
     ap: AccessPoint | None,
     mine: Sequence[ClusterResult],
     problem: str | None,
     found: Mapping[str, Discovered],
     at: datetime,
 ) -> dict[str, Any]:
-    """The AP's new status: this region's entries in place of the old ones, the others kept;
+    """The AP's new status over `ap_doc` (the AP as just read): this region's entries in place of the old ones, the others kept;
     the VIPs and conditions from what this leader sees."""
     old = ap_doc.get("status") or {}
     ours = {r.name for r in mine}
@@ -347,20 +422,6 @@ def _certificates(
     )  # fmt: skip
 
 
-def _new_status(
-    ap: AccessPoint | None,
-    mine: Sequence[ClusterResult],
-    problem: str | None,
-    found: Mapping[str, Discovered],
-    at: datetime,
-    current: Mapping[str, Any],
-) -> dict[str, Any] | None:
-    """The status to write over `current` (the AP as just read), None when it holds it."""
-    new = status_of(current, ap, mine, problem, found, at)
-    old = current.get("status") or {}
-    return None if all(old.get(k) == v for k, v in new.items()) else new
-
-
 class AccessPointController:
     """One term's AccessPoints for one region (see the module)."""
 
@@ -373,9 +434,11 @@ class AccessPointController:
         fence: WriteFence,
         *,
         reconcilers: Sequence[Reconciler] = (),
+        metrics: AccessPointMetrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._inventory = inventory
+        self._metrics = metrics
         self._region = region
         self._home = home
         self._objects = objects
@@ -412,6 +475,8 @@ class AccessPointController:
                 log.warning("accesspoint.invalid", accesspoint=key, problems=why)
         parsed = [ap for _, ap, _ in aps if ap is not None]
         found = await discover(parsed, self._objects, self._clusters)
+        conditions: dict[tuple[str, str, str], bool] = {}
+        expiries: dict[tuple[str, str, str, str], float] = {}
         for doc, ap, problem in aps:
             mine: list[ClusterResult] = []
             if ap is not None:
@@ -419,9 +484,15 @@ class AccessPointController:
                 out.results[f"{ap.namespace}/{ap.name}"] = mine
             meta = doc.get("metadata") or {}
             ns, name = str(meta.get("namespace")), str(meta.get("name"))
-            change = partial(_new_status, ap, mine, problem, found, self._now())
-            await self._home.update_status(ns, name, change, self._fence)
+            change = partial(
+                status_of, ap=ap, mine=mine, problem=problem, found=found, at=self._now()
+            )
+            status = await self._home.update_status(ns, name, change, self._fence)
+            if status is not None:
+                _export(ns, name, status, conditions, expiries)
         out.swept = await self._sweep(docs)
+        if self._metrics is not None:
+            self._metrics.show(conditions, expiries)
         return out
 
     async def _render(
@@ -500,8 +571,10 @@ class AccessPointController:
         """Sync at once, then every `every` seconds, until cancelled or the lease is lost."""
         while True:
             started = time.monotonic()
+            result = "failed"
             try:
                 done = await self.sync()
+                result = "ok"
                 log.info(
                     "accesspoint.synced",
                     region=self._region,
@@ -511,11 +584,17 @@ class AccessPointController:
                     seconds=round(time.monotonic() - started, 3),
                 )
             except WriteStopped as e:
+                result = "stopped"
                 log.warning("accesspoint.stopped", why=str(e))
                 return
             except KubeError as e:
                 # the home cluster (or a status write) failed: nothing rendered is touched
                 log.warning("accesspoint.sync_failed", region=self._region, error=str(e))
+            finally:
+                if self._metrics is not None:
+                    self._metrics.syncs.labels(result).inc()
+                    if result == "ok":
+                        self._metrics.last_sync.set(time.time())
             await asyncio.sleep(every)
 
 
@@ -525,6 +604,7 @@ async def open_controller(
     fence: WriteFence,
     reconcilers: Sequence[Reconciler],
     stack: AsyncExitStack,
+    metrics: AccessPointMetrics,
 ) -> AccessPointController | None:
     """The term's AccessPoint controller, its clients closed by `stack` (None: the estate
     names no home cluster for AccessPoints)."""
@@ -533,4 +613,6 @@ async def open_controller(
         return None
     objects = await open_objects(inventory, stack)
     home = HomeAccessPoints(objects[settings.cluster].client, settings.namespaces)
-    return AccessPointController(inventory, region, home, objects, fence, reconcilers=reconcilers)
+    return AccessPointController(
+        inventory, region, home, objects, fence, reconcilers=reconcilers, metrics=metrics
+    )

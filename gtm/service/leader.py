@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from failover import MeshPlan, Progress, Reconciler, WriteFence
 from gtm.config import Inventory
 from gtm.ha import Elector, LeadershipLost
-from gtm.service.accesspoints import open_controller
+from gtm.service.accesspoints import AccessPointMetrics, open_controller
 from gtm.service.backends import open_reconcilers
 from gtm.service.controller import Controller
 from intent import RegressedState, Regression
@@ -68,6 +68,7 @@ class Leader:
         self._reconcilers: list[Reconciler] = []
         self._restart = asyncio.Event()
         self._planning = asyncio.Lock()  # held by action plans and by a term's end
+        self._accesspoint_metrics = AccessPointMetrics(registry)
 
     def progress(self) -> list[Progress]:
         """Each cluster's progress as the term's watch caches see it (none while not leading)."""
@@ -121,7 +122,7 @@ class Leader:
             await stack.enter_async_context(r.running())
         fence = WriteFence(self._elector.require_leader(), self._elector.is_leader)
         accesspoints = await open_controller(
-            inventory, self._region, fence, self._reconcilers, stack
+            inventory, self._region, fence, self._reconcilers, stack, self._accesspoint_metrics
         )
         if accesspoints is not None:
             rendering = asyncio.create_task(accesspoints.run(inventory.config.accesspoints.resync))

@@ -43,6 +43,11 @@ SERVED = {
     "gtm_kube_rate_limit_wait_seconds",
     "gtm_kube_requests",
     "gtm_kube_retries",
+    # the leader's AccessPoints
+    "gtm_accesspoint_certificate_expiry_timestamp_seconds",
+    "gtm_accesspoint_condition",
+    "gtm_accesspoint_last_sync_timestamp_seconds",
+    "gtm_accesspoint_syncs",
     # leader election
     "gtm_leader_epoch",
     "gtm_leader_is_leader",
