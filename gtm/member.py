@@ -31,11 +31,13 @@ from prometheus_client import CollectorRegistry
 
 from gtm.api import TokenBook, make_app, serve_api
 from gtm.api.member import MemberRole
-from gtm.config import ConfigError, Inventory, load, split_listen
+from gtm.config import ConfigError, Inventory, load, load_onboarded, split_listen
 from gtm.dns import DnsCollector, DnsWorkers, WorkerFailed, WorkersCollector
 from gtm.dns.lookup import Lookup, lookup
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector, NotLeader
+from gtm.service.accesspoint_apply import open_objects
+from gtm.service.accesspoints import HomeAccessPoints
 from gtm.service.actions import Action, ActionResult
 from gtm.service.backends import Stores, open_elector, open_stores
 from gtm.service.config_state import ConfigState
@@ -46,6 +48,7 @@ from gtm.service.intent_merge import IntentMerge
 from gtm.service.leader import Leader
 from gtm.service.loop_lag import LoopLag
 from gtm.service.observation_log import ObservationLog
+from gtm.service.onboarding import OnboardedFile, Onboarding, Services
 from gtm.service.operations import LeaderView, Operations
 from gtm.service.peers import PeerExchange
 from gtm.service.probing import engine_health, health_settings, probe_targets, silent_after
@@ -80,6 +83,17 @@ class MemberRuntime:
         (`gtm.service.heap`)."""
         self.config_path = config_path
         self._inventory = load(config_path)  # ConfigError: the caller reports it
+        # the services the home cluster's AccessPoints onboard (`gtm.service.onboarding`),
+        # as last applied: answered from the first query after a restart
+        self._onboarded_file = OnboardedFile(self._inventory.config.instance.state_dir)
+        self._onboarded: Services = {}
+        self._onboarding_refused: dict[str, str] = {}
+        if self._inventory.config.accesspoints.cluster is not None:
+            self._onboarded = self._onboarded_file.read()
+            if self._onboarded:
+                self._inventory, self._onboarding_refused = load_onboarded(
+                    config_path, self._onboarded
+                )
         instance = self._inventory.config.instance
         chosen = region or instance.region
         if chosen is None:
@@ -315,6 +329,7 @@ class MemberRuntime:
                 catch_up=peers.catch_up,
                 regression=guard.regression,
                 restore=merge.restore,
+                onboarding=self.onboarding,
             )
             self._operations = Operations(
                 inventory=inventory,
@@ -327,6 +342,7 @@ class MemberRuntime:
                 hold=controller.hold,
                 on_change=self._intent_changed,
             )
+            onboarding = await self._open_onboarding(stack)
             tokens = await TokenBook.from_config(config.api, self._inventory, region=self.region)
             app = make_app(self, tokens, registry=self.registry)
             await stack.enter_async_context(serve_api(app, config.api.listen, config.api.tls))
@@ -353,6 +369,9 @@ class MemberRuntime:
                     tasks.create_task(self._loop_lag.run(), name="loop-lag"),
                     tasks.create_task(self._heap.run(), name="heap"),
                 ]
+                if onboarding is not None:
+                    every = config.accesspoints.resync
+                    background.append(tasks.create_task(onboarding.run(every), name="onboarding"))
                 await stop.wait()
                 log.info("member.stopping", member=self.identity, leader=elector.is_leader())
                 for task in background:
@@ -368,6 +387,16 @@ class MemberRuntime:
                     task.cancel()
         log.info("member.stopped", member=self.identity)
 
+    async def _open_onboarding(self, stack: AsyncExitStack) -> Onboarding | None:
+        settings = self._inventory.config.accesspoints
+        if settings.cluster is None:
+            return None
+        objects = await open_objects(self._inventory, stack)
+        home = HomeAccessPoints(objects[settings.cluster].client, settings.namespaces)
+        return Onboarding(
+            self._current_inventory, home, objects, lambda: self._onboarded, self.onboard
+        )
+
     async def reload(self) -> bool:
         """Re-read the config (SIGHUP). A bad file is refused whole; the old one keeps running.
 
@@ -379,7 +408,7 @@ class MemberRuntime:
 
     async def _reload(self) -> bool:
         try:
-            loaded = await load_aside(self.config_path)
+            loaded = await load_aside(self.config_path, onboarded=self._onboarded)
         except ConfigError as e:
             problems = [str(p) for p in e.problems]
             log.error("config.refused", file=self.config_path, problems=problems)
@@ -393,12 +422,16 @@ class MemberRuntime:
             "api.listen": (old.api.listen, new.api.listen),
             "ha": (old.ha, new.ha),
             "instance.state_dir": (old.instance.state_dir, new.instance.state_dir),
+            "accesspoints.cluster": (old.accesspoints.cluster, new.accesspoints.cluster),
         }
         restart = [k for k, (a, b) in fixed.items() if a != b]
         if restart:
             log.warning("config.restart_needed", settings=restart)
         targets = await asyncio.to_thread(probe_targets, fresh)  # reads `fresh` only
         self._inventory = fresh
+        self._onboarding_refused = dict(loaded.refused)
+        for key, why in loaded.refused.items():
+            log.warning("onboarding.refused", accesspoint=key, why=why)
         self._config.applied(self.config_path, new, loaded.digest)
         self._monitor.update(targets)
         if self._scheduler is not None:
@@ -425,6 +458,27 @@ class MemberRuntime:
             targets=len(targets),
         )
         return True
+
+    async def onboard(self, services: Services) -> bool:
+        """The services the AccessPoints onboard changed: the config is reloaded with them
+        (the file as it is now, checked alone first). False: refused, nothing changed."""
+        async with self._reloading:
+            before = self._onboarded
+            self._onboarded = dict(services)
+            if not await self._reload():
+                self._onboarded = before
+                return False
+            await asyncio.to_thread(self._onboarded_file.write, self._onboarded)
+            return True
+
+    def onboarding(self, key: str) -> tuple[bool, str] | None:
+        """Whether the AP `key` (namespace/name) is answered as a service, and why not."""
+        if key in self._onboarding_refused:
+            return False, self._onboarding_refused[key]
+        service = self._onboarded.get(key)
+        if service is not None and service.get("name") in self._inventory.services:
+            return True, f"answered in DNS as {service.get('fqdn')}"
+        return None
 
     async def _reloads(self, reload: asyncio.Event) -> None:
         while True:

@@ -1,7 +1,7 @@
 """The estate config: YAML in, a validated inventory out, or every problem at once."""
 
 from gtm.config.errors import ConfigError, Problem
-from gtm.config.inventory import Inventory, load, loads, to_estate
+from gtm.config.inventory import Inventory, load, load_onboarded, loads, to_estate
 from gtm.config.model import (
     ApiConfig,
     ClusterConfig,
@@ -35,6 +35,7 @@ __all__ = [
     "ServiceConfig",
     "VipConfig",
     "load",
+    "load_onboarded",
     "loads",
     "split_listen",
     "to_estate",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gtm.config.checks import Names, check, split_of
-from gtm.config.errors import ConfigError, FieldPath, Problem
+from gtm.config.errors import ConfigError, FieldPath, Problem, dotted
 from gtm.config.model import BoundsConfig, Config, PolicyConfig, RegionConfig, ServiceConfig
 from gtm.config.source import Source, parse, read
 from policies import Bounds, Estate, Guardrails, Policy, Redistribute, Service, Vip
@@ -48,6 +48,46 @@ def load(path: str | Path, *, rules: Rules | None = None) -> Inventory:
 
 def loads(text: str, name: str = "<config>", *, rules: Rules | None = None) -> Inventory:
     return _build(parse(text, name, lenient=True), rules)
+
+
+def load_onboarded(
+    path: str | Path,
+    onboarded: Mapping[str, Mapping[str, Any]],
+    *,
+    rules: Rules | None = None,
+) -> tuple[Inventory, dict[str, str]]:
+    """The file's inventory with the services AccessPoints onboard, and those left out.
+
+    `onboarded`: an AP (`namespace/name`) -> its service, as the file would list it.
+    The file is checked alone first: its problems refuse the whole, as `load` does.
+    An AP's service that does not fit (its name or FQDN already taken, VIPs in too few
+    regions for its policy, a bad probe) is left out, with why; the others stay.
+    """
+    src = read(path, lenient=True)
+    alone = _build(src, rules)
+    if not onboarded:
+        return alone, {}
+    own = list(src.data.get("services") or [])
+    keys = list(onboarded)
+    refused: dict[str, str] = {}
+    while keys:
+        data = {**src.data, "services": [*own, *(dict(onboarded[k]) for k in keys)]}
+        try:
+            return _build(replace(src, data=data), rules), refused
+        except ConfigError as e:
+            bad: dict[int, list[str]] = {}
+            for p in e.problems:
+                at = p.path[1] if len(p.path) > 1 and p.path[0] == "services" else None
+                if isinstance(at, int) and at >= len(own):
+                    bad.setdefault(at - len(own), []).append(
+                        f"{dotted(p.path[2:]) or 'service'}: {p.message}"
+                    )
+            if not bad:
+                raise
+            for i, why in bad.items():
+                refused[keys[i]] = "; ".join(why)
+            keys = [k for i, k in enumerate(keys) if i not in bad]
+    return alone, refused
 
 
 def _check(

@@ -29,7 +29,9 @@ Secret a Gateway names, in every cluster, holds a certificate valid for
 `accesspoints.certificate_days` more days: each leader checks its own clusters
 and writes what it found in their entries; `gtm.service.certificates`),
 `UpstreamsResolved` (each upstream has a VIP), `Applied` (every cluster of the
-scope applied its current revision), `Degraded` (any of them not true).
+scope applied its current revision), `Onboarded` (an AP with `spec.gtm`: its
+service is answered in DNS, or why not: `gtm.service.onboarding`), `Degraded`
+(any of them not true).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ from kube import MERGE_PATCH, Client, Conflict, KubeError, NotFound
 log = structlog.get_logger("gtm.accesspoints")
 
 GROUP, VERSION, PLURAL = "gtm.io", "v1alpha1", "accesspoints"
+# whether an AP's service is answered (True, how) or not (False, why); None: not yet known
+Onboarded = Callable[[str], tuple[bool, str] | None]
 STATUS_ATTEMPTS = 8  # reads and writes of one AP's status, on conflicts with other writers
 
 
@@ -293,6 +297,7 @@ def status_of(
     problem: str | None,
     found: Mapping[str, Discovered],
     at: datetime,
+    onboarded: tuple[bool, str] | None = None,
 ) -> dict[str, Any]:
     """The AP's new status over `ap_doc` (the AP as just read): this region's entries in place of the old ones, the others kept;
     the VIPs and conditions from what this leader sees."""
@@ -366,6 +371,14 @@ def status_of(
             stamp,
         )
     )
+    if ap.spec.gtm is not None:
+        if onboarded is None:
+            reason, why = "Pending", "not onboarded yet (VIPs and a port are needed)"
+            conditions.append(_condition("Onboarded", None, reason, why, before, stamp))
+        else:
+            ok, why = onboarded
+            reason = "Answered" if ok else "Refused"
+            conditions.append(_condition("Onboarded", ok, reason, why, before, stamp))
     bad = [c for c in conditions if c["status"] != "True"]
     conditions.append(
         _condition(
@@ -435,10 +448,12 @@ class AccessPointController:
         *,
         reconcilers: Sequence[Reconciler] = (),
         metrics: AccessPointMetrics | None = None,
+        onboarding: Onboarded = lambda key: None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._inventory = inventory
         self._metrics = metrics
+        self._onboarding = onboarding
         self._region = region
         self._home = home
         self._objects = objects
@@ -485,7 +500,13 @@ class AccessPointController:
             meta = doc.get("metadata") or {}
             ns, name = str(meta.get("namespace")), str(meta.get("name"))
             change = partial(
-                status_of, ap=ap, mine=mine, problem=problem, found=found, at=self._now()
+                status_of,
+                ap=ap,
+                mine=mine,
+                problem=problem,
+                found=found,
+                at=self._now(),
+                onboarded=self._onboarding(f"{ns}/{name}"),
             )
             status = await self._home.update_status(ns, name, change, self._fence)
             if status is not None:
@@ -605,6 +626,7 @@ async def open_controller(
     reconcilers: Sequence[Reconciler],
     stack: AsyncExitStack,
     metrics: AccessPointMetrics,
+    onboarding: Onboarded,
 ) -> AccessPointController | None:
     """The term's AccessPoint controller, its clients closed by `stack` (None: the estate
     names no home cluster for AccessPoints)."""
@@ -614,5 +636,12 @@ async def open_controller(
     objects = await open_objects(inventory, stack)
     home = HomeAccessPoints(objects[settings.cluster].client, settings.namespaces)
     return AccessPointController(
-        inventory, region, home, objects, fence, reconcilers=reconcilers, metrics=metrics
+        inventory,
+        region,
+        home,
+        objects,
+        fence,
+        reconcilers=reconcilers,
+        metrics=metrics,
+        onboarding=onboarding,
     )

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from failover import MeshPlan, Progress, Reconciler, WriteFence
 from gtm.config import Inventory
 from gtm.ha import Elector, LeadershipLost
-from gtm.service.accesspoints import AccessPointMetrics, open_controller
+from gtm.service.accesspoints import AccessPointMetrics, Onboarded, open_controller
 from gtm.service.backends import open_reconcilers
 from gtm.service.controller import Controller
 from intent import RegressedState, Regression
@@ -55,6 +55,7 @@ class Leader:
         catch_up: Callable[[], None],  # pull every peer's intent now
         regression: Callable[[], Regression | None] = lambda: None,  # the store went back
         restore: Callable[[], Awaitable[bool]] | None = None,  # merge back what is known
+        onboarding: Onboarded = lambda key: None,  # an AP's service: answered, or why not
     ) -> None:
         self._identity = identity
         self._region = region
@@ -65,6 +66,7 @@ class Leader:
         self._catch_up = catch_up
         self._regression = regression
         self._restore = restore
+        self._onboarding = onboarding
         self._reconcilers: list[Reconciler] = []
         self._restart = asyncio.Event()
         self._planning = asyncio.Lock()  # held by action plans and by a term's end
@@ -122,7 +124,13 @@ class Leader:
             await stack.enter_async_context(r.running())
         fence = WriteFence(self._elector.require_leader(), self._elector.is_leader)
         accesspoints = await open_controller(
-            inventory, self._region, fence, self._reconcilers, stack, self._accesspoint_metrics
+            inventory,
+            self._region,
+            fence,
+            self._reconcilers,
+            stack,
+            self._accesspoint_metrics,
+            self._onboarding,
         )
         if accesspoints is not None:
             rendering = asyncio.create_task(accesspoints.run(inventory.config.accesspoints.resync))

@@ -33,11 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import pickle
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from gtm.config import ConfigError, Inventory, Problem, load
+from gtm.config import ConfigError, Inventory, Problem, load_onboarded
 from gtm.service.config_state import estate_digest
 
 TIMEOUT = 300.0  # seconds a reload's child may take before it is killed and the reload refused
@@ -48,6 +51,7 @@ class Loaded:
     inventory: Inventory
     digest: str  # `estate_digest(inventory.config)`
     pickled: bytes  # the inventory, pickled (what the DNS answer processes are sent)
+    refused: Mapping[str, str] = field(default_factory=dict)  # APs' services left out: why
 
 
 @dataclass(frozen=True)
@@ -56,22 +60,32 @@ class _Wire:
 
     pickled: bytes
     digest: str
+    refused: dict[str, str]
 
 
-async def load_aside(path: str, *, limit: float = TIMEOUT) -> Loaded:
-    """The config at `path`, loaded and validated in a child process; raises `ConfigError`."""
+async def load_aside(
+    path: str,
+    *,
+    onboarded: Mapping[str, Mapping[str, Any]] | None = None,
+    limit: float = TIMEOUT,
+) -> Loaded:
+    """The config at `path`, loaded and validated in a child process; raises `ConfigError`.
+
+    `onboarded`: the services AccessPoints onboard (`gtm.config.load_onboarded`), sent
+    to the child as JSON on its stdin."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "gtm.service.reload",
         path,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    sent = json.dumps(dict(onboarded or {})).encode()
     try:
         async with asyncio.timeout(limit):
-            out, err = await child.communicate()
+            out, err = await child.communicate(sent)
     except BaseException as e:  # timed out, or the member stops: the child goes too
         with contextlib.suppress(ProcessLookupError):
             child.kill()
@@ -91,7 +105,7 @@ async def load_aside(path: str, *, limit: float = TIMEOUT) -> Loaded:
     if not isinstance(result, _Wire):
         raise _refused(path, f"the loader answered {type(result).__name__}")
     inventory = await asyncio.to_thread(pickle.loads, result.pickled)  # seconds at 30,000: aside
-    return Loaded(inventory, result.digest, result.pickled)
+    return Loaded(inventory, result.digest, result.pickled, result.refused)
 
 
 def _refused(path: str, message: str) -> ConfigError:
@@ -99,15 +113,17 @@ def _refused(path: str, message: str) -> ConfigError:
 
 
 def main(argv: list[str]) -> int:
-    """The child: load `argv[0]`, write the pickled result to stdout."""
+    """The child: load `argv[0]` (with the onboarded services read from stdin, JSON), write
+    the pickled result to stdout."""
     from gtm.service.reload import _Wire as Named  # not __main__._Wire: the parent unpickles
 
     (path,) = argv
     result: _Wire | tuple[Problem, ...]
+    onboarded = json.loads(sys.stdin.buffer.read() or b"{}")
     try:
-        inventory = load(path)
+        inventory, refused = load_onboarded(path, onboarded)
         pickled = pickle.dumps(inventory, protocol=pickle.HIGHEST_PROTOCOL)
-        result = Named(pickled, estate_digest(inventory.config))
+        result = Named(pickled, estate_digest(inventory.config), refused)
     except ConfigError as e:
         result = e.problems  # the problems, not the exception: it pickles by its message
     sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
