@@ -29,9 +29,7 @@ def service(name: str, fqdn: str, **over: Any) -> dict[str, Any]:
 
 
 def test_the_onboarded_services_are_added_to_the_files() -> None:
-    inventory, refused = load_onboarded(
-        ESTATE, {"pay/shop": service("shop", "shop.example.com")}
-    )
+    inventory, refused = load_onboarded(ESTATE, {"pay/shop": service("shop", "shop.example.com")})
     assert refused == {}
     assert inventory.services["shop"].fqdn == "shop.example.com"
     assert "foo" in inventory.services  # the file's own are all there
