@@ -25,8 +25,13 @@ so the member's loop never pickles it again.
         ...  # e.problems; nothing changed
     loaded.inventory, loaded.digest
 
-Run as `python -m gtm.service.reload PATH`, the child writes one pickled
-`Loaded`, or the tuple of `Problem`s, to its stdout.
+The services the home cluster's AccessPoints onboard (`gtm.service.onboarding`)
+go to the child as JSON on its stdin (`{}`: none); it loads the file with them
+(`gtm.config.load_onboarded`) and says which were left out, and why
+(`Loaded.refused`).
+
+Run as `python -m gtm.service.reload PATH < onboarded.json`, the child writes one
+pickled `Loaded`, or the tuple of `Problem`s, to its stdout.
 """
 
 from __future__ import annotations
