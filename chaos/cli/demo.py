@@ -2,7 +2,9 @@
 
 Starts a simulated three-region estate — a VIP HTTP server per VIP, one
 simulated Kubernetes cluster per region holding the WorkloadEntries — and a
-real HA pair of `gtm serve` processes per region with embedded DNS, then
+real HA pair of `gtm serve` processes per region with embedded DNS, applies
+one AccessPoint (`examples/accesspoints/one-tier.yaml`, beside the estate) in
+the home cluster, which every member onboards as a service of its L4 VIPs, then
 shows a live table until Ctrl-C (`chaos.cli.demo_view`: it refreshes every
 `REFRESH` seconds whatever member is gone). Every port is checked before
 anything starts. A second terminal drives it with the runbook commands the
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import aiohttp
 import click
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -34,10 +37,13 @@ from rich.panel import Panel
 from chaos.cli.demo_view import Observer, view
 from chaos.estate import PortInUse, PortPlan, SimulatedEstate, ephemeral_range
 from chaos.estate.ports import BLOCK
+from gtm.config import load
 from gtm.exits import ExitCode
 from gtm.status import MemberStatus, StatusError, read_status
+from kube import KubeError
 
 REFRESH = 2.0  # seconds between two refreshes of the live table
+ONBOARD = Path("accesspoints") / "one-tier.yaml"  # beside the estate: onboarded live
 STOP_GRACE = 5.0  # seconds a member has to stop on SIGTERM before it is killed
 
 DEFAULT_WORK_DIR = ".gtm-demo"  # where the runbook CLI looks for cli.yaml by itself
@@ -154,7 +160,8 @@ async def _run(
                 console.print(f"[red]{name}[/red]: " + estate.launcher.log_tail(name)[-2000:])
             raise click.ClickException("the gtm members did not get ready within 60 s") from None
         await _until_led(estate)
-        console.print(_where_to_look(estate, work_dir))
+        onboarded = await _onboard(console, estate, Path(estate_path))
+        console.print(_where_to_look(estate, work_dir, onboarded))
         deadline = None if duration is None else time.monotonic() + duration
         if live:
             await _live_table(console, estate, deadline)
@@ -162,6 +169,25 @@ async def _run(
             await asyncio.sleep(float("inf") if deadline is None else deadline - time.monotonic())
     finally:
         await estate.stop(STOP_GRACE)
+
+
+async def _onboard(
+    console: Console, estate: SimulatedEstate, estate_path: Path
+) -> tuple[str, str, str] | None:
+    """Apply `ONBOARD` (beside the estate file) in the home cluster, when the estate has an
+    `accesspoints` section: the members onboard it within seconds. (namespace, name, fqdn)."""
+    path = estate_path.parent / ONBOARD
+    config = load(next(iter(estate.member_configs.values()))).config
+    if config.accesspoints.cluster is None or not path.is_file():
+        return None
+    doc = yaml.safe_load(path.read_text())
+    meta, gtm = doc.get("metadata") or {}, (doc.get("spec") or {}).get("gtm") or {}
+    try:
+        await estate.apply_accesspoint(doc)
+    except KubeError as e:
+        console.print(f"[yellow]AccessPoint {escape(str(path))} not applied: {escape(str(e))}")
+        return None
+    return str(meta.get("namespace")), str(meta.get("name")), str(gtm.get("fqdn"))
 
 
 async def _until_led(estate: SimulatedEstate, within: float = 30.0) -> None:
@@ -223,7 +249,9 @@ def runbook_prefix(estate: SimulatedEstate) -> str:
     return f"GTM_SERVER={server} GTM_TOKEN_FILE={token} "
 
 
-def _where_to_look(estate: SimulatedEstate, work_dir: str) -> Panel:
+def _where_to_look(
+    estate: SimulatedEstate, work_dir: str, onboarded: tuple[str, str, str] | None = None
+) -> Panel:
     first = next(iter(estate.api_urls))
     api = estate.api_urls[first]
     dns_port = estate.dns_ports[first]
@@ -261,6 +289,14 @@ def _where_to_look(estate: SimulatedEstate, work_dir: str) -> Panel:
         f"{prefix}{gtm} status",
         f"{prefix}{gtm} history",
     ]
+    if onboarded is not None:
+        ns, name, ap_fqdn = onboarded
+        config = shlex.quote(_here(estate.member_configs[first]))
+        lines += [
+            f"AccessPoint {ns}/{name} applied in the home cluster: every member onboards it",
+            f"         dig @127.0.0.1 -p {dns_port} {ap_fqdn}   (its L4 VIPs, in seconds)",
+            f"         {gtm} accesspoint status {name} -n {ns} -c {config}",
+        ]
     lines += [
         f'API      curl -H "Authorization: Bearer $(cat {viewer})" {api}/v1/status',
         f"Metrics  {api}/metrics",

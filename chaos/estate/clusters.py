@@ -214,7 +214,7 @@ class Clusters:
         for index, region in enumerate(self.urls):
             client = Client(await client_configuration(self.kubeconfig, region))
             self._l4_clients.append(client)
-            self.l4[region] = L4Controller(client, region=region, pool=l4_pool(index))
+            self.l4[region] = L4Controller(client, region=region, pool=l4_pool(index), answer=True)
         await asyncio.gather(*(c.start(within) for c in self.l4.values()))
 
     async def stop_l4(self) -> None:

@@ -31,6 +31,7 @@ import asyncio
 import ipaddress
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,7 +41,7 @@ import aiohttp
 import structlog
 import yaml
 
-from chaos.estate.clusters import Clusters
+from chaos.estate.clusters import Clusters, client_configuration
 from chaos.estate.fault import Fault
 from chaos.estate.l4 import L4Controller
 from chaos.estate.launcher import Child, Launcher
@@ -50,6 +51,7 @@ from chaos.estate.ports import HOST, Endpoint, PortPlan, in_use
 from chaos.estate.tokens import Tokens, write_tokens
 from chaos.kubesim import Faults
 from gtm.config import Inventory, load
+from kube import Client
 
 log = structlog.get_logger(__name__)
 
@@ -424,6 +426,26 @@ class SimulatedEstate:
     async def drop_watches(self, region: str) -> int:
         data = await self._call("POST", f"{self.cluster_urls[region]}/_sim/drop-watches")
         return int(data["dropped"])
+
+    async def apply_accesspoint(self, doc: Mapping[str, Any]) -> None:
+        """Create an AccessPoint (a `gtm.io/v1alpha1` document) in the home cluster
+        (`accesspoints.cluster` of the members' configs), as `kubectl create` does."""
+        member = next(iter(self.member_configs.values()))
+        config = load(member).config
+        home = config.accesspoints.cluster
+        if home is None:
+            raise RuntimeError("the estate has no accesspoints section: no home cluster")
+        meta = doc.get("metadata") or {}
+        namespace = str(meta.get("namespace") or config.accesspoints.namespaces[0])
+        configuration = await client_configuration(self.kubeconfig, home)
+        async with Client(configuration, timeout=10.0) as client:
+            create = partial(
+                client.custom_objects.create_namespaced_custom_object,
+                "gtm.io", "v1alpha1", namespace, "accesspoints", dict(doc),
+            )  # fmt: skip
+            await client.request(
+                "create", create, what=f"AccessPoint {namespace}/{meta.get('name')}"
+            )
 
     async def wles(self, region: str) -> list[dict[str, Any]]:
         """The WorkloadEntries of the region's cluster as stored, status included, by name.

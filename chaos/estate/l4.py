@@ -3,7 +3,8 @@
     controller = L4Controller(client, region="dc1", pool=l4_pool(0))
     await controller.start()                   # lists, then watches, every Service
     controller.vips()                          # {("apps", "foo-gw"): "127.1.1.1"}
-    await controller.withdraw("apps", "foo-gw")   # drills: the VIP is gone (ingress cleared)
+    await controller.withdraw("apps", "foo-gw")   # drills: the VIP is gone (ingress cleared,
+                                               # its listeners closed)
     await controller.restore("apps", "foo-gw")    # back, with the same address
     await controller.stop()
 
@@ -19,6 +20,12 @@ deleted or stops being of this class. On start it adopts the VIPs Services
 already show (a restarted controller keeps addresses). It talks to the
 cluster like any controller: through `kube.Client` (list, then watch from
 the list's resourceVersion, re-list on 410 or a broken stream).
+
+With `answer=True` the VIP also answers, as the gateway behind an announced VIP
+would: on each of the Service's ports it accepts connections and replies
+`HTTP/1.1 200 OK` to whatever it is sent (a TCP or an HTTP probe passes), until
+the VIP is withdrawn or freed. A port it cannot listen on (below 1024 without
+root, taken) is logged and left unanswered: to a probe, a VIP that is down.
 """
 
 from __future__ import annotations
@@ -70,8 +77,11 @@ class L4Controller:
         watch_seconds: float = 1800.0,
         retry_delay: float = 0.5,
         retry_max: float = 10.0,
+        answer: bool = False,
     ) -> None:
         self.client = client
+        self.answer = answer
+        self._listeners: dict[Key, list[asyncio.Server]] = {}
         self.region = region
         self.load_balancer_class = load_balancer_class
         self.pool = [str(ipaddress.IPv4Address(a)) for a in pool]
@@ -123,6 +133,8 @@ class L4Controller:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for key in list(self._listeners):
+            self._silence(key)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -198,6 +210,7 @@ class L4Controller:
     def _free(self, key: Key) -> None:
         ip = self._assigned.pop(key, None)
         self._withdrawn.discard(key)
+        self._silence(key)
         if ip is not None:
             self._log.info("l4.freed", service=f"{key[0]}/{key[1]}", ip=ip)
 
@@ -244,6 +257,33 @@ class L4Controller:
             wanted = [] if key in self._withdrawn else [{"ip": ip, "ipMode": "VIP"}]
             if _ingress(service) != wanted:
                 await self._write(key, wanted)
+            if self.answer:
+                if wanted:
+                    await self._listen(key, ip, service)
+                else:
+                    self._silence(key)
+
+    # -- answering on the VIPs --------------------------------------------------------
+
+    async def _listen(self, key: Key, ip: str, service: Mapping[str, Any]) -> None:
+        if key in self._listeners:
+            return
+        ports = [
+            p.get("port")
+            for p in (service.get("spec") or {}).get("ports") or []
+            if isinstance(p, Mapping) and p.get("protocol", "TCP") == "TCP"
+        ]
+        servers = []
+        for port in ports:
+            try:
+                servers.append(await asyncio.start_server(_answer, ip, port))
+            except OSError as error:
+                self._log.warning("l4.not_answering", ip=ip, port=port, error=str(error))
+        self._listeners[key] = servers
+
+    def _silence(self, key: Key) -> None:
+        for server in self._listeners.pop(key, []):
+            server.close()
 
     async def _write(self, key: Key, ingress: list[dict[str, Any]]) -> None:
         # none: `ingress` removed (null), as a cleared LoadBalancerStatus serializes
@@ -262,6 +302,16 @@ class L4Controller:
             )
         except NotFound:
             self._free(key)
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Whatever was sent (a TCP probe sends nothing): 200 OK, then close."""
+    with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
+        async with asyncio.timeout(2.0):
+            await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+    writer.close()
 
 
 def _ingress(service: Mapping[str, Any]) -> list[dict[str, Any]]:

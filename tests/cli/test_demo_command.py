@@ -93,6 +93,14 @@ def test_demo_starts_answers_dns_and_obeys_the_runbook(tmp_path: Path) -> None:
         assert (tmp_path / ".gtm-demo" / "cli.yaml").exists()
         dc2_clients = dig("foo.example.com", "127.0.2.0/24")
         assert dc2_clients and all(a.startswith("127.0.") for a in dc2_clients)
+        # the AccessPoint it applied: onboarded by every member, answered from its L4 VIPs
+        assert "AccessPoint orders/orders-api applied" in text
+        onboarded: list[str] = []
+        while not onboarded:
+            assert time.monotonic() < deadline + 60, "orders.internal.example.com not answered"
+            onboarded = dig("orders.internal.example.com", "127.0.2.0/24")
+            time.sleep(0.5)
+        assert all(a.startswith("127.1.") for a in onboarded), onboarded
 
         # the second terminal: same directory, no flags: .gtm-demo/cli.yaml says where and who
         exit_ = gtm(

@@ -58,7 +58,10 @@ def test_demo_estate_members(tmp_path: Path) -> None:
         # the estate's own settings are kept
         assert config.dns.zones == ["example.com"] and len(config.services) == 6
         # the estate's AccessPoints live in the first region's cluster
-        assert (config.accesspoints.cluster, config.accesspoints.namespaces) == ("dc1", ["pay"])
+        assert (config.accesspoints.cluster, config.accesspoints.namespaces) == (
+            "dc1",
+            ["pay", "orders"],
+        )
     pair = [load(members[n].path).config for n in ("dc2-a", "dc2-b")]
     assert pair[0].ha.lease.path == pair[1].ha.lease.path
     assert pair[0].instance.state_dir == pair[1].instance.state_dir
