@@ -132,19 +132,26 @@ class ClusterObjects:
             str((item.get("metadata") or {}).get("name")): item for item in page.get("items") or []
         }
 
-    async def labelled(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        """Every object of the AP kinds in `namespace` whose labels match `selector`."""
+    async def secrets(self, namespace: str) -> dict[str, dict[str, Any]]:
+        """The namespace's Secrets by name (one list)."""
+        call = partial(self._client.core.list_namespaced_secret, namespace)
+        page = await self._client.request("list", call, what=f"Secret {namespace}")
+        return {
+            str((item.get("metadata") or {}).get("name")): item for item in page.get("items") or []
+        }
+
+    async def labelled(self, namespace: str, selector: str | None) -> list[dict[str, Any]]:
+        """Every object of the AP kinds in `namespace` whose labels match `selector` (None:
+        every one), one list per kind."""
         out: list[dict[str, Any]] = []
+        by = {} if selector is None else {"label_selector": selector}
         for api, kind in KINDS:
             if kind == "Service":
-                call = partial(
-                    self._client.core.list_namespaced_service, namespace, label_selector=selector
-                )
+                call = partial(self._client.core.list_namespaced_service, namespace, **by)
             else:
                 call = partial(
                     self._client.custom_objects.list_namespaced_custom_object,
-                    ISTIO_GROUP, api.split("/", 1)[1], namespace, PLURALS[kind],
-                    label_selector=selector,
+                    ISTIO_GROUP, api.split("/", 1)[1], namespace, PLURALS[kind], **by,
                 )  # fmt: skip
             try:
                 page = await self._client.request("list", call, what=f"{kind} {namespace}")
@@ -335,6 +342,7 @@ async def plan_step(
     objects: ClusterObjects,
     inventory: Inventory,
     now: datetime | None = None,
+    snapshot: Snapshot | None = None,
 ) -> Step:
     """Render `ap` for `cluster` with its upstreams' VIPs as `found`, read what the cluster
     holds, plan. While an upstream is not wholly discovered, deletes are held."""
@@ -349,7 +357,8 @@ async def plan_step(
         default_weights(ap, aps, inventory),
         services=services,
     )
-    current = await current_objects(objects, ap, [object_key(o) for o in rendered.objects])
+    keys = [object_key(o) for o in rendered.objects]
+    current = await current_objects(objects, ap, keys, snapshot)
     dns = inventory.config.dns
     plan = plan_cluster(
         ap.name,
@@ -363,11 +372,65 @@ async def plan_step(
     return Step(rendered, current, plan)
 
 
+class Snapshot:
+    """What one cluster holds of the AP kinds, and its Secrets, in some namespaces: one list
+    per kind and namespace for a whole pass over every AP, in place of several requests per
+    AP. Outside those namespaces it reads through `objects`."""
+
+    def __init__(
+        self,
+        objects: ClusterObjects,
+        namespaces: Collection[str],
+        items: Sequence[dict[str, Any]],
+        secrets: Mapping[tuple[str, str], dict[str, Any]],
+    ) -> None:
+        self.objects = objects
+        self.namespaces = frozenset(namespaces)
+        self.items = {object_key(o): o for o in items}
+        self._secrets = dict(secrets)
+
+    @classmethod
+    async def take(cls, objects: ClusterObjects, namespaces: Collection[str]) -> Snapshot:
+        items: list[dict[str, Any]] = []
+        secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        for ns in sorted(namespaces):
+            items += await objects.labelled(ns, None)
+            secrets |= {(ns, name): s for name, s in (await objects.secrets(ns)).items()}
+        return cls(objects, namespaces, items, secrets)
+
+    def labelled(self, ap: str | None = None) -> list[dict[str, Any]]:
+        """The objects labelled as `ap`'s (None: as any AP's) and as gtm's."""
+        out = []
+        for obj in self.items.values():
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            owner = labels.get(LABEL_ACCESSPOINT)
+            if owner is not None and (ap is None or owner == ap):
+                out.append(obj)
+        return out
+
+    async def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if namespace in self.namespaces:
+            return self._secrets.get((namespace, name))
+        return await self.objects.secret(namespace, name)
+
+
 async def current_objects(
-    objects: ClusterObjects, ap: AccessPoint, keys: Sequence[Key]
+    objects: ClusterObjects,
+    ap: AccessPoint,
+    keys: Sequence[Key],
+    snapshot: Snapshot | None = None,
 ) -> list[dict[str, Any]]:
-    """What the cluster holds under `keys` and every object labelled as `ap`'s."""
+    """What the cluster holds under `keys` and every object labelled as `ap`'s (read from
+    `snapshot` when it covers their namespaces)."""
     namespaces = {k[2] for k in keys} | {ap.namespace}
+    if snapshot is not None and namespaces <= snapshot.namespaces:
+        held = {
+            object_key(o): o
+            for o in snapshot.labelled(ap.name)
+            if (o.get("metadata") or {}).get("namespace") in namespaces
+        }
+        held |= {k: snapshot.items[k] for k in keys if k in snapshot.items}
+        return list(held.values())
     have: dict[Key, dict[str, Any]] = {}
     for ns in sorted(namespaces):
         for obj in await objects.labelled(ns, f"{LABEL_ACCESSPOINT}={ap.name}"):

@@ -63,6 +63,7 @@ from gtm.service.accesspoint_apply import (
     ClusterObjects,
     Discovered,
     Healthy,
+    Snapshot,
     apply_plan,
     cluster_of,
     discover,
@@ -169,12 +170,13 @@ class HomeAccessPoints:
         name: str,
         change: Callable[[Mapping[str, Any]], dict[str, Any]],
         fence: WriteFence,
+        listed: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """Read the AP, `change(ap)` -> its new status; write it (unless the AP holds it
-        already) on the resourceVersion read; on a conflict, again. Returns the status the AP
-        holds now, None when the AP is gone."""
-        for _ in range(STATUS_ATTEMPTS):
-            ap = await self.get(namespace, name)
+        """Read the AP (`listed`: as just listed, the first time), `change(ap)` -> its new
+        status; write it (unless the AP holds it already) on the resourceVersion read; on a
+        conflict, read it again. Returns the status the AP holds now, None when it is gone."""
+        for attempt in range(STATUS_ATTEMPTS):
+            ap = listed if attempt == 0 and listed is not None else await self.get(namespace, name)
             if ap is None:
                 return None
             status = change(ap)
@@ -492,10 +494,11 @@ class AccessPointController:
         found = await discover(parsed, self._objects, self._clusters)
         conditions: dict[tuple[str, str, str], bool] = {}
         expiries: dict[tuple[str, str, str, str], float] = {}
+        snapshots = await self._snapshots()
         for doc, ap, problem in aps:
             mine: list[ClusterResult] = []
             if ap is not None:
-                mine = await self._render(ap, parsed, found)
+                mine = await self._render(ap, parsed, found, snapshots)
                 out.results[f"{ap.namespace}/{ap.name}"] = mine
             meta = doc.get("metadata") or {}
             ns, name = str(meta.get("namespace")), str(meta.get("name"))
@@ -508,16 +511,20 @@ class AccessPointController:
                 at=self._now(),
                 onboarded=self._onboarding(f"{ns}/{name}"),
             )
-            status = await self._home.update_status(ns, name, change, self._fence)
+            status = await self._home.update_status(ns, name, change, self._fence, doc)
             if status is not None:
                 _export(ns, name, status, conditions, expiries)
-        out.swept = await self._sweep(docs)
+        out.swept = await self._sweep(docs, snapshots)
         if self._metrics is not None:
             self._metrics.show(conditions, expiries)
         return out
 
     async def _render(
-        self, ap: AccessPoint, aps: Sequence[AccessPoint], found: Mapping[str, Discovered]
+        self,
+        ap: AccessPoint,
+        aps: Sequence[AccessPoint],
+        found: Mapping[str, Discovered],
+        snapshots: Mapping[str, Snapshot | None],
     ) -> list[ClusterResult]:
         results = []
         for cluster in ap.spec.scope.clusters:
@@ -525,9 +532,10 @@ class AccessPointController:
                 continue
             region = self._clusters[cluster].region
             objects = self._objects[cluster]
+            snapshot = snapshots.get(cluster)
             try:
                 step = await plan_step(
-                    ap, aps, cluster, found, objects, self._inventory, self._now()
+                    ap, aps, cluster, found, objects, self._inventory, self._now(), snapshot
                 )
             except KubeError as e:
                 results.append(ClusterResult(cluster, region, "", False, f"cannot read: {e}"))
@@ -547,7 +555,7 @@ class AccessPointController:
             min_days = self._inventory.config.accesspoints.certificate_days
             try:
                 certs = await certificates.check(
-                    objects, step.rendered.objects, self._now(), min_days
+                    snapshot or objects, step.rendered.objects, self._now(), min_days
                 )
             except KubeError as e:
                 log.warning("accesspoint.certificates_unread", cluster=cluster, error=str(e))
@@ -555,38 +563,48 @@ class AccessPointController:
             results.append(ClusterResult(cluster, region, plan.revision, ok, message, certs))
         return results
 
-    async def _sweep(self, docs: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Delete what this region's clusters hold for APs that are gone (the list was whole)."""
-        alive: dict[str, set[str]] = {ns: set() for ns in self._home.namespaces}
+    async def _sweep(
+        self, docs: Sequence[Mapping[str, Any]], snapshots: Mapping[str, Snapshot | None]
+    ) -> list[str]:
+        """Delete what this region's clusters hold for APs that are gone (the list was whole;
+        a cluster that could not be read is swept at a later pass)."""
+        alive: set[tuple[str, str]] = set()
         for doc in docs:
             meta = doc.get("metadata") or {}
-            alive.setdefault(str(meta.get("namespace")), set()).add(str(meta.get("name")))
+            alive.add((str(meta.get("namespace")), str(meta.get("name"))))
         swept = []
-        selector = f"{LABEL_ACCESSPOINT},{LABEL_MANAGED}=true"
         for cluster in self.own:
-            objects = self._objects[cluster]
-            for ns in self._home.namespaces:
-                try:
-                    held = await objects.labelled(ns, selector)
-                except KubeError as e:
-                    log.warning("accesspoint.sweep_unread", cluster=cluster, error=str(e))
+            snapshot = snapshots.get(cluster)
+            if snapshot is None:
+                continue
+            for obj in snapshot.labelled():
+                meta = obj.get("metadata") or {}
+                labels = meta.get("labels") or {}
+                ns, owner = str(meta.get("namespace")), labels.get(LABEL_ACCESSPOINT)
+                if labels.get(LABEL_MANAGED) != "true" or (ns, owner) in alive:
                     continue
-                for obj in held:
-                    meta = obj.get("metadata") or {}
-                    owner = (meta.get("labels") or {}).get(LABEL_ACCESSPOINT)
-                    if owner in alive[ns]:
-                        continue
-                    key = (str(obj["apiVersion"]), str(obj["kind"]), ns, str(meta.get("name")))
-                    self._fence.holds()
-                    try:
-                        await objects.delete(key)
-                    except KubeError as e:
-                        log.warning("accesspoint.sweep_failed", cluster=cluster, error=str(e))
-                        continue
-                    line = f"{cluster}: delete {key[1]} {ns}/{key[3]} (AccessPoint {owner} gone)"
-                    log.info("accesspoint.swept", change=line)
-                    swept.append(line)
+                key = (str(obj["apiVersion"]), str(obj["kind"]), ns, str(meta.get("name")))
+                self._fence.holds()
+                try:
+                    await snapshot.objects.delete(key)
+                except KubeError as e:
+                    log.warning("accesspoint.sweep_failed", cluster=cluster, error=str(e))
+                    continue
+                line = f"{cluster}: delete {key[1]} {ns}/{key[3]} (AccessPoint {owner} gone)"
+                log.info("accesspoint.swept", change=line)
+                swept.append(line)
         return swept
+
+    async def _snapshots(self) -> dict[str, Snapshot | None]:
+        """Each own cluster's objects in the AP namespaces (None: it could not be read)."""
+        out: dict[str, Snapshot | None] = {}
+        for cluster in self.own:
+            try:
+                out[cluster] = await Snapshot.take(self._objects[cluster], self._home.namespaces)
+            except KubeError as e:
+                log.warning("accesspoint.cluster_unread", cluster=cluster, error=str(e))
+                out[cluster] = None
+        return out
 
     async def run(self, every: float) -> None:
         """Sync at once, then every `every` seconds, until cancelled or the lease is lost."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography import x509
 
-from gtm.service.accesspoint_apply import ClusterObjects
+from gtm.service.accesspoint_apply import ClusterObjects, Snapshot
 
 KEYS = ("tls.crt", "cert")  # where a Secret holds the certificate, in istiod's order
 
@@ -72,7 +72,7 @@ def not_after(secret: Mapping[str, Any]) -> datetime:
 
 
 async def check(
-    objects: ClusterObjects,
+    objects: ClusterObjects | Snapshot,
     rendered: Iterable[Mapping[str, Any]],
     now: datetime,
     min_days: int,

@@ -99,7 +99,7 @@ def needed_grants(config: Any) -> dict[str | None, set[Grant]]:
                     *(("", "services", v, None) for v in write),
                     *((istio, k, v, None) for k in (*kinds, "workloadentries") for v in write),
                     (istio, "workloadentries/status", "patch", None),
-                    ("", "secrets", "get", None),
+                    *(("", "secrets", v, None) for v in ("get", "list")),
                 }
             )
     return out
@@ -910,7 +910,7 @@ def test_rbac_is_exactly_what_gtm_needs(docs: list[Doc]) -> None:
         ("gtm.io", "accesspoints/status"): {"patch"},
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
         ("", "configmaps"): {"get", "create", "update", "patch"},
-        ("", "secrets"): {"get"},
+        ("", "secrets"): {"get", "list"},
     }  # fmt: skip
 
 
