@@ -13,6 +13,7 @@ BENCHES = {
     "failover": "chaos.bench.failover",
     "config": "chaos.bench.config",
     "intent": "chaos.bench.intent",
+    "accesspoints": "chaos.bench.accesspoints",
 }
 
 

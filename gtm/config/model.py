@@ -324,6 +324,7 @@ class AccessPointsConfig(Model):
     cluster: str | None = None
     namespaces: list[Name] = Field(default=["gtm"], min_length=1)  # where the APs are, there
     resync: Duration = Field(default=15.0, gt=0)  # every AP rendered at least this often
+    concurrency: int = Field(default=16, ge=1, le=1024)  # APs worked on at once
     # CertificateReady is False when a Gateway's certificate has fewer days left than this
     certificate_days: int = Field(default=14, ge=0)
 

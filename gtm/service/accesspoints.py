@@ -215,6 +215,7 @@ class ClusterResult:
     applied: bool  # the cluster holds the current revision, nothing failed, held or refused
     message: str
     certificates: list[Certificate] | None = None  # None: could not be checked
+    changed: int = 0  # changes made in this pass
 
     def entry(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -237,6 +238,7 @@ class Synced:
     invalid: dict[str, str] = field(default_factory=dict)  # ns/name -> why it does not parse
     results: dict[str, list[ClusterResult]] = field(default_factory=dict)  # ns/name -> clusters
     swept: list[str] = field(default_factory=list)  # objects of deleted APs, deleted
+    unwritten: list[str] = field(default_factory=list)  # ns/name: status not written this pass
 
 
 def _outcome(applied: Applied, revision: str, refused: Sequence[str]) -> tuple[bool, str]:
@@ -495,7 +497,8 @@ class AccessPointController:
         conditions: dict[tuple[str, str, str], bool] = {}
         expiries: dict[tuple[str, str, str, str], float] = {}
         snapshots = await self._snapshots()
-        for doc, ap, problem in aps:
+
+        async def one(doc: Mapping[str, Any], ap: AccessPoint | None, problem: str | None) -> None:
             mine: list[ClusterResult] = []
             if ap is not None:
                 mine = await self._render(ap, parsed, found, snapshots)
@@ -511,9 +514,30 @@ class AccessPointController:
                 at=self._now(),
                 onboarded=self._onboarding(f"{ns}/{name}"),
             )
-            status = await self._home.update_status(ns, name, change, self._fence, doc)
+            try:
+                status = await self._home.update_status(ns, name, change, self._fence, doc)
+            except KubeError as e:  # this AP's status waits for the next pass, the rest go on
+                log.warning(
+                    "accesspoint.status_not_written", accesspoint=f"{ns}/{name}", error=str(e)
+                )
+                out.unwritten.append(f"{ns}/{name}")
+                return
             if status is not None:
                 _export(ns, name, status, conditions, expiries)
+
+        limit = asyncio.Semaphore(self._inventory.config.accesspoints.concurrency)
+
+        async def bounded(entry: tuple[Mapping[str, Any], AccessPoint | None, str | None]) -> None:
+            async with limit:
+                await one(*entry)
+
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for entry in aps:
+                    tasks.create_task(bounded(entry))
+        except BaseExceptionGroup as group:  # the first that stopped the pass, as itself
+            stopped = group.subgroup(WriteStopped)
+            raise (stopped or group).exceptions[0] from None
         out.swept = await self._sweep(docs, snapshots)
         if self._metrics is not None:
             self._metrics.show(conditions, expiries)
@@ -560,7 +584,11 @@ class AccessPointController:
             except KubeError as e:
                 log.warning("accesspoint.certificates_unread", cluster=cluster, error=str(e))
                 certs = None
-            results.append(ClusterResult(cluster, region, plan.revision, ok, message, certs))
+            results.append(
+                ClusterResult(
+                    cluster, region, plan.revision, ok, message, certs, changed=len(applied.done)
+                )
+            )
         return results
 
     async def _sweep(
@@ -613,7 +641,7 @@ class AccessPointController:
             result = "failed"
             try:
                 done = await self.sync()
-                result = "ok"
+                result = "failed" if done.unwritten else "ok"
                 log.info(
                     "accesspoint.synced",
                     region=self._region,
