@@ -65,6 +65,7 @@ from gtm.config.accesspoints import cluster_regions, read_accesspoints
 from gtm.config.source import read
 from gtm.exits import ExitCode
 from gtm.service.accesspoint_apply import (
+    Catalog,
     apply_plan,
     cluster_of,
     default_weights,
@@ -106,15 +107,15 @@ def render_(file: str, cluster: str, vips_file: str | None, config: str) -> None
         )
         sys.exit(ExitCode.INPUT)
     target = cluster_of(cluster, inventory)
+    catalog = Catalog.of(aps)
     docs: list[dict[str, Any]] = []
     refused = False
     for ap in aps:
         if cluster not in ap.spec.scope.clusters:
             click.echo(f"# {ap.namespace}/{ap.name}: {cluster} is not in its scope", err=True)
             continue
-        services = {a.name: a.name for a in aps if a.spec.gtm is not None}
-        weights = default_weights(ap, aps, inventory)
-        out = render(ap, target, _upstream_vips(ap, vips), weights, services=services)
+        weights = default_weights(ap, catalog, inventory)
+        out = render(ap, target, _upstream_vips(ap, vips), weights, services=catalog.services)
         for problem in out.problems:
             click.echo(f"{file}: {ap.namespace}/{ap.name} in {cluster}: {problem}", err=True)
             refused = True
@@ -203,11 +204,12 @@ async def _run(file: str, config: str, only: tuple[str, ...], *, apply: bool) ->
     async with AsyncExitStack() as stack:
         objects = await open_objects(inventory, stack)
         found = await discover(aps, objects, clusters)
+        catalog = Catalog.of(aps)
         for ap in aps:
             for name in ap.spec.scope.clusters:
                 if name not in objects or (only and name not in only):
                     continue
-                step = await plan_step(ap, aps, name, found, objects[name], inventory)
+                step = await plan_step(ap, catalog, name, found, objects[name], inventory)
                 plan = step.plan
                 click.echo(f"{ap.namespace}/{ap.name}: " + "\n  ".join(plan.lines()))
                 for missing in step.rendered.unresolved:

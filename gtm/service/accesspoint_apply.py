@@ -285,14 +285,25 @@ def cluster_of(name: str, inventory: Inventory) -> Cluster:
     return Cluster(name, region, inventory.regions[region].locality)
 
 
-def default_weights(
-    ap: AccessPoint, aps: Collection[AccessPoint], inventory: Inventory
-) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Catalog:
+    """The APs of one pass, looked up by name once (not once per AP rendered)."""
+
+    by_name: Mapping[str, AccessPoint]
+    services: Mapping[str, str]  # AP name -> the gtm service its WLEs follow (`spec.gtm`)
+
+    @classmethod
+    def of(cls, aps: Collection[AccessPoint]) -> Catalog:
+        return cls(
+            {a.name: a for a in aps}, {a.name: a.name for a in aps if a.spec.gtm is not None}
+        )
+
+
+def default_weights(ap: AccessPoint, catalog: Catalog, inventory: Inventory) -> tuple[int, int]:
     """The default upstream split: the upstream's gtm policy (else `default`), never 0."""
-    by_name = {a.name: a for a in aps}
     policy = "default"
     for u in ap.spec.upstreams:
-        up = by_name.get(u.access_point)
+        up = catalog.by_name.get(u.access_point)
         if up is not None and up.spec.gtm is not None:
             policy = up.spec.gtm.policy
             break
@@ -336,7 +347,7 @@ class Step:
 
 async def plan_step(
     ap: AccessPoint,
-    aps: Collection[AccessPoint],
+    catalog: Catalog,
     cluster: str,
     found: Mapping[str, Discovered],
     objects: ClusterObjects,
@@ -349,13 +360,12 @@ async def plan_step(
     upstreams = {u.access_point: found.get(u.access_point, Discovered()) for u in ap.spec.upstreams}
     vips = {name: list(d.vips) for name, d in upstreams.items()}
     held = [why for name, d in upstreams.items() if (why := d.held(name))]
-    services = {a.name: a.name for a in aps if a.spec.gtm is not None}
     rendered = render(
         ap,
         cluster_of(cluster, inventory),
         vips,
-        default_weights(ap, aps, inventory),
-        services=services,
+        default_weights(ap, catalog, inventory),
+        services=catalog.services,
     )
     keys = [object_key(o) for o in rendered.objects]
     current = await current_objects(objects, ap, keys, snapshot)
@@ -388,6 +398,11 @@ class Snapshot:
         self.namespaces = frozenset(namespaces)
         self.items = {object_key(o): o for o in items}
         self._secrets = dict(secrets)
+        self._owned: dict[str, list[dict[str, Any]]] = {}  # AP name -> its labelled objects
+        for obj in self.items.values():
+            owner = ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_ACCESSPOINT)
+            if owner is not None:
+                self._owned.setdefault(str(owner), []).append(obj)
 
     @classmethod
     async def take(cls, objects: ClusterObjects, namespaces: Collection[str]) -> Snapshot:
@@ -399,14 +414,10 @@ class Snapshot:
         return cls(objects, namespaces, items, secrets)
 
     def labelled(self, ap: str | None = None) -> list[dict[str, Any]]:
-        """The objects labelled as `ap`'s (None: as any AP's) and as gtm's."""
-        out = []
-        for obj in self.items.values():
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            owner = labels.get(LABEL_ACCESSPOINT)
-            if owner is not None and (ap is None or owner == ap):
-                out.append(obj)
-        return out
+        """The objects labelled as `ap`'s (None: as any AP's)."""
+        if ap is not None:
+            return list(self._owned.get(ap, ()))
+        return [obj for owned in self._owned.values() for obj in owned]
 
     async def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         if namespace in self.namespaces:

@@ -60,6 +60,7 @@ from gtm.config import Inventory
 from gtm.service import certificates
 from gtm.service.accesspoint_apply import (
     Applied,
+    Catalog,
     ClusterObjects,
     Discovered,
     Healthy,
@@ -497,11 +498,12 @@ class AccessPointController:
         conditions: dict[tuple[str, str, str], bool] = {}
         expiries: dict[tuple[str, str, str, str], float] = {}
         snapshots = await self._snapshots()
+        catalog = Catalog.of(parsed)
 
         async def one(doc: Mapping[str, Any], ap: AccessPoint | None, problem: str | None) -> None:
             mine: list[ClusterResult] = []
             if ap is not None:
-                mine = await self._render(ap, parsed, found, snapshots)
+                mine = await self._render(ap, catalog, found, snapshots)
                 out.results[f"{ap.namespace}/{ap.name}"] = mine
             meta = doc.get("metadata") or {}
             ns, name = str(meta.get("namespace")), str(meta.get("name"))
@@ -546,7 +548,7 @@ class AccessPointController:
     async def _render(
         self,
         ap: AccessPoint,
-        aps: Sequence[AccessPoint],
+        catalog: Catalog,
         found: Mapping[str, Discovered],
         snapshots: Mapping[str, Snapshot | None],
     ) -> list[ClusterResult]:
@@ -559,7 +561,7 @@ class AccessPointController:
             snapshot = snapshots.get(cluster)
             try:
                 step = await plan_step(
-                    ap, aps, cluster, found, objects, self._inventory, self._now(), snapshot
+                    ap, catalog, cluster, found, objects, self._inventory, self._now(), snapshot
                 )
             except KubeError as e:
                 results.append(ClusterResult(cluster, region, "", False, f"cannot read: {e}"))
