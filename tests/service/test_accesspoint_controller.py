@@ -12,9 +12,7 @@ read, and sweeps what a deleted AP made in its clusters, nothing else.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import shutil
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,10 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
-from certificates_testing import certificate
+from accesspoint_testing import KUBECTL, certificate, free_base, kubectl
 
 from chaos.estate import Clusters, Launcher, PortPlan
-from chaos.estate.ports import BLOCK, Endpoint, in_use
 from failover import LeaseNotHeld, WriteFence
 from gtm.config import load
 from gtm.service.accesspoint_apply import open_objects
@@ -35,28 +32,8 @@ from kube import KubeError
 ROOT = Path(__file__).resolve().parents[2]
 ESTATE = ROOT / "examples" / "estate.yaml"
 TWO_TIER = ROOT / "examples" / "accesspoints" / "two-tier.yaml"
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs the real kubectl")
 REGIONS = ("dc1", "dc2", "dc3")
-
-
-def _free_base() -> int:
-    for _ in range(200):
-        base = random.randrange(32000, 32700)
-        if not in_use([Endpoint("probe", "127.0.0.1", p) for p in range(base, base + BLOCK)]):
-            return base
-    raise RuntimeError("no free block of ports")
-
-
-async def kubectl(kubeconfig: Path, context: str, *args: str, json_out: bool = True) -> Any:
-    extra = ["-o", "json"] if json_out else []
-    proc = await asyncio.create_subprocess_exec(
-        KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), "--context", context, *args,
-        *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return json.loads(out) if json_out else out.decode()
 
 
 def _estate(tmp_path: Path, kubeconfig: Path, **cluster: Any) -> Path:
@@ -118,7 +95,9 @@ async def test_each_region_renders_its_own_clusters_and_its_own_status_entries(
 ) -> None:
     inventory = load(ESTATE)
     async with Launcher() as launcher:
-        clusters = Clusters(inventory, tmp_path, launcher, ports=PortPlan.from_base(_free_base()))
+        clusters = Clusters(
+            inventory, tmp_path, launcher, ports=PortPlan.from_base(free_base(32000, 32700))
+        )
         await clusters.start()
         try:
             async with AsyncExitStack() as stack:

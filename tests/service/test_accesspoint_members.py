@@ -12,10 +12,7 @@ made from every cluster.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import random
-import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,36 +26,15 @@ import dns.edns
 import dns.message
 import pytest
 import yaml
-from certificates_testing import certificate
+from accesspoint_testing import KUBECTL, certificate, free_base, kubectl
 
 from chaos.estate import SimulatedEstate
-from chaos.estate.ports import BLOCK, Endpoint, in_use
 
 ROOT = Path(__file__).resolve().parents[2]
 TWO_TIER = ROOT / "examples" / "accesspoints" / "two-tier.yaml"
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs the real kubectl")
 REGIONS = ("dc1", "dc2", "dc3")
 PORT = 18443  # pay-app's gateway port here (443 would need root to listen on)
-
-
-def _free_base() -> int:
-    for _ in range(200):
-        base = random.randrange(33000, 34000)
-        if not in_use([Endpoint("probe", "127.0.0.1", p) for p in range(base, base + BLOCK)]):
-            return base
-    raise RuntimeError("no free block of ports")
-
-
-async def kubectl(kubeconfig: Path, context: str, *args: str, json_out: bool = True) -> Any:
-    extra = ["-o", "json"] if json_out else []
-    proc = await asyncio.create_subprocess_exec(
-        KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), "--context", context, *args,
-        *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return json.loads(out) if json_out else out.decode()
 
 
 async def gtm(*args: str) -> tuple[int, str, str]:
@@ -116,7 +92,7 @@ async def test_accesspoints_rendered_onboarded_and_failed_over_by_real_members(
     estate_file = tmp_path / "estate.yaml"
     estate_file.write_text(yaml.safe_dump(data))
     async with SimulatedEstate(
-        estate_file, tmp_path / "work", base_port=_free_base(), pair=("a",)
+        estate_file, tmp_path / "work", base_port=free_base(33000, 34000), pair=("a",)
     ) as est:
         for path in est.member_configs.values():  # the reconcilers see the APs' WLEs too
             config = yaml.safe_load(path.read_text())

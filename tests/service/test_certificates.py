@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from certificates_testing import certificate
+from accesspoint_testing import certificate
 
 from gtm.service.certificates import credential_names, not_after
 

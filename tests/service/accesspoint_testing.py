@@ -1,0 +1,68 @@
+"""What the AccessPoint tests share: a free block of ports for a simulated estate, the real
+`kubectl` against it, and TLS Secrets whose certificate ends when the test says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from chaos.estate.ports import BLOCK, Endpoint, in_use
+
+KUBECTL = shutil.which("kubectl")
+
+
+def free_base(low: int, high: int) -> int:
+    """The first port of a free block of `BLOCK` ports in [low, high)."""
+    for _ in range(200):
+        base = random.randrange(low, high)
+        if not in_use([Endpoint("probe", "127.0.0.1", p) for p in range(base, base + BLOCK)]):
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+async def kubectl(kubeconfig: Path, context: str, *args: str, json_out: bool = True) -> Any:
+    """Run the real kubectl; its JSON output (`-o json`), or its text."""
+    extra = ["-o", "json"] if json_out else []
+    proc = await asyncio.create_subprocess_exec(
+        KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), "--context", context, *args,
+        *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out) if json_out else out.decode()
+
+
+def certificate(tmp_path: Path, name: str, not_after: datetime) -> tuple[Path, Path]:
+    """A self-signed certificate for `name`, valid until `not_after`, and its key (PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_after - timedelta(days=90))
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    crt, pem = tmp_path / f"{name}-{not_after:%s}.crt", tmp_path / f"{name}-{not_after:%s}.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return crt, pem
