@@ -4,10 +4,22 @@ only that they are whole: every AP's objects in every cluster, the requests coun
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
+import pytest
+import structlog
 from click.testing import CliRunner
 
 from chaos.bench.accesspoints import command
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """The command configures structlog for a terminal (warnings only); the tests that run
+    after this one in the same process capture info events: put it back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def test_a_small_run_reports_every_object_and_the_servers_counts() -> None:
