@@ -36,8 +36,7 @@ from gtm.dns import DnsCollector, DnsWorkers, WorkerFailed, WorkersCollector
 from gtm.dns.lookup import Lookup, lookup
 from gtm.exporters import PowerDnsExporter
 from gtm.ha import Elector, NotLeader
-from gtm.service.accesspoint_apply import open_objects
-from gtm.service.accesspoints import HomeAccessPoints
+from gtm.service.accesspoints import open_home
 from gtm.service.actions import Action, ActionResult
 from gtm.service.backends import Stores, open_elector, open_stores
 from gtm.service.config_state import ConfigState
@@ -388,11 +387,10 @@ class MemberRuntime:
         log.info("member.stopped", member=self.identity)
 
     async def _open_onboarding(self, stack: AsyncExitStack) -> Onboarding | None:
-        settings = self._inventory.config.accesspoints
-        if settings.cluster is None:
+        opened = await open_home(self._inventory, stack)
+        if opened is None:
             return None
-        objects = await open_objects(self._inventory, stack)
-        home = HomeAccessPoints(objects[settings.cluster].client, settings.namespaces)
+        home, objects = opened
         return Onboarding(
             self._current_inventory, home, objects, lambda: self._onboarded, self.onboard
         )

@@ -74,7 +74,7 @@ from gtm.service.accesspoint_apply import (
     plan_step,
     until_gtm_decides,
 )
-from gtm.service.accesspoints import HomeAccessPoints
+from gtm.service.accesspoints import HomeAccessPoints, open_home
 from kube import KubeError
 
 
@@ -249,12 +249,11 @@ async def _home(config: str, stack: AsyncExitStack) -> HomeAccessPoints | int:
         for p in e.problems:
             click.echo(str(p), err=True)
         return ExitCode.INPUT
-    settings = inventory.config.accesspoints
-    if settings.cluster is None:
+    opened = await open_home(inventory, stack, only_home=True)
+    if opened is None:
         click.echo(f"{config}: accesspoints.cluster names no home cluster", err=True)
         return ExitCode.INPUT
-    objects = await open_objects(inventory, stack, {settings.cluster})
-    return HomeAccessPoints(objects[settings.cluster].client, settings.namespaces)
+    return opened[0]
 
 
 def _conditions(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -667,6 +667,18 @@ class AccessPointController:
             await asyncio.sleep(every)
 
 
+async def open_home(
+    inventory: Inventory, stack: AsyncExitStack, *, only_home: bool = False
+) -> tuple[HomeAccessPoints, dict[str, ClusterObjects]] | None:
+    """The home cluster's AccessPoints and a client for each of the estate's clusters (only
+    the home one with `only_home`), closed by `stack`; None: the estate names no home."""
+    settings = inventory.config.accesspoints
+    if settings.cluster is None:
+        return None
+    objects = await open_objects(inventory, stack, {settings.cluster} if only_home else None)
+    return HomeAccessPoints(objects[settings.cluster].client, settings.namespaces), objects
+
+
 async def open_controller(
     inventory: Inventory,
     region: str,
@@ -678,11 +690,10 @@ async def open_controller(
 ) -> AccessPointController | None:
     """The term's AccessPoint controller, its clients closed by `stack` (None: the estate
     names no home cluster for AccessPoints)."""
-    settings = inventory.config.accesspoints
-    if settings.cluster is None:
+    opened = await open_home(inventory, stack)
+    if opened is None:
         return None
-    objects = await open_objects(inventory, stack)
-    home = HomeAccessPoints(objects[settings.cluster].client, settings.namespaces)
+    home, objects = opened
     return AccessPointController(
         inventory,
         region,
