@@ -40,7 +40,7 @@ import psutil
 import structlog
 import yaml
 
-from chaos.bench.failover import SimProcess, control, simulated_cluster
+from chaos.bench.failover import SimProcess, control, limit, simulated_cluster
 from chaos.estate.clusters import write_kubeconfig
 from chaos.estate.l4 import L4Controller
 from chaos.kubesim import KubeSim
@@ -237,13 +237,7 @@ async def run(spec: Spec) -> Figures:
                 await l4.start(60.0)
                 stack.push_async_callback(l4.stop)
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            faults = {
-                "latency": spec.latency,
-                "rate_limit": spec.rate_limit,
-                "burst": spec.server_burst,
-            }
-            for sim in sims:
-                await control(http, sim, "POST", "faults", json=faults)
+            await limit(http, sims, spec.latency, spec.rate_limit, spec.server_burst)
             fence = WriteFence(1, lambda: True)  # the benchmark's controllers are the leaders
             controllers = [
                 AccessPointController(inventory, r, home, objects, fence) for r in REGIONS

@@ -153,6 +153,20 @@ async def control(
         return await resp.json()
 
 
+async def limit(
+    http: aiohttp.ClientSession,
+    sims: list[SimProcess],
+    latency: float,
+    rate_limit: float,
+    burst: int,
+) -> None:
+    """Every simulated cluster adds `latency` to each request and serves `rate_limit`
+    requests/s (a bucket of `burst`), answering 429 beyond."""
+    faults = {"latency": latency, "rate_limit": rate_limit, "burst": burst}
+    for sim in sims:
+        await control(http, sim, "POST", "faults", json=faults)
+
+
 @dataclass(frozen=True)
 class Figures:
     services: int
@@ -226,13 +240,7 @@ async def run(spec: Spec) -> Figures:
                 for r in clusters
             ]
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            faults = {
-                "latency": spec.latency,
-                "rate_limit": spec.rate_limit,
-                "burst": spec.server_burst,
-            }
-            for sim in sims:
-                await control(http, sim, "POST", "faults", json=faults)
+            await limit(http, sims, spec.latency, spec.rate_limit, spec.server_burst)
             reconcilers = []
             for sim in sims:
                 settings = ClusterSettings(
