@@ -21,9 +21,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 API_VERSION = "gtm.io/v1alpha1"
 KIND = "AccessPoint"
@@ -108,9 +115,35 @@ class GtmService(_Model):
     probe: dict[str, Any] | None = None
 
 
+# the conditions a rollout's gate can wait for, each judged in one cluster
+GATES = ("Applied", "L4Ready", "CertificateReady", "UpstreamsResolved")
+_GO_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:h|m|s|ms))+$")
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _go_duration(value: Any) -> Any:
+    """Seconds from a Go duration (`5m`, `1m30s`, `500ms`), as the CRD says; numbers pass."""
+    if isinstance(value, str):
+        if not _GO_DURATION.match(value) or len(value) > 32:
+            raise ValueError(f"{value!r} is not a duration (like 5m, 1m30s, 90s)")
+        return sum(float(n) * _GO_UNITS[u] for n, u in _GO_PART.findall(value))
+    return value
+
+
 class Gate(_Model):
     conditions: tuple[str, ...] = ("Applied",)
-    timeout: float = Field(default=300.0, gt=0)
+    timeout: Annotated[float, BeforeValidator(_go_duration)] = Field(
+        default=300.0, gt=0, le=7 * 86400, allow_inf_nan=False
+    )
+
+    @field_validator("conditions")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for c in value:
+            if c not in GATES:
+                raise ValueError(f"{c!r} is not a gate condition (one of {', '.join(GATES)})")
+        return value
 
 
 class Rollout(_Model):

@@ -41,6 +41,17 @@ estate names none or the AP does not exist.
 
     gtm accesspoint list -c estate.yaml
     gtm accesspoint status pay-gw -n pay -c estate.yaml
+
+`resume NAME` continues a staged rollout (`spec.policy.rollout`) that is paused
+after a cluster of `pauseAfter`, or aborted because a gate did not hold in time
+(every gate gets a new clock). It writes the annotation `gtm.io/rollout-resume`
+for the revision and cluster the status shows, on the resourceVersion it read,
+then waits until a leader has acted on it (`--wait`, seconds; 0: do not wait).
+Refused (exit 3) when the rollout is neither paused nor aborted, or when its
+status is of another revision than the AP's template now (the leaders have not
+seen the change yet). Exit 4 when no leader acted within the wait.
+
+    gtm accesspoint resume pay-gw -n pay -c estate.yaml
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ import json
 import sys
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -59,7 +71,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from accesspoints import AccessPoint, UpstreamVip, render
+from accesspoints import AccessPoint, AccessPointError, UpstreamVip, parse_accesspoint, render
+from accesspoints.rollout import RESUME, Resume, template_revision
 from gtm.config import ConfigError, Inventory, load
 from gtm.config.accesspoints import cluster_regions, read_accesspoints
 from gtm.config.source import read
@@ -75,7 +88,7 @@ from gtm.service.accesspoint_apply import (
     until_gtm_decides,
 )
 from gtm.service.accesspoints import HomeAccessPoints, open_home
-from kube import KubeError
+from kube import Conflict, KubeError
 
 
 @click.group()
@@ -242,6 +255,104 @@ def status_(name: str, namespace: str | None, config: str, output: str) -> None:
     sys.exit(asyncio.run(_status(name, namespace, config, output)))
 
 
+@accesspoint.command("resume")
+@click.argument("name")
+@click.option("-n", "--namespace", default=None, help="Default: the first watched namespace.")
+@click.option("-c", "--config", "config", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds to wait for a leader to act (default: two resyncs and 10 s; 0: no wait).",
+)
+def resume_(name: str, namespace: str | None, config: str, wait: float | None) -> None:
+    """Continue a staged rollout that is paused, or aborted on a gate."""
+    sys.exit(asyncio.run(_resume(name, namespace, config, wait)))
+
+
+async def _resume(name: str, namespace: str | None, config: str, wait: float | None) -> int:
+    async with AsyncExitStack() as stack:
+        home = await _home(config, stack)
+        if isinstance(home, int):
+            return home
+        resync = load(config).config.accesspoints.resync
+        ns = namespace or home.namespaces[0]
+        try:
+            doc = await home.get(ns, name)
+        except KubeError as e:
+            click.echo(f"cannot read AccessPoint {ns}/{name}: {e}", err=True)
+            return ExitCode.FAILED
+        if doc is None:
+            click.echo(f"AccessPoint {ns}/{name}: not found", err=True)
+            return ExitCode.INPUT
+        try:
+            ap = parse_accesspoint(doc)
+        except AccessPointError as e:
+            click.echo(f"AccessPoint {ns}/{name} does not parse: {e}", err=True)
+            return ExitCode.REFUSED
+        rollout = (doc.get("status") or {}).get("rollout") or {}
+        revision, phase = template_revision(ap), rollout.get("phase")
+        if ap.spec.policy.rollout is None:
+            click.echo(f"AccessPoint {ns}/{name} has no spec.policy.rollout", err=True)
+            return ExitCode.REFUSED
+        if rollout.get("revision") != revision:
+            click.echo(
+                f"AccessPoint {ns}/{name}: its rollout status is of revision "
+                f"{rollout.get('revision') or 'none'}, its template is now {revision}: "
+                "the leaders have not acted on the change yet; nothing to resume",
+                err=True,
+            )
+            return ExitCode.REFUSED
+        if phase not in ("Paused", "Aborted") or not rollout.get("cluster"):
+            click.echo(
+                f"AccessPoint {ns}/{name}: the rollout of {revision} is {phase}, "
+                "neither paused nor aborted: nothing to resume",
+                err=True,
+            )
+            return ExitCode.REFUSED
+        cluster = str(rollout["cluster"])
+        mark = Resume(revision, cluster, datetime.now(UTC)).annotation()
+        version = str((doc.get("metadata") or {}).get("resourceVersion"))
+        try:
+            await home.annotate(ns, name, RESUME, mark, version)
+        except Conflict:
+            click.echo(
+                f"AccessPoint {ns}/{name} changed while resuming; nothing written: run it again",
+                err=True,
+            )
+            return ExitCode.FAILED
+        except KubeError as e:
+            click.echo(f"cannot write the resume of {ns}/{name}: {e}", err=True)
+            return ExitCode.FAILED
+        click.echo(f"resume written: {ns}/{name} revision {revision}, {phase} at {cluster}")
+        limit = 2 * resync + 10 if wait is None else wait
+        if limit == 0:
+            return ExitCode.OK
+        deadline = asyncio.get_running_loop().time() + limit
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(min(1.0, limit))
+            try:
+                now = await home.get(ns, name)
+            except KubeError:
+                continue  # read again until the deadline
+            after = ((now or {}).get("status") or {}).get("rollout") or {}
+            if after.get("revision") != revision or (after.get("phase"), after.get("since")) != (
+                phase,
+                rollout.get("since"),
+            ):
+                click.echo(
+                    f"rollout of {revision}: {after.get('phase')} at step {after.get('step')}"
+                    f" ({after.get('message', '')})"
+                )
+                return ExitCode.OK
+    click.echo(
+        f"no leader acted on the resume within {limit:g}s (is a member leading? gtm status); "
+        "the annotation stays: it is acted on at the next pass",
+        err=True,
+    )
+    return ExitCode.TIMEOUT
+
+
 async def _home(config: str, stack: AsyncExitStack) -> HomeAccessPoints | int:
     try:
         inventory = load(config)
@@ -271,7 +382,7 @@ async def _list(config: str) -> int:
         except KubeError as e:
             click.echo(f"cannot list the AccessPoints: {e}", err=True)
             return ExitCode.FAILED
-    head = ("NAMESPACE", "NAME", "APPLIED", "VIPS", "L4READY", "UPSTREAMS", "DEGRADED")
+    head = ("NAMESPACE", "NAME", "APPLIED", "ROLLOUT", "VIPS", "L4READY", "UPSTREAMS", "DEGRADED")
     rows = [head]
     for doc in docs:
         meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}
@@ -284,6 +395,7 @@ async def _list(config: str) -> int:
                 str(meta.get("namespace")),
                 str(meta.get("name")),
                 f"{applied}/{len(scope)}",
+                str((status.get("rollout") or {}).get("phase") or "-"),
                 str(len(status.get("vips") or [])),
                 *(
                     str((conditions.get(c) or {}).get("status", "-"))
@@ -321,12 +433,22 @@ async def _status(name: str, namespace: str | None, config: str, output: str) ->
             f" observed {status.get('observedGeneration', 'never')}"
         )
     )
-    rows = [("CLUSTER", "REGION", "REVISION", "APPLIED", "MESSAGE")]
+    rollout = status.get("rollout")
+    if rollout:
+        console.print(
+            escape(
+                f"Rollout of template {rollout.get('revision')}: {rollout.get('phase')}"
+                f" at step {rollout.get('step')} since {rollout.get('since')}"
+                f" ({rollout.get('message', '')})"
+            )
+        )
+    rows = [("CLUSTER", "REGION", "TEMPLATE", "REVISION", "APPLIED", "MESSAGE")]
     for e in status.get("clusters") or []:
         rows.append(
             (
                 str(e.get("name")),
                 str(e.get("region", "-")),
+                str(e.get("template") or "-"),
                 str(e.get("revision") or "-"),
                 "yes" if e.get("applied") else "no",
                 str(e.get("message", "")),

@@ -14,6 +14,11 @@ then every `accesspoints.resync` seconds:
   upstream's VIPs are not all known, deletes are held. A new WorkloadEntry gets the
   `Healthy` condition the table this cluster follows gives it
   (`Reconciler.first_health`), never `True` blindly;
+- with `spec.policy.rollout`, renders a changed template only into the clusters the
+  rollout has reached (`accesspoints.rollout`: the AP's status shows the gate held
+  in the cluster before); the others are not touched, their entries say why, and
+  `status.rollout` says where it stands (written by whichever leader writes last,
+  from the same entries);
 - sweeps: an object of its own clusters labelled as gtm's for an AP that no longer
   exists in that namespace (and the list was whole) is deleted. An AP that does not
   parse still exists: its objects are kept;
@@ -55,6 +60,7 @@ from accesspoints import (
     AccessPointError,
     parse_accesspoint,
 )
+from accesspoints.rollout import Progress, Resume, progress, started, template_revision
 from failover import Reconciler, WriteFence, WriteStopped
 from gtm.config import Inventory
 from gtm.service import certificates
@@ -165,6 +171,17 @@ class HomeAccessPoints:
         except NotFound:
             return None
 
+    async def annotate(
+        self, namespace: str, name: str, key: str, value: str, resource_version: str
+    ) -> None:
+        """Set one annotation of the AP as it was read (`Conflict`: it changed since)."""
+        body = {"metadata": {"resourceVersion": resource_version, "annotations": {key: value}}}
+        call = partial(
+            self._client.custom_objects.patch_namespaced_custom_object,
+            GROUP, VERSION, namespace, PLURAL, name, body, _content_type=MERGE_PATCH,
+        )  # fmt: skip
+        await self._client.request("patch", call, what=f"AccessPoint {namespace}/{name}")
+
     async def update_status(
         self,
         namespace: str,
@@ -182,7 +199,7 @@ class HomeAccessPoints:
                 return None
             status = change(ap)
             old = ap.get("status") or {}
-            if all(old.get(k) == v for k, v in status.items()):
+            if all(old.get(k) == _stored(v) for k, v in status.items()):
                 return status
             version = (ap.get("metadata") or {}).get("resourceVersion")
             body = {"metadata": {"resourceVersion": version}, "status": status}
@@ -206,6 +223,15 @@ class HomeAccessPoints:
         )
 
 
+def _stored(value: Any) -> Any:
+    """`value` as the API server keeps it after a merge patch: a null removes its field."""
+    if isinstance(value, Mapping):
+        return {k: _stored(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_stored(v) for v in value]
+    return value
+
+
 @dataclass
 class ClusterResult:
     """One AP in one of this region's clusters, after a sync."""
@@ -215,8 +241,10 @@ class ClusterResult:
     revision: str
     applied: bool  # the cluster holds the current revision, nothing failed, held or refused
     message: str
-    certificates: list[Certificate] | None = None  # None: could not be checked
+    certificates: list[Certificate] | list[Mapping[str, Any]] | None = None  # None: unchecked
     changed: int = 0  # changes made in this pass
+    template: str | None = None  # the template revision the cluster took (`rollout`)
+    template_since: str | None = None  # when it took it
 
     def entry(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -226,9 +254,23 @@ class ClusterResult:
             "applied": self.applied,
             "message": self.message,
         }
+        if self.template is not None:
+            out["template"] = self.template
+            out["templateSince"] = self.template_since
         if self.certificates is not None:
-            out["certificates"] = [c.entry() for c in self.certificates]
+            out["certificates"] = [
+                c.entry() if isinstance(c, Certificate) else dict(c) for c in self.certificates
+            ]
         return out
+
+    @staticmethod
+    def held(name: str, region: str, old: Mapping[str, Any], why: str) -> ClusterResult:
+        """A cluster the rollout has not reached: left as it is, its entry kept."""
+        return ClusterResult(
+            name, region, str(old.get("revision") or ""), False, why,
+            old.get("certificates"), template=old.get("template"),
+            template_since=old.get("templateSince"),
+        )  # fmt: skip
 
 
 @dataclass
@@ -292,6 +334,67 @@ def _export(
                 end = datetime.fromisoformat(str(cert["notAfter"]).replace("Z", "+00:00"))
                 key = (namespace, name, str(entry.get("name")), str(cert.get("secret")))
                 expiries[key] = end.timestamp()
+
+
+def gate_failing(
+    ap: AccessPoint,
+    revision: str,
+    by_name: Mapping[str, Mapping[str, Any]],
+    found: Mapping[str, Discovered],
+) -> Callable[[str], list[str]]:
+    """The rollout gate's conditions not true in a cluster, each with why."""
+    rollout = ap.spec.policy.rollout
+    gates = rollout.gate.conditions if rollout is not None else ("Applied",)
+    with_vip = {v.cluster for v in found.get(ap.name, Discovered()).vips}
+    unresolved = [
+        u.access_point
+        for u in ap.spec.upstreams
+        if not found.get(u.access_point, Discovered()).vips
+    ]
+
+    def failing(cluster: str) -> list[str]:
+        entry = by_name.get(cluster) or {}
+        out = []
+        for gate in gates:
+            if gate == "Applied" and not (
+                entry.get("template") == revision and entry.get("applied")
+            ):
+                out.append(f"Applied ({entry.get('message') or 'not yet'})")
+            elif gate == "L4Ready" and service_name(ap) is not None and cluster not in with_vip:
+                out.append("L4Ready (no VIP in the Service's status)")
+            elif gate == "CertificateReady":
+                certs = entry.get("certificates")
+                if certs is None:
+                    out.append("CertificateReady (not checked yet)")
+                elif any(c.get("problem") for c in certs):
+                    out.append(
+                        f"CertificateReady ({'; '.join(c['problem'] for c in certs if c.get('problem'))})"
+                    )
+            elif gate == "UpstreamsResolved" and unresolved:
+                out.append(f"UpstreamsResolved (no VIP for {', '.join(unresolved)})")
+        return out
+
+    return failing
+
+
+def rollout_of(
+    ap_doc: Mapping[str, Any],
+    ap: AccessPoint,
+    by_name: Mapping[str, Mapping[str, Any]],
+    found: Mapping[str, Discovered],
+    at: datetime,
+) -> Progress:
+    """Where the rollout of the AP's template stands, from each cluster's entry."""
+    revision = template_revision(ap)
+    return progress(
+        ap,
+        revision,
+        by_name,
+        gate_failing(ap, revision, by_name, found),
+        last=(ap_doc.get("status") or {}).get("rollout"),
+        resume=Resume.of(ap_doc),
+        now=at,
+    )
 
 
 def status_of(
@@ -365,13 +468,23 @@ def status_of(
     by_name = {str(e.get("name")): e for e in entries}
     conditions.append(_certificates(scope, by_name, before, stamp))
     pending = [c for c in scope if not (by_name.get(c) or {}).get("applied")]
+    reason = "NotApplied" if pending else "Applied"
+    message = "; ".join(f"{c}: {(by_name.get(c) or {}).get('message', 'not yet')}" for c in pending)
+    if ap.spec.policy.rollout is not None:
+        rollout = rollout_of(ap_doc, ap, by_name, found, at)
+        status["rollout"] = rollout.status()
+        if pending and rollout.phase != "Complete":
+            # held by the rollout, on purpose: Degraded only when it aborted
+            reason = {"Aborted": "RolloutAborted", "Paused": "RolloutPaused"}.get(
+                rollout.phase, "RollingOut"
+            )
+            message = f"rollout step {rollout.step}: {rollout.message}"
     conditions.append(
         _condition(
             "Applied",
             not pending,
-            "NotApplied" if pending else "Applied",
-            "; ".join(f"{c}: {(by_name.get(c) or {}).get('message', 'not yet')}" for c in pending)
-            or "every cluster holds its revision",
+            reason,
+            message or "every cluster holds its revision",
             before,
             stamp,
         )
@@ -384,7 +497,11 @@ def status_of(
             ok, why = onboarded
             reason = "Answered" if ok else "Refused"
             conditions.append(_condition("Onboarded", ok, reason, why, before, stamp))
-    bad = [c for c in conditions if c["status"] != "True"]
+    bad = [
+        c
+        for c in conditions
+        if c["status"] != "True" and c["reason"] not in ("RollingOut", "RolloutPaused")
+    ]
     conditions.append(
         _condition(
             "Degraded",
@@ -503,7 +620,7 @@ class AccessPointController:
         async def one(doc: Mapping[str, Any], ap: AccessPoint | None, problem: str | None) -> None:
             mine: list[ClusterResult] = []
             if ap is not None:
-                mine = await self._render(ap, catalog, found, snapshots)
+                mine = await self._render(ap, doc, catalog, found, snapshots)
                 out.results[f"{ap.namespace}/{ap.name}"] = mine
             meta = doc.get("metadata") or {}
             ns, name = str(meta.get("namespace")), str(meta.get("name"))
@@ -548,23 +665,43 @@ class AccessPointController:
     async def _render(
         self,
         ap: AccessPoint,
+        doc: Mapping[str, Any],
         catalog: Catalog,
         found: Mapping[str, Discovered],
         snapshots: Mapping[str, Snapshot | None],
     ) -> list[ClusterResult]:
+        entries = {
+            str(e.get("name")): e
+            for e in (doc.get("status") or {}).get("clusters") or []
+            if isinstance(e, Mapping)
+        }
+        now = self._now()
+        rollout = rollout_of(doc, ap, entries, found, now)
         results = []
         for cluster in ap.spec.scope.clusters:
             if cluster not in self.own:
                 continue
             region = self._clusters[cluster].region
+            old = entries.get(cluster) or {}
+            if not started(old, rollout.revision) and cluster not in rollout.may_start:
+                why = (
+                    f"held by the rollout ({rollout.phase}, step {rollout.step}): {rollout.message}"
+                )
+                results.append(ClusterResult.held(cluster, region, old, why))
+                continue
+            since = (
+                str(old.get("templateSince"))
+                if started(old, rollout.revision) and old.get("templateSince")
+                else now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
             objects = self._objects[cluster]
             snapshot = snapshots.get(cluster)
             try:
                 step = await plan_step(
                     ap, catalog, cluster, found, objects, self._inventory, self._now(), snapshot
                 )
-            except KubeError as e:
-                results.append(ClusterResult(cluster, region, "", False, f"cannot read: {e}"))
+            except KubeError as e:  # nothing written: the entry keeps what the cluster took
+                results.append(ClusterResult.held(cluster, region, old, f"cannot read: {e}"))
                 continue
             plan = step.plan
             applied = await apply_plan(
@@ -588,7 +725,15 @@ class AccessPointController:
                 certs = None
             results.append(
                 ClusterResult(
-                    cluster, region, plan.revision, ok, message, certs, changed=len(applied.done)
+                    cluster,
+                    region,
+                    plan.revision,
+                    ok,
+                    message,
+                    certs,
+                    changed=len(applied.done),
+                    template=rollout.revision,
+                    template_since=since,
                 )
             )
         return results

@@ -5,20 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import shutil
-from datetime import datetime, timedelta
+import sys
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from chaos.estate.ports import BLOCK, Endpoint, in_use
+from failover import WriteFence
+from gtm.config import load
+from gtm.service.accesspoint_apply import open_objects
+from gtm.service.accesspoints import AccessPointController, HomeAccessPoints
 
 KUBECTL = shutil.which("kubectl")
+ESTATE = Path(__file__).resolve().parents[2] / "examples" / "estate.yaml"
+REGIONS = ("dc1", "dc2", "dc3")
 
 
 def free_base(low: int, high: int) -> int:
@@ -66,3 +76,53 @@ def certificate(tmp_path: Path, name: str, not_after: datetime) -> tuple[Path, P
         )
     )
     return crt, pem
+
+
+def estate_file(tmp_path: Path, kubeconfig: Path, **cluster: Any) -> Path:
+    estate = yaml.safe_load(ESTATE.read_text())
+    estate["kubernetes"] = {
+        "clusters": [
+            {
+                "name": r,
+                "region": r,
+                "kubeconfig": str(kubeconfig),
+                "context": r,
+                "namespace": "pay",
+                **cluster,
+            }
+            for r in REGIONS
+        ]
+    }
+    estate["accesspoints"] = {"cluster": "dc1", "namespaces": ["pay"], "resync": 1}
+    path = tmp_path / f"estate-{random.randrange(1 << 30)}.yaml"
+    path.write_text(yaml.safe_dump(estate, sort_keys=False))
+    return path
+
+
+class Leaders:
+    """A controller per region, as each region's leader runs it, with its own fence."""
+
+    def __init__(self, config: Path, stack: AsyncExitStack) -> None:
+        self.config = config
+        self.stack = stack
+        self.leading = {r: True for r in REGIONS}
+        self.clock = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+
+    async def open(self, region: str, config: Path | None = None) -> AccessPointController:
+        inventory = load(config or self.config)
+        objects = await open_objects(inventory, self.stack)
+        home = HomeAccessPoints(objects["dc1"].client, ["pay"])
+        fence = WriteFence(1, lambda: self.leading[region])
+        return AccessPointController(
+            inventory, region, home, objects, fence, now=lambda: self.clock
+        )
+
+
+async def gtm(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gtm", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"}, cwd=ESTATE.parents[1],
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -12,68 +12,31 @@ read, and sweeps what a deleted AP made in its clusters, nothing else.
 from __future__ import annotations
 
 import asyncio
-import random
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from accesspoint_testing import KUBECTL, certificate, free_base, kubectl
+from accesspoint_testing import (
+    ESTATE,
+    KUBECTL,
+    Leaders,
+    certificate,
+    estate_file,
+    free_base,
+    kubectl,
+)
 
 from chaos.estate import Clusters, Launcher, PortPlan
-from failover import LeaseNotHeld, WriteFence
+from failover import LeaseNotHeld
 from gtm.config import load
-from gtm.service.accesspoint_apply import open_objects
-from gtm.service.accesspoints import AccessPointController, HomeAccessPoints
 from kube import KubeError
 
 ROOT = Path(__file__).resolve().parents[2]
-ESTATE = ROOT / "examples" / "estate.yaml"
 TWO_TIER = ROOT / "examples" / "accesspoints" / "two-tier.yaml"
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs the real kubectl")
-REGIONS = ("dc1", "dc2", "dc3")
-
-
-def _estate(tmp_path: Path, kubeconfig: Path, **cluster: Any) -> Path:
-    estate = yaml.safe_load(ESTATE.read_text())
-    estate["kubernetes"] = {
-        "clusters": [
-            {
-                "name": r,
-                "region": r,
-                "kubeconfig": str(kubeconfig),
-                "context": r,
-                "namespace": "pay",
-                **cluster,
-            }
-            for r in REGIONS
-        ]
-    }
-    estate["accesspoints"] = {"cluster": "dc1", "namespaces": ["pay"], "resync": 1}
-    path = tmp_path / f"estate-{random.randrange(1 << 30)}.yaml"
-    path.write_text(yaml.safe_dump(estate, sort_keys=False))
-    return path
-
-
-class Leaders:
-    """A controller per region, as each region's leader runs it, with its own fence."""
-
-    def __init__(self, config: Path, stack: AsyncExitStack) -> None:
-        self.config = config
-        self.stack = stack
-        self.leading = {r: True for r in REGIONS}
-        self.clock = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
-
-    async def open(self, region: str, config: Path | None = None) -> AccessPointController:
-        inventory = load(config or self.config)
-        objects = await open_objects(inventory, self.stack)
-        home = HomeAccessPoints(objects["dc1"].client, ["pay"])
-        fence = WriteFence(1, lambda: self.leading[region])
-        return AccessPointController(
-            inventory, region, home, objects, fence, now=lambda: self.clock
-        )
 
 
 async def _names(kubeconfig: Path, context: str, kind: str) -> set[str]:
@@ -108,7 +71,7 @@ async def test_each_region_renders_its_own_clusters_and_its_own_status_entries(
 
 async def _run(clusters: Clusters, tmp_path: Path, stack: AsyncExitStack) -> None:
     kubeconfig = clusters.kubeconfig
-    leaders = Leaders(_estate(tmp_path, kubeconfig), stack)
+    leaders = Leaders(estate_file(tmp_path, kubeconfig), stack)
     dc1, dc2 = await leaders.open("dc1"), await leaders.open("dc2")
     # one document per AP (a `kind: List` makes kubectl fetch /openapi/v2 in protobuf, which
     # the simulated API server does not serve)
@@ -256,7 +219,7 @@ async def _run(clusters: Clusters, tmp_path: Path, stack: AsyncExitStack) -> Non
     blind_kubeconfig = tmp_path / "blind-kubeconfig.yaml"
     blind_kubeconfig.write_text(yaml.safe_dump(blind))
     cut_off = await leaders.open(
-        "dc2", _estate(tmp_path, blind_kubeconfig, timeout=2, retry={"attempts": 1})
+        "dc2", estate_file(tmp_path, blind_kubeconfig, timeout=2, retry={"attempts": 1})
     )
     held = await _names(kubeconfig, "dc2", "workloadentries")
     with pytest.raises(KubeError):

@@ -12,7 +12,6 @@ made from every cluster.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +25,7 @@ import dns.edns
 import dns.message
 import pytest
 import yaml
-from accesspoint_testing import KUBECTL, certificate, free_base, kubectl
+from accesspoint_testing import KUBECTL, certificate, free_base, gtm, kubectl
 
 from chaos.estate import SimulatedEstate
 
@@ -35,16 +34,6 @@ TWO_TIER = ROOT / "examples" / "accesspoints" / "two-tier.yaml"
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs the real kubectl")
 REGIONS = ("dc1", "dc2", "dc3")
 PORT = 18443  # pay-app's gateway port here (443 would need root to listen on)
-
-
-async def gtm(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gtm", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"}, cwd=ROOT,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
@@ -216,7 +205,7 @@ async def _accesspoints(
     code, out, err = await gtm("accesspoint", "list", "-c", str(config))
     assert code == 0, err
     lines = {line.split()[1]: line.split() for line in out.splitlines() if "pay-" in line}
-    assert lines["pay-app"] == ["pay", "pay-app", "3/3", "3", "True", "True", "False"]
+    assert lines["pay-app"] == ["pay", "pay-app", "3/3", "-", "3", "True", "True", "False"]
     code, out, err = await gtm("accesspoint", "status", "pay-app", "-n", "pay", "-c", str(config))
     assert code == 0, err
     assert "AccessPoint pay/pay-app: generation 1, observed 1" in out
