@@ -79,6 +79,7 @@ from gtm.service.accesspoint_apply import (
     service_name,
     until_gtm_decides,
 )
+from gtm.service.accesspoint_watch import Wakeup, watches
 from gtm.service.certificates import Certificate
 from kube import MERGE_PATCH, Client, Conflict, KubeError, NotFound
 
@@ -148,6 +149,10 @@ class HomeAccessPoints:
     def __init__(self, client: Client, namespaces: Sequence[str]) -> None:
         self._client = client
         self.namespaces = tuple(namespaces)
+
+    @property
+    def client(self) -> Client:
+        return self._client
 
     async def list(self) -> list[dict[str, Any]]:
         """Every AP of the namespaces; `KubeError` when any cannot be read (no partial list)."""
@@ -781,8 +786,22 @@ class AccessPointController:
                 out[cluster] = None
         return out
 
-    async def run(self, every: float) -> None:
-        """Sync at once, then every `every` seconds, until cancelled or the lease is lost."""
+    async def run(self, every: float, gap: float = 1.0) -> None:
+        """Sync at once, then every `every` seconds or when a watch wakes it (at most once
+        per `gap` seconds: `accesspoint_watch`), until cancelled or the lease is lost."""
+        wake = Wakeup()
+        follows = [
+            asyncio.create_task(w)
+            for w in watches(self._home.client, self._home.namespaces, self._objects, wake)
+        ]
+        try:
+            await self._loop(every, gap, wake)
+        finally:
+            for task in follows:
+                task.cancel()
+            await asyncio.gather(*follows, return_exceptions=True)
+
+    async def _loop(self, every: float, gap: float, wake: Wakeup) -> None:
         while True:
             started = time.monotonic()
             result = "failed"
@@ -809,7 +828,10 @@ class AccessPointController:
                     self._metrics.syncs.labels(result).inc()
                     if result == "ok":
                         self._metrics.last_sync.set(time.time())
-            await asyncio.sleep(every)
+            await asyncio.sleep(max(0.0, gap - (time.monotonic() - started)))
+            why = await wake.wait(every)
+            if why:
+                log.info("accesspoint.woken", region=self._region, why=why[:5], more=len(why) - 5)
 
 
 async def open_home(

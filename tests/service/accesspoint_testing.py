@@ -24,7 +24,7 @@ from chaos.estate.ports import BLOCK, Endpoint, in_use
 from failover import WriteFence
 from gtm.config import load
 from gtm.service.accesspoint_apply import open_objects
-from gtm.service.accesspoints import AccessPointController, HomeAccessPoints
+from gtm.service.accesspoints import AccessPointController, AccessPointMetrics, HomeAccessPoints
 
 KUBECTL = shutil.which("kubectl")
 ESTATE = Path(__file__).resolve().parents[2] / "examples" / "estate.yaml"
@@ -108,13 +108,15 @@ class Leaders:
         self.leading = {r: True for r in REGIONS}
         self.clock = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
 
-    async def open(self, region: str, config: Path | None = None) -> AccessPointController:
+    async def open(
+        self, region: str, config: Path | None = None, metrics: AccessPointMetrics | None = None
+    ) -> AccessPointController:
         inventory = load(config or self.config)
         objects = await open_objects(inventory, self.stack)
         home = HomeAccessPoints(objects["dc1"].client, ["pay"])
         fence = WriteFence(1, lambda: self.leading[region])
         return AccessPointController(
-            inventory, region, home, objects, fence, now=lambda: self.clock
+            inventory, region, home, objects, fence, metrics=metrics, now=lambda: self.clock
         )
 
 
