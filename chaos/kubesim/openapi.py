@@ -16,10 +16,14 @@ What kubectl needs from them, and gets:
 
 The v3 root lists one document per group-version with a content hash in its
 URL (`?hash=`), as the apiserver does, so a client's cache never serves a
-stale document. `/openapi/v2` is served as JSON only: its protobuf form
-(`Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, what
-client-go asks first) is answered 406 — kubectl 1.32 uses v3 for everything
-above and falls back to its compiled-in types otherwise.
+stale document. `/openapi/v2` is served as JSON with every kind, and in
+protobuf (`Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`,
+gnostic's `openapi_v2.Document`, what client-go asks for) with its `swagger`
+and `info` only: kubectl 1.32 reads v2 only where no v3 document names the
+kind — a `kind: List` (`v1 List`) of objects given to `apply -f`. Finding no
+kind in it either, kubectl leaves the validation of each item to the server
+(`fieldValidation=Strict` on each create and patch, as against a real one);
+answered 406, it refused the whole file.
 """
 
 from __future__ import annotations
@@ -38,6 +42,30 @@ from chaos.kubesim.resources import Resource, ResourceTable
 from chaos.kubesim.schema import to_openapi
 
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # asked for
+V2_PROTOBUF_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # answered
+
+
+def _pb_field(number: int, value: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2)."""
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def v2_protobuf() -> bytes:
+    """gnostic's `openapi_v2.Document` with `swagger` (1) and `info` (2: title 1, version 2)."""
+    info = _pb_field(1, b"Kubernetes") + _pb_field(2, VERSION["gitVersion"].encode())
+    return _pb_field(1, b"2.0") + _pb_field(2, info)
+
+
 _QUERY = {
     "dryRun": "When present, indicates that modifications should not be persisted.",
     "fieldManager": "fieldManager is a name associated with the actor or entity that is"

@@ -190,6 +190,8 @@ class ApiServer:
 
     async def _openapi_v2(self, request: web.Request) -> web.StreamResponse:
         accept = request.headers.get("Accept", "")
+        if openapi.V2_PROTOBUF in accept:
+            return web.Response(body=openapi.v2_protobuf(), content_type=openapi.V2_PROTOBUF_TYPE)
         if accept and "json" not in accept and "*/*" not in accept:
             raise ApiError(406, "NotAcceptable", f"only application/json is served, not {accept}")
         return reply(openapi.v2_document(self.store.resources))

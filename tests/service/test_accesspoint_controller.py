@@ -73,11 +73,8 @@ async def _run(clusters: Clusters, tmp_path: Path, stack: AsyncExitStack) -> Non
     kubeconfig = clusters.kubeconfig
     leaders = Leaders(estate_file(tmp_path, kubeconfig), stack)
     dc1, dc2 = await leaders.open("dc1"), await leaders.open("dc2")
-    # one document per AP (a `kind: List` makes kubectl fetch /openapi/v2 in protobuf, which
-    # the simulated API server does not serve)
-    manifest = tmp_path / "two-tier.yaml"
-    manifest.write_text(yaml.safe_dump_all(yaml.safe_load(TWO_TIER.read_text())["items"]))
-    applied = await kubectl(kubeconfig, "dc1", "apply", "-f", str(manifest), json_out=False)
+    # the example as it is, a `kind: List` (kubectl reads /openapi/v2 in protobuf for it)
+    applied = await kubectl(kubeconfig, "dc1", "apply", "-f", str(TWO_TIER), json_out=False)
     assert "pay-app created" in applied and "pay-gw created" in applied
 
     first = await dc1.sync()

@@ -12,7 +12,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-import yaml
 from accesspoint_testing import ESTATE, KUBECTL, REGIONS, Leaders, estate_file, free_base, kubectl
 from prometheus_client import CollectorRegistry
 
@@ -66,9 +65,7 @@ async def _run(kubeconfig: Path, tmp_path: Path, stack: AsyncExitStack) -> None:
                 items += got["items"]
             return items
 
-        manifest = tmp_path / "two-tier.yaml"
-        manifest.write_text(yaml.safe_dump_all(yaml.safe_load(TWO_TIER.read_text())["items"]))
-        await kubectl(kubeconfig, "dc1", "apply", "-f", str(manifest), json_out=False)
+        await kubectl(kubeconfig, "dc1", "apply", "-f", str(TWO_TIER), json_out=False)
         # each region's pay-gw: one WLE per pay-app VIP, the three regions' VIPs each
         took = await within(20, lambda: _count(wles, 9), "pay-gw's 9 WorkloadEntries")
         print(f"applied to 9 WorkloadEntries in 3 clusters: {took:.1f}s")

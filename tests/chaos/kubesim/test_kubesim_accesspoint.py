@@ -213,6 +213,41 @@ async def test_kubectl_refuses_an_unknown_field_by_default(
 
 
 @needs_kubectl
+async def test_kubectl_applies_a_list_each_item_checked_by_the_server(
+    kubectl: Kubectl, sim: KubeSim, tmp_path: Path
+) -> None:
+    # a `v1 List` is named by no v3 document: kubectl reads /openapi/v2 (protobuf) for it,
+    # then leaves each item's validation to the server
+    items = [accesspoint("foo"), accesspoint("bar")]
+    manifest = tmp_path / "aps.yaml"
+    manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    out = await kubectl("apply", "-f", str(manifest))
+    assert "accesspoint.gtm.io/foo created" in out and "accesspoint.gtm.io/bar created" in out
+    assert sorted(o["metadata"]["name"] for o in sim.objects(GROUP, VERSION, PLURAL, NS)) == [
+        "bar", "foo",
+    ]  # fmt: skip
+    out = await kubectl("apply", "--server-side", "-f", str(manifest))
+    assert "accesspoint.gtm.io/foo serverside-applied" in out
+    items.append(accesspoint("baz"))
+    items[-1]["spec"]["upstream"] = []  # a typo in one item
+    manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    err = await kubectl.fails("apply", "-f", str(manifest))
+    assert 'unknown field "spec.upstream"' in err
+    assert "baz" not in [o["metadata"]["name"] for o in sim.objects(GROUP, VERSION, PLURAL, NS)]
+
+
+async def test_openapi_v2_in_protobuf_is_a_gnostic_document(sim: KubeSim) -> None:
+    async with aiohttp.ClientSession() as http:
+        accept = {"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
+        async with http.get(f"{sim.url}/openapi/v2", headers=accept) as r:
+            assert r.status == 200
+            assert r.content_type == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+            body = await r.read()
+    assert body.startswith(b"\x0a\x032.0\x12")  # field 1 "2.0", then field 2 (info)
+    assert b"Kubernetes" in body
+
+
+@needs_kubectl
 async def test_kubectl_patch_status_subresource(kubectl: Kubectl, sim: KubeSim) -> None:
     sim.seed(accesspoint())
     patch = json.dumps({"status": {"rollout": {"phase": "Paused", "revision": "r2"}}})
