@@ -14,9 +14,15 @@ cluster (`chaos.estate.l4`, in this process too) gives each Service its VIP.
 Reported: the time until a pass changes nothing and every AP is applied in every
 cluster, the requests each server took and the share of its allowance they used
 (the requests it served, not those it answered 429; the home cluster also takes
-every region's status writes: it is the one that bounds the run), this process's CPU and peak RSS (three controllers and three L4
-controllers: a member runs one controller), and the time and CPU of one steady
-pass over every AP (what each resync costs once nothing changes).
+every region's status writes: it is the one that bounds the run), this process's
+CPU and peak RSS (three controllers and three L4 controllers), the time and CPU of
+one steady pass over every AP (what each resync costs once nothing changes), and
+one region's controller alone in a process of its own (`accesspoint_pass`): its
+peak RSS over one pass, what a member's controller costs in memory.
+
+The controllers pass independently, each again as soon as its pass ends (as a
+leader woken by its watches does while things change), until a pass of every
+region changes nothing.
 """
 
 from __future__ import annotations
@@ -150,6 +156,7 @@ class Figures:
     steady_requests: int
     rate_limit: float
     server_burst: int
+    alone: dict[str, float]  # one region's controller in a process of its own: one pass
 
     def report(self) -> dict[str, Any]:
         # what a server's limit allowed in the window: its rate, plus the bucket it starts with;
@@ -174,6 +181,9 @@ class Figures:
             "steady_pass_s": round(self.steady_seconds, 2),
             "steady_pass_cpu_s": round(self.steady_cpu_seconds, 2),
             "steady_pass_requests": self.steady_requests,
+            "controller_alone_peak_rss_mb": self.alone["rss_mb"],
+            "controller_alone_pass_s": self.alone["seconds"],
+            "controller_alone_pass_cpu_s": self.alone["cpu_s"],
         }
 
 
@@ -189,6 +199,18 @@ def _settled(passes: list[Synced], accesspoints: int) -> bool:
 
 async def _requests(http: aiohttp.ClientSession, sims: list[SimProcess]) -> dict[str, Any]:
     return {s.region: await control(http, s, "GET", "stats") for s in sims}
+
+
+async def _controller_alone(config: Path, region: str) -> dict[str, float]:
+    """One pass of `region`'s controller in a process of its own (`accesspoint_pass`)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chaos.bench.accesspoint_pass", str(config), region, NAMESPACE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the controller alone failed: {err.decode()[-2000:]}")
+    return json.loads(out.decode().strip().splitlines()[-1])
 
 
 async def run(spec: Spec) -> Figures:
@@ -243,22 +265,43 @@ async def run(spec: Spec) -> Figures:
                 AccessPointController(inventory, r, home, objects, fence) for r in REGIONS
             ]
             before = await _requests(http, sims)
-            cpu0, t0, peak, passes = time.process_time(), time.perf_counter(), 0.0, 0
-            async with asyncio.timeout(spec.deadline):
-                while True:
-                    done = list(await asyncio.gather(*(c.sync() for c in controllers)))
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            peak, passes, changed_at = 0.0, 0, t0
+            last: dict[str, tuple[float, Synced]] = {}  # region: its last pass, when it began
+            settled = asyncio.Event()
+
+            async def leading(region: str, controller: AccessPointController) -> None:
+                # pass after pass, as a leader woken by its watches does while things change;
+                # the regions are not in step, the home server never waits for the slowest.
+                # Done when every region's last pass changed nothing and began a grace (for
+                # the L4 controllers' VIPs) after the last pass of any region that did.
+                nonlocal peak, passes, changed_at
+                while not settled.is_set():
+                    began = time.perf_counter()
+                    done = await controller.sync()
+                    last[region] = (began, done)
                     passes += 1
                     peak = max(peak, process.memory_info().rss)
-                    if _settled(done, spec.accesspoints):
-                        break
+                    if not _settled([done], spec.accesspoints):
+                        changed_at = time.perf_counter()
+                    elif len(last) == len(REGIONS) and all(
+                        b >= changed_at + 1.0 and _settled([d], spec.accesspoints)
+                        for b, d in last.values()
+                    ):
+                        settled.set()
+
+            async with asyncio.timeout(spec.deadline), asyncio.TaskGroup() as tasks:
+                for r, c in zip(REGIONS, controllers, strict=True):
+                    tasks.create_task(leading(r, c))
             seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             after = await _requests(http, sims)
             cpu1, t1 = time.process_time(), time.perf_counter()
             await asyncio.gather(*(c.sync() for c in controllers))
             steady, steady_cpu = time.perf_counter() - t1, time.process_time() - cpu1
-            last = await _requests(http, sims)
+            counted = await _requests(http, sims)
             peak = max(peak, process.memory_info().rss)
             held = await control(http, sims[1], "GET", "objects")
+            alone = await _controller_alone(config, "dc2")
     return Figures(
         accesspoints=spec.accesspoints,
         objects=len(held.get("items") or []),
@@ -272,7 +315,8 @@ async def run(spec: Spec) -> Figures:
         },
         steady_seconds=steady,
         steady_cpu_seconds=steady_cpu,
-        steady_requests=sum(last[r]["total"] - after[r]["total"] for r in last),
+        steady_requests=sum(counted[r]["total"] - after[r]["total"] for r in counted),
+        alone=alone,
         rate_limit=spec.rate_limit,
         server_burst=spec.server_burst,
     )
@@ -321,7 +365,9 @@ def command(as_json: bool, verbose: bool, **spec: Any) -> None:
     click.echo(
         f"goal: >= 90% of the home server's allowance used: {'met' if home >= 0.9 else 'NOT met'}"
     )
-    rss = report["client_peak_rss_mb"]
+    rss = report["controller_alone_peak_rss_mb"]
     click.echo(
-        f"goal: <= 400 MB: {'met' if rss <= 400 else 'NOT met'} ({rss} MB, three controllers)"
+        f"goal: <= 400 MB: {'met' if rss <= 400 else 'NOT met'} ({rss} MB, one region's "
+        f"controller alone; this process with three and their L4 controllers: "
+        f"{report['client_peak_rss_mb']} MB)"
     )
