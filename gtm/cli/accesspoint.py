@@ -277,14 +277,9 @@ async def _resume(name: str, namespace: str | None, config: str, wait: float | N
             return home
         resync = load(config).config.accesspoints.resync
         ns = namespace or home.namespaces[0]
-        try:
-            doc = await home.get(ns, name)
-        except KubeError as e:
-            click.echo(f"cannot read AccessPoint {ns}/{name}: {e}", err=True)
-            return ExitCode.FAILED
-        if doc is None:
-            click.echo(f"AccessPoint {ns}/{name}: not found", err=True)
-            return ExitCode.INPUT
+        doc = await _one(home, ns, name)
+        if isinstance(doc, int):
+            return doc
         try:
             ap = parse_accesspoint(doc)
         except AccessPointError as e:
@@ -353,6 +348,19 @@ async def _resume(name: str, namespace: str | None, config: str, wait: float | N
     return ExitCode.TIMEOUT
 
 
+async def _one(home: HomeAccessPoints, ns: str, name: str) -> dict[str, Any] | int:
+    """The AP as the home cluster holds it, or the exit code (said why)."""
+    try:
+        doc = await home.get(ns, name)
+    except KubeError as e:
+        click.echo(f"cannot read AccessPoint {ns}/{name}: {e}", err=True)
+        return ExitCode.FAILED
+    if doc is None:
+        click.echo(f"AccessPoint {ns}/{name}: not found", err=True)
+        return ExitCode.INPUT
+    return doc
+
+
 async def _home(config: str, stack: AsyncExitStack) -> HomeAccessPoints | int:
     try:
         inventory = load(config)
@@ -413,14 +421,9 @@ async def _status(name: str, namespace: str | None, config: str, output: str) ->
         if isinstance(home, int):
             return home
         ns = namespace or home.namespaces[0]
-        try:
-            doc = await home.get(ns, name)
-        except KubeError as e:
-            click.echo(f"cannot read AccessPoint {ns}/{name}: {e}", err=True)
-            return ExitCode.FAILED
-    if doc is None:
-        click.echo(f"AccessPoint {ns}/{name}: not found", err=True)
-        return ExitCode.INPUT
+        doc = await _one(home, ns, name)
+        if isinstance(doc, int):
+            return doc
     status = doc.get("status") or {}
     if output == "json":
         click.echo(json.dumps(status, indent=2, sort_keys=True))

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import shutil
 import sys
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from chaos.estate import Clusters, Launcher, PortPlan
 from chaos.estate.ports import BLOCK, Endpoint, in_use
 from failover import WriteFence
 from gtm.config import load
@@ -128,3 +131,18 @@ async def gtm(*args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def example_clusters(tmp_path: Path, low: int, high: int) -> AsyncIterator[Path]:
+    """The example estate's three simulated clusters (with their L4 controllers), on a free
+    block of ports in [low, high); their kubeconfig."""
+    async with Launcher() as launcher:
+        clusters = Clusters(
+            load(ESTATE), tmp_path, launcher, ports=PortPlan.from_base(free_base(low, high))
+        )
+        await clusters.start()
+        try:
+            yield clusters.kubeconfig
+        finally:
+            await clusters.stop()

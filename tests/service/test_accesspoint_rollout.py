@@ -20,18 +20,14 @@ from typing import Any
 import pytest
 import yaml
 from accesspoint_testing import (
-    ESTATE,
     KUBECTL,
     REGIONS,
     Leaders,
     estate_file,
-    free_base,
+    example_clusters,
     gtm,
     kubectl,
 )
-
-from chaos.estate import Clusters, Launcher, PortPlan
-from gtm.config import load
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs the real kubectl")
 
@@ -65,16 +61,8 @@ WEB = {
 async def test_a_rollout_goes_cluster_by_cluster_pauses_resumes_and_aborts(
     tmp_path: Path,
 ) -> None:
-    async with Launcher() as launcher:
-        clusters = Clusters(
-            load(ESTATE), tmp_path, launcher, ports=PortPlan.from_base(free_base(32700, 33400))
-        )
-        await clusters.start()
-        try:
-            async with AsyncExitStack() as stack:
-                await _run(clusters.kubeconfig, tmp_path, stack)
-        finally:
-            await clusters.stop()
+    async with example_clusters(tmp_path, 32700, 33400) as kubeconfig, AsyncExitStack() as stack:
+        await _run(kubeconfig, tmp_path, stack)
 
 
 async def _run(kubeconfig: Path, tmp_path: Path, stack: AsyncExitStack) -> None:

@@ -12,11 +12,17 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from accesspoint_testing import ESTATE, KUBECTL, REGIONS, Leaders, estate_file, free_base, kubectl
+from accesspoint_testing import (
+    ESTATE,
+    KUBECTL,
+    REGIONS,
+    Leaders,
+    estate_file,
+    example_clusters,
+    kubectl,
+)
 from prometheus_client import CollectorRegistry
 
-from chaos.estate import Clusters, Launcher, PortPlan
-from gtm.config import load
 from gtm.service.accesspoint_watch import AccessPointChanges, ServiceChanges, Wakeup
 from gtm.service.accesspoints import AccessPointMetrics
 from kube import WatchEvent
@@ -36,16 +42,8 @@ async def within(seconds: float, check: Callable[[], Awaitable[bool]], what: str
 
 
 async def test_the_watches_drive_the_passes_between_resyncs(tmp_path: Path) -> None:
-    async with Launcher() as launcher:
-        clusters = Clusters(
-            load(ESTATE), tmp_path, launcher, ports=PortPlan.from_base(free_base(33400, 34100))
-        )
-        await clusters.start()
-        try:
-            async with AsyncExitStack() as stack:
-                await _run(clusters.kubeconfig, tmp_path, stack)
-        finally:
-            await clusters.stop()
+    async with example_clusters(tmp_path, 33400, 34100) as kubeconfig, AsyncExitStack() as stack:
+        await _run(kubeconfig, tmp_path, stack)
 
 
 async def _run(kubeconfig: Path, tmp_path: Path, stack: AsyncExitStack) -> None:
