@@ -238,18 +238,16 @@ class Reconciler:
         self._pending = _Order(table, WriteFence(epoch, may_write), force)
         self._wake.set()
 
-    def first_health(self, obj: Mapping[str, Any]) -> tuple[bool, str] | None:
-        """The `Healthy` condition (in, why not) the table this cluster follows gives a WLE
-        about to be created, `obj`; None when it says nothing of it (no table yet, a VIP or
-        service the estate does not list)."""
+    def first_target(self, obj: Mapping[str, Any]) -> Target | None:
+        """What the table this cluster follows gives a WLE about to be created, `obj`: its
+        `Healthy` condition and weight; None when it says nothing of it (no table yet, a VIP
+        or service the estate does not list)."""
         order = self._pending or self._order
         if order is None:
             return None
         desired = Desired(order.table, self.settings.region, self._index)
         target = desired.target(WorkloadEntry.parse(obj))
-        if isinstance(target, str):
-            return None
-        return target.healthy, target.message or ""
+        return None if isinstance(target, str) else target
 
     def progress(self) -> Progress:
         cache = self._cache

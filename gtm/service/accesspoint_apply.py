@@ -462,11 +462,13 @@ async def apply_plan(
     current: Sequence[Mapping[str, Any]],
     healthy: Healthy,
     *,
+    weight: Callable[[Mapping[str, Any]], int | None] = lambda obj: None,
     fence: WriteFence | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Applied:
-    """`fence`: asked before every write; a lost lease stops the apply (`WriteStopped`
-    goes to the caller: what was not written stays as it was)."""
+    """`healthy` and `weight`: a new WorkloadEntry's `Healthy` condition and weight (None:
+    the rendered one); `fence`: asked before every write; a lost lease stops the apply
+    (`WriteStopped` goes to the caller: what was not written stays as it was)."""
     result = Applied(plan.cluster)
     if plan.problems:
         result.failed += [f"refused: {p}" for p in plan.problems]
@@ -492,7 +494,10 @@ async def apply_plan(
                 fence.holds()
             if change.action == "create":
                 assert change.object is not None
-                created = await objects.create(change.object)
+                body = dict(change.object)
+                if change.key[1] == "WorkloadEntry" and (w := weight(body)) is not None:
+                    body["spec"] = {**(body.get("spec") or {}), "weight": w}
+                created = await objects.create(body)
                 if change.key[1] == "WorkloadEntry":
                     await _set_healthy(objects, change.key, created, healthy(created), now())
             elif change.action == "update":

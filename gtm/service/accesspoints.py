@@ -13,7 +13,7 @@ then every `accesspoints.resync` seconds:
   (`WriteFence.holds`: a leader that lost its lease writes nothing more). While an
   upstream's VIPs are not all known, deletes are held. A new WorkloadEntry gets the
   `Healthy` condition the table this cluster follows gives it
-  (`Reconciler.first_health`), never `True` blindly;
+  and weight (`Reconciler.first_target`), never `True` blindly;
 - with `spec.policy.rollout`, renders a changed template only into the clusters the
   rollout has reached (`accesspoints.rollout`: the AP's status shows the gate held
   in the cluster before); the others are not touched, their entries say why, and
@@ -590,14 +590,20 @@ class AccessPointController:
         self._clusters = {name: cluster_of(name, inventory) for name in objects}
         self.own = sorted(n for n, c in self._clusters.items() if c.region == region)
 
-    def _healthy(self, cluster: str) -> Healthy:
+    def _first(self, cluster: str) -> tuple[Healthy, Callable[[Mapping[str, Any]], int | None]]:
+        """A new WLE's `Healthy` condition and weight, as the table this cluster follows
+        gives them (`Reconciler.first_target`); else out until gtm decides, rendered weight."""
         reconciler = self._reconcilers.get(cluster)
 
         def healthy(wle: Mapping[str, Any]) -> tuple[bool, str]:
-            said = reconciler.first_health(wle) if reconciler is not None else None
-            return said if said is not None else until_gtm_decides(wle)
+            said = reconciler.first_target(wle) if reconciler is not None else None
+            return (said.healthy, said.message or "") if said else until_gtm_decides(wle)
 
-        return healthy
+        def weight(wle: Mapping[str, Any]) -> int | None:
+            said = reconciler.first_target(wle) if reconciler is not None else None
+            return said.weight if said is not None and said.healthy else None
+
+        return healthy, weight
 
     async def sync(self) -> Synced:
         """One pass over every AP (`KubeError`: the home cluster could not be listed: nothing
@@ -709,11 +715,13 @@ class AccessPointController:
                 results.append(ClusterResult.held(cluster, region, old, f"cannot read: {e}"))
                 continue
             plan = step.plan
+            healthy, weight = self._first(cluster)
             applied = await apply_plan(
                 objects,
                 plan,
                 step.current,
-                self._healthy(cluster),
+                healthy,
+                weight=weight,
                 fence=self._fence,
                 now=self._now,
             )

@@ -25,13 +25,16 @@ from accesspoint_testing import (
     Leaders,
     certificate,
     estate_file,
+    example_clusters,
     free_base,
     kubectl,
 )
 
+from accesspoints import Change, ClusterPlan
 from chaos.estate import Clusters, Launcher, PortPlan
 from failover import LeaseNotHeld
 from gtm.config import load
+from gtm.service.accesspoint_apply import apply_plan, open_objects
 from kube import KubeError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,3 +240,25 @@ async def _run(clusters: Clusters, tmp_path: Path, stack: AsyncExitStack) -> Non
     assert await _names(kubeconfig, "dc1", "services") == {"pay-app", "pay-gw"}  # dc1's turn
     await dc1.sync()
     assert await _names(kubeconfig, "dc1", "services") == {"pay-app"}
+
+
+async def test_a_new_workload_entry_gets_the_weight_and_health_it_is_given(tmp_path: Path) -> None:
+    # the controller gives apply_plan what the table this cluster follows says of a new WLE
+    # (`Reconciler.first_target`): it is created with that weight, its condition at once
+    async with example_clusters(tmp_path, 34100, 34800) as kubeconfig, AsyncExitStack() as stack:
+        objects = await open_objects(load(estate_file(tmp_path, kubeconfig)), stack)
+        wle = {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "WorkloadEntry",
+            "metadata": {"name": "pay-gw-pay-app-dc1", "namespace": "pay"},
+            "spec": {"address": "127.1.1.9", "weight": 98, "locality": "region01/az01"},
+        }
+        key = ("networking.istio.io/v1", "WorkloadEntry", "pay", "pay-gw-pay-app-dc1")
+        plan = ClusterPlan("dc2", "r1", (Change("create", key, wle),))
+        applied = await apply_plan(
+            objects["dc2"], plan, [], lambda obj: (True, ""), weight=lambda obj: 40
+        )
+        assert applied.ok and applied.done == ["create WorkloadEntry pay/pay-gw-pay-app-dc1"]
+        got = await kubectl(kubeconfig, "dc2", "get", "workloadentry", key[3], "-n", "pay")
+        assert got["spec"]["weight"] == 40
+        assert got["status"]["conditions"][0]["status"] == "True"
