@@ -419,7 +419,11 @@ def status_of(
     entries = [
         e for e in old.get("clusters") or [] if isinstance(e, Mapping) and e.get("name") not in ours
     ]
-    entries = sorted([*entries, *(r.entry() for r in mine)], key=lambda e: str(e.get("name")))
+    own = [r.entry() for r in mine]
+    if ap is not None and ap.spec.gtm is not None and onboarded is not None:
+        for e in own:  # this region's members' view: answered, or why not
+            e["onboarded"] = {"answered": onboarded[0], "message": onboarded[1]}
+    entries = sorted([*entries, *own], key=lambda e: str(e.get("name")))
     stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     before = old.get("conditions") or []
     generation = (ap_doc.get("metadata") or {}).get("generation")
@@ -495,13 +499,7 @@ def status_of(
         )
     )
     if ap.spec.gtm is not None:
-        if onboarded is None:
-            reason, why = "Pending", "not onboarded yet (VIPs and a port are needed)"
-            conditions.append(_condition("Onboarded", None, reason, why, before, stamp))
-        else:
-            ok, why = onboarded
-            reason = "Answered" if ok else "Refused"
-            conditions.append(_condition("Onboarded", ok, reason, why, before, stamp))
+        conditions.append(_onboarded(scope, by_name, before, stamp))
     bad = [
         c
         for c in conditions
@@ -519,6 +517,33 @@ def status_of(
     )
     status["conditions"] = conditions
     return status
+
+
+def _onboarded(
+    scope: Sequence[str],
+    by_name: Mapping[str, Mapping[str, Any]],
+    before: Sequence[Mapping[str, Any]],
+    stamp: str,
+) -> dict[str, Any]:
+    """Onboarded from each region's entries: what that region's members answer. Each
+    leader reports its own region, so the condition does not flip with the last writer."""
+    said: dict[str, Mapping[str, Any] | None] = {}
+    for cluster in scope:
+        entry = by_name.get(cluster) or {}
+        region = str(entry.get("region") or cluster)
+        if said.get(region) is None:
+            said[region] = entry.get("onboarded")
+    refused = [
+        f"{r}: {v.get('message')}" for r, v in sorted(said.items()) if v and not v.get("answered")
+    ]
+    if refused:
+        return _condition("Onboarded", False, "Refused", "; ".join(refused), before, stamp)
+    pending = sorted(r for r, v in said.items() if not v)
+    if pending:
+        why = f"not onboarded yet in {', '.join(pending)} (VIPs and a port are needed)"
+        return _condition("Onboarded", None, "Pending", why, before, stamp)
+    how = sorted({str(v.get("message")) for v in said.values() if v})
+    return _condition("Onboarded", True, "Answered", "; ".join(how), before, stamp)
 
 
 def _certificates(
