@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from accesspoints.render import LABEL_ACCESSPOINT, LABEL_UPSTREAM, Rendered, object_key
+from accesspoints.render import (
+    LABEL_ACCESSPOINT,
+    LABEL_MANAGED,
+    LABEL_UPSTREAM,
+    Rendered,
+    object_key,
+)
 
 Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
 WITHDRAWN_AT = "gtm.io/withdrawn-at"  # when a VIP's WLE went out because the VIP left
@@ -134,6 +140,8 @@ def plan_cluster(
     for key, old in have.items():
         labels = _labels(old)
         if key in want or labels.get(LABEL_ACCESSPOINT) != ap_name:
+            continue
+        if labels.get(LABEL_MANAGED) != "true":  # not gtm's: never deleted, whatever its name
             continue
         if hold_deletes is not None:
             changes.append(Change("hold", key, None, (hold_deletes,)))

@@ -44,6 +44,9 @@ Public API:
 Writes carry the leader's epoch (`gtm.io/epoch` annotation on the main
 resource, a `gtm.io/Epoch` condition in status); WLEs carrying the
 `istio.io/workloadController` annotation are istiod's and are never touched.
+A WLE stamped `gtm.io/withdrawn-at` (`WITHDRAWN_ANNOTATION`: the AccessPoint
+controller's, its VIP left discovery) is kept out (`VIP_WITHDRAWN`) whatever the
+table says, until it is deleted or unstamped.
 Ambient mode ignores WorkloadEntry health: there, only `spec.weight` acts.
 """
 
@@ -53,9 +56,12 @@ from failover.mesh_plan import MeshPlan, Patch, Skipped
 from failover.progress import ApplyResult, Progress
 from failover.reconciler import Reconciler
 from failover.settings import ClusterSettings
+from failover.workload import VIP_WITHDRAWN, WITHDRAWN_ANNOTATION
 from policies import UnsafePlan
 
 __all__ = [
+    "VIP_WITHDRAWN",
+    "WITHDRAWN_ANNOTATION",
     "ApplyResult",
     "ClusterSettings",
     "DistributeConflict",

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from failover.vip_index import Unidentified, VipIndex
-from failover.workload import WORKLOAD_CONTROLLER, WorkloadEntry
+from failover.workload import VIP_WITHDRAWN, WORKLOAD_CONTROLLER, WorkloadEntry
 from policies import Out, Row, Service, WeightTable
 
 ZERO_WEIGHT = "Zero Weight"
@@ -97,6 +97,8 @@ class Desired:
         who = self._index.identify(entry)
         if isinstance(who, Unidentified):
             return who.reason
+        if entry.withdrawn:  # whatever the table says: the VIP is gone, the WLE waits to go
+            return Target(healthy=False, message=VIP_WITHDRAWN)
         if who.service not in self._rows:
             row = self.table.row(who.service, self.region)
             self._rows[who.service] = (

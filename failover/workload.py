@@ -24,6 +24,9 @@ UNHEALTHY_REASON = "unhealthy"
 HEALTH_CHECKS = "proxy.istio.io/health-checks-enabled"  # Istio reads the condition only with it
 WORKLOAD_CONTROLLER = "istio.io/workloadController"  # set on WLEs istiod manages itself
 EPOCH_ANNOTATION = "gtm.io/epoch"
+# set by the AccessPoint controller when the WLE's VIP left discovery: out until deleted
+WITHDRAWN_ANNOTATION = "gtm.io/withdrawn-at"
+VIP_WITHDRAWN = "VIP Withdrawn"  # the Healthy condition's message meanwhile
 EPOCH_CONDITION = "gtm.io/Epoch"
 EPOCH_REASON = "LeaderEpoch"
 
@@ -100,6 +103,11 @@ class WorkloadEntry:
     @property
     def health_checks(self) -> bool:
         return self.annotations.get(HEALTH_CHECKS) == "true"
+
+    @property
+    def withdrawn(self) -> bool:
+        """Its VIP left discovery: it waits out the DNS TTL, out of traffic, to be deleted."""
+        return WITHDRAWN_ANNOTATION in self.annotations
 
     @property
     def istiod_managed(self) -> bool:

@@ -11,7 +11,8 @@ real, injects the faults (`faults`, `links`), samples the estate from
 outside like a client (`observe`: DNS on the wire with ECS, WorkloadEntries,
 `/v1/status`), checks the assertions (`assertions`: `timing`,
 `invariants`, `ledger`, `stats`) and writes the report (`report`,
-`charts`). `against` runs a drill's operator actions against a real
+`charts`). `aps` and `apchecks` are the AccessPoint steps, their observation
+and their checks. `against` runs a drill's operator actions against a real
 deployment (a practice run). `gtm drill run` is the command line.
 
 Names are imported when first used.

@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chaos.drills import invariants, ledger, stats, timing
+from chaos.drills import apchecks, invariants, ledger, stats, timing
 from chaos.drills.checks import (
+    AccesspointReady,
+    AccesspointStatus,
     Answers,
     Bounds,
     Check,
@@ -28,7 +30,10 @@ from chaos.drills.checks import (
     Reflects,
     Split,
     Steady,
+    Swept,
     Takeover,
+    Untouched,
+    Withdrawn,
 )
 from chaos.drills.model import Drill
 from chaos.drills.samples import Record
@@ -48,6 +53,11 @@ _CHECKS: dict[type[Check], Callable[[Any, Context], Verdict]] = {
     Answers: invariants.answers,
     NothingLost: ledger.nothing_lost,
     Split: stats.split,
+    AccesspointReady: apchecks.accesspoint_ready,
+    Withdrawn: apchecks.withdrawn,
+    Swept: apchecks.swept,
+    AccesspointStatus: apchecks.accesspoint_status,
+    Untouched: apchecks.untouched,
 }
 
 

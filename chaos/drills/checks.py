@@ -19,6 +19,11 @@
 | `no_flip_flop` | between `from` and `until` (default: per fault, from one step to the next) no cell of any table and no WorkloadEntry reverses its direction of change more than `max_reversals` times |
 | `answers` | every DNS query to a running member is answered with an address |
 | `nothing_lost` | every accepted action is in every member's intent (in force or ended) and accepted once in each region's history; refused ones left no trace; the tables admit what is in force |
+| `accesspoint_ready` | after an `accesspoint_apply` step, each of its APs with `spec.gtm` is answered in DNS with its discovered VIPs (every member's table weighs each, the wire answers only them and each of them), within `dns_within`; each AP with upstreams holds, in every cluster of its scope, one WorkloadEntry per VIP of each upstream, Healthy=True, within `wles_within` (`accesspoints`: only these) |
+| `withdrawn` | after `l4_withdraw`, every WorkloadEntry of the withdrawn VIP goes Healthy=False within `within`, stays so, and is deleted no sooner than the hold (DNS TTL + exit margin, less a sample) after that and within `deleted_within` of the step |
+| `swept` | after `accesspoint_delete`, nothing labelled as the AP's own (`gtm.io/managed=true`, `gtm.io/accesspoint=<name>`) is left in any cluster within `within`, and every other object the AP namespaces held before the step is still there (same uid) at every later look |
+| `accesspoint_status` | after `step`, the AccessPoint's status (in the home cluster) holds `equals` at `path` within `within`: `rollout.phase`, `conditions[type=Degraded].status`, `clusters[name=dc2].applied`, `vips[0].ip` (compared as text, case aside: `true` matches `True`); or, `unchanged: true`, what it held just before the step at every look until `until` (or the end) |
+| `untouched` | after `step`, in each of `clusters`, the objects labelled as the AP's own keep their spec, labels and annotations (a WorkloadEntry's weight aside), none goes and none appears, until `until` (or the end) |
 
 `bounds`, `no_flip_flop`, `answers` and `nothing_lost` run on every drill; list
 them to set their options.
@@ -26,9 +31,10 @@ them to set their options.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from chaos.drills.steps import Model, StepId
 from gtm.config.values import Duration
@@ -137,6 +143,108 @@ class NoFlipFlop(Check):
         return f"no flip-flop {self.start or 'start'}..{self.until or 'end'}"
 
 
+class AccesspointReady(Check):
+    check: Literal["accesspoint_ready"]
+    step: StepId
+    dns_within: Duration | None = None
+    wles_within: Duration | None = None
+    accesspoints: list[str] | None = None  # names (or namespace/name); None: every AP of the step
+
+    def label(self) -> str:
+        return f"accesspoint ready after {self.step}"
+
+
+class Withdrawn(Check):
+    check: Literal["withdrawn"]
+    step: StepId
+    within: Duration  # every WLE of the VIP Healthy=False
+    deleted_within: Duration | None = None  # None: by the end of the drill
+
+    def label(self) -> str:
+        return f"withdrawn after {self.step}"
+
+
+class Swept(Check):
+    check: Literal["swept"]
+    step: StepId
+    within: Duration
+
+    def label(self) -> str:
+        return f"swept after {self.step}"
+
+
+StatusValue = str | int | float | bool | None
+Segment = str | int | tuple[str, str]  # a key, a list index, or a list item whose key equals
+_SEGMENT = re.compile(r"\.?([A-Za-z0-9_-]+)|\[(\d+)\]|\[([A-Za-z0-9_-]+)=([^\]]*)\]")
+
+
+def status_path(path: str) -> list[Segment]:
+    """`conditions[type=Degraded].status` -> ['conditions', ('type', 'Degraded'), 'status']."""
+    out: list[Segment] = []
+    at = 0
+    while at < len(path):
+        m = _SEGMENT.match(path, at)
+        if m is None or (m.group(0).startswith(".") and not out) or m.end() == at:
+            raise ValueError(f"cannot read a field path at {path[at:]!r}")
+        key, index, item, value = m.groups()
+        if key is not None:
+            if out and not m.group(0).startswith("."):
+                raise ValueError(f"a '.' goes before {key!r}")
+            out.append(key)
+        elif index is not None:
+            out.append(int(index))
+        else:
+            out.append((item, value))
+        at = m.end()
+    if not out or not isinstance(out[0], str):
+        raise ValueError("a field path starts with a field name")
+    return out
+
+
+class AccesspointStatus(Check):
+    check: Literal["accesspoint_status"]
+    step: StepId
+    accesspoint: str | None = None  # name or namespace/name; None: the one AP the step names
+    path: Annotated[str, Field(min_length=1)]
+    equals: StatusValue = None
+    within: Duration | None = None  # with `equals`
+    unchanged: bool = False  # the value before the step holds at every look until `until`
+    until: StepId | None = None  # with `unchanged`; None: the end
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        status_path(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> AccesspointStatus:
+        if self.unchanged == ("equals" in self.model_fields_set):
+            raise ValueError("give `equals` (with `within`) or `unchanged: true`")
+        if "equals" in self.model_fields_set and self.within is None:
+            raise ValueError("`equals` needs `within`")
+        if self.unchanged and self.within is not None:
+            raise ValueError("`unchanged` holds to `until` (or the end): no `within`")
+        return self
+
+    def label(self) -> str:
+        ap = f"{self.accesspoint} " if self.accesspoint else ""
+        how = "unchanged" if self.unchanged else f"= {self.equals}"
+        return f"status {ap}{self.path} {how} after {self.step}"
+
+
+class Untouched(Check):
+    check: Literal["untouched"]
+    step: StepId
+    accesspoint: str | None = None  # name or namespace/name; None: the one AP the step names
+    clusters: Annotated[list[str], Field(min_length=1)]
+    until: StepId | None = None  # None: the end
+
+    def label(self) -> str:
+        ap = f"{self.accesspoint} " if self.accesspoint else ""
+        return f"untouched {ap}in {', '.join(self.clusters)} after {self.step}"
+
+
 class Answers(Check):
     check: Literal["answers"]
 
@@ -157,7 +265,12 @@ AnyCheck = Annotated[
     | Bounds
     | NoFlipFlop
     | Answers
-    | NothingLost,
+    | NothingLost
+    | AccesspointReady
+    | Withdrawn
+    | Swept
+    | AccesspointStatus
+    | Untouched,
     Field(discriminator="check"),
 ]
 
@@ -175,4 +288,9 @@ CHECKS: tuple[str, ...] = (
     "no_flip_flop",
     "answers",
     "nothing_lost",
+    "accesspoint_ready",
+    "withdrawn",
+    "swept",
+    "accesspoint_status",
+    "untouched",
 )

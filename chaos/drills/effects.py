@@ -10,6 +10,10 @@ service and the direction. A sample reflects it
   each has been answered since the step (back);
 - in the mesh when every WorkloadEntry of those VIPs, in every cluster, is
   Healthy False (out) or Healthy True (back).
+
+An `l4_withdraw` takes out the VIPs of the AccessPoint's service in the
+cluster's region (the simulated estate has one cluster per region, named
+after it), once they were seen.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Literal
 from chaos.drills.samples import EstateFacts, Sample
 from chaos.drills.steps import (
     DrainAction,
+    L4Withdraw,
     RegionDown,
     RegionEnter,
     RegionExit,
@@ -58,7 +63,7 @@ def _region(
     facts: EstateFacts, region: str, services: Iterable[str] | None
 ) -> dict[str, list[str]]:
     names = list(services) if services is not None else list(facts.services)
-    return {s: facts.vips_in(s, region) for s in names}
+    return {s: facts.vips_in(s, region) for s in names if s in facts.services}
 
 
 def effect_of(step: Step, facts: EstateFacts) -> Effect | None:
@@ -79,6 +84,9 @@ def effect_of(step: Step, facts: EstateFacts) -> Effect | None:
     elif isinstance(step, RegionExit | DrainAction | RegionEnter):
         direction = "back" if isinstance(step, RegionEnter) else "out"
         vips = _region(facts, step.region, step.services)
+    elif isinstance(step, L4Withdraw):
+        service = step.accesspoint.rsplit("/", 1)[-1]  # the service an AP onboards: its name
+        direction, vips = "out", _region(facts, step.cluster, [service])
     else:
         return None
     return Effect(direction, {s: tuple(v) for s, v in vips.items() if v})

@@ -14,6 +14,7 @@
 | operator actions | `chaos.drills.runbook` (the API, as the runbook CLI) |
 | `measure_split` | the sampler's DNS bursts |
 | `bad_reload`, `state_full`, `state_clear`, `intent_delete` | the member's config file and SIGHUP, mounts over the region's state directory, its files (`chaos.drills.hostile`) |
+| `accesspoint_apply`, `accesspoint_delete`, `l4_withdraw` | the home cluster's API, the region's simulated L4 controller (`chaos.drills.aps.ApDriver`) |
 
 Without an estate (a practice run against a deployment) only operator
 actions and `measure_split` apply; every other step is skipped and says so.
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.drills import hostile
+from chaos.drills.aps import ApDriver
 from chaos.drills.effects import vip_refs
 from chaos.drills.facts import MemberEndpoint
 from chaos.drills.links import PeerLinks
@@ -37,6 +39,8 @@ from chaos.drills.runbook import Runbook
 from chaos.drills.samples import EstateFacts, SplitCount, StepRecord
 from chaos.drills.steps import (
     ACTIONS,
+    AccesspointApply,
+    AccesspointDelete,
     Action,
     ApiBrownout,
     ApiClear,
@@ -44,6 +48,7 @@ from chaos.drills.steps import (
     Heal,
     IntentDelete,
     KillLeader,
+    L4Withdraw,
     MeasureSplit,
     Partition,
     PauseLeader,
@@ -104,7 +109,9 @@ class Injector:
         links: PeerLinks | None = None,
         argv_for: Callable[[str, Path], list[str]] | None = None,
         records: Callable[[], Sequence[StepRecord]] = tuple,
+        accesspoints: ApDriver | None = None,
     ) -> None:
+        self.accesspoints = accesspoints
         self.drill = drill
         self.facts = facts
         self.members = list(members)
@@ -236,7 +243,25 @@ class Injector:
             return await self._bad_reload(step, estate)
         if isinstance(step, StateFull | StateClear | IntentDelete):
             return await self._state(step, estate.work_dir / "state" / step.region, estate)
+        if isinstance(step, AccesspointApply | AccesspointDelete | L4Withdraw):
+            return await self._accesspoint(step)
         return Outcome(False, f"no injector for {type(step).__name__}")
+
+    async def _accesspoint(
+        self, step: AccesspointApply | AccesspointDelete | L4Withdraw
+    ) -> Outcome:
+        aps = self.accesspoints
+        if aps is None:
+            return Outcome(False, "the drill runs without its AccessPoints")
+        if isinstance(step, AccesspointApply):
+            return Outcome(True, await aps.apply(step))
+        if isinstance(step, AccesspointDelete):
+            return Outcome(True, await aps.delete(step))
+        detail, restore = await aps.withdraw(step)
+        later = None
+        if restore is not None and step.restore_after is not None:
+            later = Later(step.restore_after, f"restore the VIP of {step.accesspoint}", restore)
+        return Outcome(True, detail, later=later)
 
     # -- hostile inputs and disks ----------------------------------------------------------
 

@@ -252,11 +252,37 @@ def steady(c: Steady, ctx: Context) -> Verdict:
 # --- answers --------------------------------------------------------------------------------
 
 
+def _onboarded_until(ctx: Context) -> dict[str, float]:
+    """A service an AccessPoint onboards -> when the drill deleted that AP (inf: never)."""
+    out: dict[str, float] = {}
+    deleted = {r.id: r.t for r in ctx.record.steps if r.do == "accesspoint_delete" and r.ok}
+    for service, known in ctx.record.estate.services.items():
+        if known.accesspoint is None:
+            continue
+        ns, name = known.accesspoint.split("/", 1)
+        out[service] = min(
+            (
+                t
+                for sid, t in deleted.items()
+                if getattr(ctx.drill.step(sid), "accesspoint", None) in (name, known.accesspoint)
+                and getattr(ctx.drill.step(sid), "namespace", None) in (None, ns)
+            ),
+            default=INF,
+        )
+    return out
+
+
 def answers(c: Answers, ctx: Context) -> Verdict:
-    """Every query to a member that answered its API in this sample and the next got an address."""
+    """Every query to a member that answered its API in this sample and the next got an address.
+
+    A service an AccessPoint onboards counts at a member from the first sample in which the
+    member answered it with addresses only (before, it had not onboarded it yet) until the
+    drill deletes the AP."""
     samples = ctx.record.samples
     asked = 0
     bad: list[str] = []
+    onboarded = _onboarded_until(ctx)
+    started: set[tuple[str, str]] = set()  # (member, service) answered with an address
     for i, s in enumerate(samples):
         after = samples[i + 1] if i + 1 < len(samples) else None
         away = ctx.absent(s.t - s.took - 0.01) | ctx.absent(s.t)
@@ -266,6 +292,12 @@ def answers(c: Answers, ctx: Context) -> Verdict:
             if after is not None and not after.members.get(m.name, m).reachable:
                 continue  # killed or paused during this sample
             for service, by_source in s.dns.get(m.name, {}).items():
+                if service in onboarded:
+                    every = [a for got in by_source.values() for a in got]
+                    if (m.name, service) not in started and every and all("/" in a for a in every):
+                        started.add((m.name, service))
+                    if (m.name, service) not in started or s.t >= onboarded[service]:
+                        continue
                 for source, got in by_source.items():
                     asked += len(got)
                     bad += [

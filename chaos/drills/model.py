@@ -12,7 +12,8 @@
 problems name the file, the line and the field (as `gtm validate` does):
 shape errors from pydantic, then the rules that span the file — unique step
 ids, assertions naming steps of the right kind, regions, services and VIPs
-the estate has, times within the drill. Paths in the file are relative to
+the estate has, times within the drill, and the AccessPoint documents of the
+AP steps (`chaos.drills.aps`: `DrillFile.accesspoints`). Paths in the file are relative to
 it; the estate defaults to the demo's `examples/estate.yaml`, and
 `estate.overrides` are merged into it (mappings merged key by key, anything
 else replaced).
@@ -22,14 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import Field, ValidationError
 
+from chaos.drills.aps import ApDoc, accesspoint_rules, gtm_services, named, step_accesspoints
 from chaos.drills.checks import (
     ALWAYS,
+    AccesspointReady,
+    AccesspointStatus,
     AnyCheck,
     Check,
     Converged,
@@ -40,15 +45,21 @@ from chaos.drills.checks import (
     Reflects,
     Split,
     Steady,
+    Swept,
     Takeover,
+    Untouched,
+    Withdrawn,
 )
 from chaos.drills.steps import (
     ACTIONS,
+    AccesspointApply,
+    AccesspointDelete,
     AnyStep,
     BadReload,
     DrainAction,
     Heal,
     KillLeader,
+    L4Withdraw,
     MeasureSplit,
     Model,
     Partition,
@@ -66,6 +77,7 @@ from chaos.drills.steps import (
     VipFault,
 )
 from gtm.config import ConfigError, Inventory, Problem, loads
+from gtm.config.accesspoints import cluster_regions
 from gtm.config.errors import FieldPath
 from gtm.config.source import Source, parse
 from gtm.config.values import Duration, Name
@@ -73,7 +85,7 @@ from gtm.config.values import Duration, Name
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_ESTATE = ROOT / "examples" / "estate.yaml"
 
-FAULTS_OUT = (VipFault, RegionDown, RegionExit, DrainAction)
+FAULTS_OUT = (VipFault, RegionDown, RegionExit, DrainAction, L4Withdraw)
 FAULTS_BACK = (VipClear, RegionUp, RegionEnter)
 
 
@@ -132,6 +144,7 @@ class DrillFile:
     estate_data: Mapping[str, Any]
     inventory: Inventory
     estate_source: Path
+    accesspoints: Mapping[str, tuple[ApDoc, ...]] = dataclass_field(default_factory=dict)  # by step
 
     @property
     def name(self) -> str:
@@ -190,11 +203,16 @@ def loads_drill(text: str, file: Path) -> DrillFile:
     except ConfigError as e:
         where = ("estate", "overrides") if drill.estate.overrides else ("estate", "path")
         problems += [src.problem(where, f"the estate does not validate: {p}") for p in e.problems]
+    docs: dict[str, tuple[ApDoc, ...]] = {}
     if inventory is not None:
-        problems += [src.problem(p, m) for p, m in _references(drill, inventory)]
+        docs, found = accesspoint_rules(
+            drill.timeline, lambda s, short: s.when(short), file, inventory, estate_data
+        )
+        problems += [src.problem(p, m) for p, m in found]
+        problems += [src.problem(p, m) for p, m in _references(drill, inventory, docs)]
     if problems or inventory is None:
         raise DrillError(problems)
-    return DrillFile(file, drill, estate_data, inventory, estate_source)
+    return DrillFile(file, drill, estate_data, inventory, estate_source, docs)
 
 
 def _estate_path(drill: Drill, file: Path) -> Path:
@@ -226,10 +244,12 @@ def _problem(src: Source, err: Any) -> Problem:
         message = err["msg"]
     elif kind == "union_tag_not_found":
         message = "needs `do:` (a step) or `check:` (an assertion)"
+    elif kind == "value_error" and isinstance(err.get("input"), dict):
+        message = str(err["msg"]).removeprefix("Value error, ")  # a rule over a whole item
     else:
         value = err.get("input")
         shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-        message = f"{shown}: {err['msg']}"
+        message = f"{shown}: {str(err['msg']).removeprefix('Value error, ')}"
     return src.problem(path, message)
 
 
@@ -248,6 +268,9 @@ _NEEDS: dict[type[Check], tuple[tuple[type[Step], ...], str]] = {
     Impaired: ((VantageImpaired,), "vantage_impaired"),
     FailOpen: ((VipFault, RegionDown), "vip_fault or region_down"),
     Split: ((MeasureSplit,), "measure_split"),
+    AccesspointReady: ((AccesspointApply,), "accesspoint_apply"),
+    Withdrawn: ((L4Withdraw,), "l4_withdraw"),
+    Swept: ((AccesspointDelete,), "accesspoint_delete"),
 }
 
 
@@ -310,7 +333,7 @@ def _deadlines(drill: Drill, i: int, c: Check, index: dict[str, int]) -> Found:
     """A deadline the drill ends before cannot be met: say so rather than fail at run time."""
     bounds = [
         getattr(c, name)
-        for name in ("within", "dns_within", "wles_within")
+        for name in ("within", "dns_within", "wles_within", "deleted_within")
         if getattr(c, name, None) is not None
     ]
     steps = c.steps if isinstance(c, Reflects) else [getattr(c, "step", None)]
@@ -331,10 +354,14 @@ def _deadlines(drill: Drill, i: int, c: Check, index: dict[str, int]) -> Found:
                 break
 
 
-def _references(drill: Drill, inv: Inventory) -> Found:
-    """Rules against the estate: regions, services and VIPs the steps and checks name."""
+def _references(
+    drill: Drill, inv: Inventory, docs: Mapping[str, tuple[ApDoc, ...]] | None = None
+) -> Found:
+    """Rules against the estate: regions, services and VIPs the steps and checks name (an
+    AccessPoint with `spec.gtm` the drill applies is a service too)."""
     regions = set(inv.region_names)
-    services = set(inv.services)
+    docs = docs or {}
+    services = set(inv.services) | gtm_services(docs)
     for i, s in enumerate(drill.timeline):
         for field in ("region", "regions"):
             value = getattr(s, field, None)
@@ -364,11 +391,46 @@ def _references(drill: Drill, inv: Inventory) -> Found:
                 yield ("assertions", i, "services"), f"no service {name!r}"
         if isinstance(c, FailOpen) and c.service not in services:
             yield ("assertions", i, "service"), f"no service {c.service!r}"
+        if isinstance(c, AccesspointReady):
+            applied = step_accesspoints(drill.step(c.step), docs) if c.step in _ids(drill) else []
+            names = {a.name for a in applied} | {f"{a.namespace}/{a.name}" for a in applied}
+            for name in c.accesspoints or []:
+                if name not in names:
+                    yield (
+                        ("assertions", i, "accesspoints"),
+                        f"step {c.step} applies no AccessPoint {name!r}"
+                        f" (it applies {_names({a.name for a in applied}) or 'none'})",
+                    )
+        if isinstance(c, AccesspointStatus | Untouched) and c.step in _ids(drill):
+            if c.accesspoint is not None and named(docs, c.accesspoint) is None:
+                known = {a.name for found in docs.values() for a in (d.ap for d in found)}
+                yield (
+                    ("assertions", i, "accesspoint"),
+                    f"no AccessPoint {c.accesspoint!r} in the drill"
+                    f" (AccessPoints: {_names(known) or 'none'})",
+                )
+            elif c.accesspoint is None and len(step_accesspoints(drill.step(c.step), docs)) != 1:
+                yield (
+                    ("assertions", i, "accesspoint"),
+                    f"step {c.step} does not name exactly one AccessPoint: name it",
+                )
+        if isinstance(c, Untouched):
+            known_clusters = cluster_regions(inv)
+            for name in c.clusters:
+                if name not in known_clusters:
+                    yield (
+                        ("assertions", i, "clusters"),
+                        f"no cluster {name!r} (clusters: {_names(set(known_clusters))})",
+                    )
         if isinstance(c, Split) and isinstance(c.expected, dict):
             for source, row in c.expected.items():
                 for name in [source, *row]:
                     if name not in regions:
                         yield ("assertions", i, "expected"), f"no region {name!r}"
+
+
+def _ids(drill: Drill) -> set[str]:
+    return {s.id for s in drill.timeline}
 
 
 def vip_ref_problem(ref: str, inv: Inventory) -> str | None:

@@ -9,7 +9,10 @@ a viewer token) and its DNS on the wire: `queries` A queries per service and
 client region, each with an EDNS Client Subnet option of that region's
 clients, so the member answers from that region's row (dnspython). Per
 cluster it reads the WorkloadEntries through `wles` (the simulated
-cluster's object dump, which API faults do not touch), all at once. A
+cluster's object dump, which API faults do not touch), all at once; with
+AccessPoints in the drill (`accesspoints`, `chaos.drills.aps.ApObserver`) it
+first reads each cluster's objects of the AP kinds and the home cluster's APs,
+and adds the VIPs an AP's Service shows to its facts (what DNS is asked for). A
 member that does not answer in time (0.8s) is recorded as unreachable; one
 the drill took down (`away`: killed, or paused until it resumes) is
 recorded so without being asked, so a hung member never holds a sample up.
@@ -32,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import dns.asyncquery
@@ -45,9 +48,11 @@ import structlog
 
 from chaos.drills.facts import IpNetwork, MemberEndpoint
 from chaos.drills.samples import (
+    ApState,
     EstateFacts,
     FinalMember,
     HistoryEntry,
+    KubeObject,
     MemberState,
     MeshState,
     OverrideRef,
@@ -57,6 +62,9 @@ from chaos.drills.samples import (
     Wle,
     table_state,
 )
+
+if TYPE_CHECKING:
+    from chaos.drills.aps import ApObserver
 
 WleReader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 IN_FLIGHT = 64  # DNS queries at once
@@ -120,8 +128,10 @@ class Sampler:
         timeout: float = 0.8,
         dns_timeout: float = 0.4,
         ca_file: str | None = None,
+        accesspoints: ApObserver | None = None,
     ) -> None:
         self.members = list(members)
+        self.accesspoints = accesspoints
         self.facts = facts
         self.subnets = dict(subnets)
         self.queries = queries
@@ -183,6 +193,11 @@ class Sampler:
         loop = asyncio.get_running_loop()
         started = loop.time()
         regions = self._wle_regions()
+        objects: dict[str, tuple[KubeObject, ...]] = {}
+        aps: dict[str, ApState] = {}
+        if self.accesspoints is not None:  # first: a VIP seen now is asked for and mapped now
+            objects, aps = await self.accesspoints.look(self._get)
+            self.facts = self.accesspoints.facts(self.facts, objects)
         members, answers, clusters = await asyncio.gather(
             asyncio.gather(*(self.member(m) for m in self.members)),
             asyncio.gather(*(self.answers(m) for m in self.members)),
@@ -198,6 +213,8 @@ class Sampler:
             wles={
                 r: w for r, w in zip(self._wle_regions(), clusters, strict=True) if w is not None
             },
+            objects=objects,
+            accesspoints=aps,
         )
 
     def _wle_regions(self) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chaos.drills.aps import ApDriver, ApObserver, move_ports
 from chaos.drills.assertions import drill_passed, evaluate
 from chaos.drills.facts import MemberEndpoint, client_subnets, estate_facts
 from chaos.drills.faults import Injector
@@ -127,7 +128,7 @@ async def run_drill(
                 source,
                 work / "estate",
                 base_port=ports.base,
-                vip_port_offset=ports.vip_offset(file.inventory),
+                vip_port_offset=offset,
                 pair=pair,
                 peer_url=None if state.links is None else state.links.url,
                 python=options.python,
@@ -143,9 +144,18 @@ async def run_drill(
             for m in estate.members.values()
         ]
 
+    offset = ports.vip_offset(file.inventory)
+    applied = {  # the AccessPoint documents as the steps apply them (their ports moved)
+        sid: tuple(move_ports(d.doc, offset) for d in docs)
+        for sid, docs in file.accesspoints.items()
+    }
+
     def sampler() -> Sampler:
         estate = _estate(state)
         facts = estate_facts(estate.inventory, {m.name: m.region for m in state.members})
+        observer = None
+        if file.accesspoints:
+            observer = ApObserver(file.accesspoints, estate.inventory, estate.cluster_urls)
         return Sampler(
             state.members,
             facts,
@@ -153,6 +163,7 @@ async def run_drill(
             token=estate.viewer_token,
             wles=estate.wles,
             queries=drill.dns_queries,
+            accesspoints=observer,
         )
 
     async def wait_healthy() -> None:
@@ -163,6 +174,10 @@ async def run_drill(
         estate = _estate(state)
         async with sampler() as s:
             runbook = Runbook([m.api for m in state.members], estate.operator_token)
+            driver = None
+            if file.accesspoints:
+                driver = ApDriver(estate, file.accesspoints, offset)
+                stack.push_async_callback(driver.aclose)
             injector = Injector(
                 drill.name,
                 s.facts,
@@ -173,6 +188,7 @@ async def run_drill(
                 links=state.links,
                 argv_for=argv_for,
                 records=lambda: state.played.steps,
+                accesspoints=driver,
             )
             try:
                 await play(
@@ -200,6 +216,7 @@ async def run_drill(
                     steps=tuple(state.played.steps),
                     splits=tuple(state.played.splits),
                     final=final,
+                    accesspoints=applied,
                 )
 
     async def stop() -> None:

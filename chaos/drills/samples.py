@@ -9,7 +9,11 @@ client saw at one moment, from outside:
   overrides it holds as ended (`/v1/overrides`);
 - per member, service and client region: the DNS answers on the wire, asked
   with the region's client subnet (ECS), as VIP ids;
-- per cluster: its WorkloadEntries (weight, Healthy condition).
+- per cluster: its WorkloadEntries (weight, Healthy condition);
+- with AccessPoints in the drill: per cluster, the objects of the AccessPoint
+  kinds in their namespaces (owner labels, a Service's VIPs, a WorkloadEntry's
+  address and Healthy condition), and each AccessPoint of the home cluster with
+  its status.
 
 Answers are VIP ids, or `addr:<address>` (an address no VIP has), `empty`
 (NOERROR without an address), `rcode:<name>`, `error:<what>` (no answer).
@@ -163,6 +167,39 @@ class Wle:
         return self.weight if self.healthy else 0
 
 
+@dataclass(frozen=True)
+class KubeObject:
+    """One object of the AccessPoint kinds in an AccessPoint namespace, as its cluster stores it."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+    owner: str | None = None  # the `gtm.io/accesspoint` label
+    managed: bool = False  # labelled `gtm.io/managed: "true"`
+    upstream: str | None = None  # the `gtm.io/upstream` label
+    ingress: tuple[str, ...] = ()  # a Service: the IPs of its status.loadBalancer.ingress
+    port: int | None = None  # a Service: its first port
+    address: str | None = None  # a WorkloadEntry: spec.address
+    healthy: bool | None = None  # a WorkloadEntry: its Healthy condition (None: missing)
+    message: str | None = None  # ... and that condition's message
+    digest: str = ""  # of its spec, labels and annotations (a WorkloadEntry's weight aside)
+
+    def owned_by(self, accesspoint: str) -> bool:
+        """Labelled as the AccessPoint's own: what gtm sweeps when it is deleted."""
+        return self.managed and self.owner == accesspoint
+
+
+@dataclass(frozen=True)
+class ApState:
+    """One AccessPoint as the home cluster holds it."""
+
+    namespace: str
+    name: str
+    generation: int | None = None
+    status: Mapping[str, Any] = field(default_factory=dict)
+
+
 Answers = Mapping[str, Mapping[str, Mapping[str, tuple[str, ...]]]]  # member/service/client
 
 
@@ -174,6 +211,9 @@ class Sample:
     members: Mapping[str, MemberState]
     dns: Answers
     wles: Mapping[str, tuple[Wle, ...]]  # cluster (region) -> its WLEs
+    # with AccessPoints: cluster -> its objects in their namespaces (a cluster not read: absent)
+    objects: Mapping[str, tuple[KubeObject, ...]] = field(default_factory=dict)
+    accesspoints: Mapping[str, ApState] = field(default_factory=dict)  # namespace/name -> AP
 
     def running(self) -> list[MemberState]:
         return [m for m in self.members.values() if m.reachable]
@@ -260,6 +300,7 @@ class ServiceFacts:
     policy: PolicyFacts
     vips: Mapping[str, str]  # VIP id -> region
     addresses: Mapping[str, str]  # address -> VIP id
+    accesspoint: str | None = None  # onboarded by this AccessPoint (namespace/name), VIPs as seen
 
 
 @dataclass(frozen=True)
@@ -274,7 +315,10 @@ class EstateFacts:
     policies_known: bool = True  # False against a deployment whose estate file was not given
 
     def vips_in(self, service: str, region: str) -> list[str]:
-        return [v for v, r in self.services[service].vips.items() if r == region]
+        """The service's VIP ids in the region (none for a service never seen: an
+        AccessPoint's before its VIPs were discovered)."""
+        known = self.services.get(service)
+        return [] if known is None else [v for v, r in known.vips.items() if r == region]
 
 
 @dataclass(frozen=True)
@@ -293,6 +337,8 @@ class Record:
     splits: tuple[SplitCount, ...] = ()
     final: Mapping[str, FinalMember] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # step id -> the AccessPoint documents it applied, as applied (Service ports moved)
+    accesspoints: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
 
     def step(self, step_id: str) -> StepRecord | None:
         for s in self.steps:

@@ -25,13 +25,16 @@ the drill file is an edge, validated here and read-only afterwards.
 | `bad_reload` | a bad config (`kind`: alias_bomb, duplicate_key, tagged_scalar) and SIGHUP to `member` of `region`; checked and put back after `check_after` |
 | `state_full` / `state_clear` | the state directory of `region` full (ENOSPC) / room again, the audit checked whole |
 | `intent_delete` | the newest intent file of `region` moved aside, linked back after `restore_after` |
+| `accesspoint_apply` | the AccessPoints of `file` (relative to the drill) or `accesspoints` (inline) created, or replaced, in the home cluster |
+| `accesspoint_delete` | the AccessPoint `accesspoint` (`namespace`: default its own) deleted from the home cluster |
+| `l4_withdraw` | the L4 controller of `cluster` withdraws the VIP of `accesspoint`'s Service (`restore_after`: gives it back) |
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gtm.config.values import Duration
 
@@ -230,6 +233,52 @@ class IntentDelete(Step):
         return f"the newest intent file of {self.region} deleted{back}"
 
 
+# --- AccessPoints (chaos.drills.aps) -------------------------------------------------------
+
+
+class AccesspointApply(Step):
+    """AccessPoints created in the home cluster, or replaced there when they exist (as
+    `kubectl apply` leaves them): from `file` (a `kind: AccessPoint` document or a
+    `kind: List` of them, relative to the drill file) or `accesspoints` (inline)."""
+
+    do: Literal["accesspoint_apply"]
+    file: str | None = None
+    accesspoints: Annotated[list[dict[str, Any]], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AccesspointApply:
+        if (self.file is None) == (self.accesspoints is None):
+            raise ValueError("give either `file` or `accesspoints` (inline documents)")
+        return self
+
+    def summary(self) -> str:
+        if self.file is not None:
+            return f"apply the AccessPoints of {self.file}"
+        names = [str((d.get("metadata") or {}).get("name")) for d in self.accesspoints or []]
+        return f"apply AccessPoint(s) {', '.join(names)}"
+
+
+class AccesspointDelete(Step):
+    do: Literal["accesspoint_delete"]
+    accesspoint: str
+    namespace: str | None = None  # None: the namespace the drill applied it in
+
+    def summary(self) -> str:
+        return f"delete AccessPoint {self.accesspoint}"
+
+
+class L4Withdraw(Step):
+    do: Literal["l4_withdraw"]
+    cluster: str
+    accesspoint: str
+    namespace: str | None = None  # None: the namespace the drill applied it in
+    restore_after: Duration | None = None
+
+    def summary(self) -> str:
+        back = f", restored after {self.restore_after:g}s" if self.restore_after else ""
+        return f"{self.cluster}'s L4 controller withdraws the VIP of {self.accesspoint}{back}"
+
+
 # --- operator actions -------------------------------------------------------------------
 
 
@@ -333,7 +382,10 @@ AnyStep = Annotated[
     | BadReload
     | StateFull
     | StateClear
-    | IntentDelete,
+    | IntentDelete
+    | AccesspointApply
+    | AccesspointDelete
+    | L4Withdraw,
     Field(discriminator="do"),
 ]
 
@@ -361,4 +413,8 @@ KINDS: tuple[str, ...] = (
     "state_full",
     "state_clear",
     "intent_delete",
+    "accesspoint_apply",
+    "accesspoint_delete",
+    "l4_withdraw",
 )
+ACCESSPOINT_STEPS = (AccesspointApply, AccesspointDelete, L4Withdraw)

@@ -8,7 +8,7 @@ one sample period. p50 and max are over the affected services.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from chaos.drills.checks import Converged, FailOpen, Impaired, Ordered, Reflects, Takeover
@@ -103,6 +103,59 @@ def _not_run(c: Converged | Takeover | Impaired | FailOpen, label: str, ctx: Con
     return failed(label, c.check, f"step {c.step} did not run as planned")
 
 
+def timed(
+    label: str,
+    kind: str,
+    ctx: Context,
+    since: float | Mapping[str, float],
+    layers: Sequence[tuple[str, Mapping[str, float | None], float | None]],
+    why: Mapping[str, str] | None = None,
+    head: str = "",
+    unbounded: bool = True,
+) -> Verdict:
+    """A verdict over first-seen times (seconds after `since`: one time, or each key's) per
+    key and layer, each layer within its bound; a layer without one must only have
+    happened (`unbounded`), or is only shown. `why` (`"<layer> <key>"`) says what a late
+    or missing one was waiting for."""
+    why = why or {}
+    parts, bounds, problems = [], [], []
+    values: dict[str, float] = {}
+    pend = False
+    for layer, times, bound in layers:
+        if not times:
+            continue
+        got = [t for t in times.values() if t is not None]
+        missing = sorted(k for k, t in times.items() if t is None)
+        p50, worst = spread(got)
+        values[f"{layer}_p50"], values[f"{layer}_max"] = p50, worst
+        parts.append(f"{layer} p50 {p50:.1f}s max {worst:.1f}s" if got else f"{layer} never")
+        if missing:
+            parts[-1] += f" (never: {', '.join(missing)})"
+        if bound is not None:
+            bounds.append(f"{layer} ≤ {bound:g}s")
+        elif not unbounded:
+            continue
+        limit = bound if bound is not None else float("inf")
+        if missing and all(
+            ctx.open(since if isinstance(since, float | int) else since[k], limit) for k in missing
+        ):
+            pend = True
+        elif missing or worst > limit:
+            over = [
+                f"{k}: {seconds(t)}"
+                + (f" ({why[f'{layer} {k}']})" if f"{layer} {k}" in why else "")
+                for k, t in times.items()
+                if t is None or t > limit
+            ]
+            problems.append(
+                f"{layer} " + (f"over {bound:g}s" if bound else "never") + ": " + "; ".join(over)
+            )
+    measured = head + ("; ".join(parts) or "nothing to look at")
+    if pend and not problems:
+        return pending(label, kind, measured, ", ".join(bounds))
+    return judged(not problems, label, kind, measured, ", ".join(bounds), problems, **values)
+
+
 def reflects(c: Reflects, ctx: Context) -> Verdict:
     label = c.label()
     facts = ctx.record.estate
@@ -126,30 +179,9 @@ def reflects(c: Reflects, ctx: Context) -> Verdict:
             )
             if found is not _NO_WLES:
                 wle_t[key] = found
-    parts, bounds, problems = [], [], []
-    values: dict[str, float] = {}
-    pend = False
-    for layer, times, bound in (("dns", dns_t, c.dns_within), ("wles", wle_t, c.wles_within)):
-        if not times:
-            continue
-        got = [t for t in times.values() if t is not None]
-        missing = sorted(s for s, t in times.items() if t is None)
-        p50, worst = spread(got)
-        values[f"{layer}_p50"], values[f"{layer}_max"] = p50, worst
-        parts.append(f"{layer} p50 {p50:.1f}s max {worst:.1f}s" if got else f"{layer} never")
-        if missing:
-            parts[-1] += f" (never: {', '.join(missing)})"
-        if bound is not None:
-            bounds.append(f"{layer} ≤ {bound:g}s")
-            if missing and all(ctx.open(since[s], bound) for s in missing):
-                pend = True
-            elif missing or worst > bound:
-                over = [f"{s}: {seconds(t)}" for s, t in times.items() if t is None or t > bound]
-                problems.append(f"{layer} over {bound:g}s for {', '.join(over)}")
-    measured = f"{len(dns_t)} service(s): " + "; ".join(parts)
-    if pend and not problems:
-        return pending(label, c.check, measured, ", ".join(bounds))
-    return judged(not problems, label, c.check, measured, ", ".join(bounds), problems, **values)
+    layers = (("dns", dns_t, c.dns_within), ("wles", wle_t, c.wles_within))
+    head = f"{len(dns_t)} service(s): "
+    return timed(label, c.check, ctx, since, layers, head=head, unbounded=False)
 
 
 _NO_WLES = -1.0

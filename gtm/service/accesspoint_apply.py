@@ -43,7 +43,7 @@ from accesspoints import (
 )
 from accesspoints.plan import WITHDRAWN_AT, Key
 from accesspoints.render import LABEL_SERVICE, object_key
-from failover import WriteFence
+from failover import VIP_WITHDRAWN, WriteFence
 from gtm.config import Inventory
 from gtm.config.accesspoints import cluster_regions
 from gtm.config.checks import split_of
@@ -67,7 +67,6 @@ KINDS: tuple[tuple[str, str], ...] = (
 # (healthy, message): the Healthy condition a new WLE starts with
 Healthy = Callable[[Mapping[str, Any]], tuple[bool, str]]
 AWAITING = "Awaiting gtm"
-VIP_WITHDRAWN = "VIP Withdrawn"  # the condition's message while a withdrawn VIP's WLE waits
 
 
 def until_gtm_decides(wle: Mapping[str, Any]) -> tuple[bool, str]:
@@ -506,7 +505,8 @@ async def apply_plan(
             elif change.action == "withdraw":  # out of traffic first, then stamped
                 old = have[change.key]
                 marked = await _set_healthy(objects, change.key, old, (False, VIP_WITHDRAWN), now())
-                stamp = {"annotations": {WITHDRAWN_AT: _stamp(now())}}
+                # to the microsecond: the wait before the delete counts from it
+                stamp = {"annotations": {WITHDRAWN_AT: now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}}
                 await objects.patch(change.key, {"metadata": {**stamp, **_version(marked)}})
             elif change.action == "restore":  # the VIP is back: unstamped, in as if new
                 assert change.object is not None

@@ -274,7 +274,17 @@ def test_plan_creates_updates_deletes_and_never_takes_over_or_touches_the_weight
         "kind": "Service",
         "metadata": {"name": "other", "namespace": "pay"},
     }
-    plan = plan_cluster("pay-gw", out, [*current, stale, foreign])
+    # named as the AP's by hand, without gtm.io/managed: not gtm's, never deleted
+    claimed = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {
+            "name": "mine",
+            "namespace": "pay",
+            "labels": {"gtm.io/accesspoint": "pay-gw"},
+        },
+    }
+    plan = plan_cluster("pay-gw", out, [*current, stale, foreign, claimed])
     assert [c.line() for c in plan.changes] == [
         "update Service pay/pay-gw: spec.type",
         "delete WorkloadEntry pay/pay-gw-pay-app-dc9-k8s-10-9-0-1",

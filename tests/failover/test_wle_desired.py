@@ -228,3 +228,22 @@ def test_true_is_written_before_the_annotation_makes_istio_read_it() -> None:
         ensure_annotation=True,
     )
     assert [p.status for p in patches] == [True, False]
+
+
+def test_a_withdrawn_wle_stays_out_whatever_the_table_says() -> None:
+    # the AccessPoint controller stamped it: its VIP left discovery, it waits to be deleted;
+    # the table (built before the member saw the VIP go) must not bring it back in
+    from accesspoints.plan import WITHDRAWN_AT
+    from failover import VIP_WITHDRAWN, WITHDRAWN_ANNOTATION
+
+    assert WITHDRAWN_AT == WITHDRAWN_ANNOTATION  # the plan stamps what the reconciler obeys
+    estate = make_estate(1)
+    index = VipIndex(estate, LOCALITIES, service_label="gtm.io/service")
+    desired = Desired(table(estate), "dc1", index)
+    vip = estate.services[0].vips["dc2"][0]
+    plain = WorkloadEntry.parse(wle(vip, weight=1))
+    assert isinstance(desired.target(plain), Target) and desired.target(plain).healthy
+    stamped = WorkloadEntry.parse(
+        wle(vip, weight=1, annotations={WITHDRAWN_ANNOTATION: "2026-12-08T01:00:00.5Z"})
+    )
+    assert desired.target(stamped) == Target(healthy=False, message=VIP_WITHDRAWN)
