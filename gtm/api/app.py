@@ -18,24 +18,25 @@ from aiohttp import web
 from aiohttp.web import AbstractRoute
 from prometheus_client import CollectorRegistry
 
-from gtm.api import reads, writes
+from gtm.api import openapi, reads, writes
 from gtm.api.access_log import API_METRICS, ApiMetrics, access_log
 from gtm.api.auth import ROUTE_ROLES, TOKENS, authenticate
+from gtm.api.bodies import MAX_BODY
 from gtm.api.errors import problems
 from gtm.api.member import Member
 from gtm.api.reads import CLOCK, MEMBER
 from gtm.api.tokens import Role, TokenBook
 
-MAX_BODY = 1024 * 1024  # bytes; a bulk drain of thousands of services fits
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# method, path, handler, role needed (None: open to the kubelet and Prometheus; peer: what
-# members pull from each other, which viewers and operators may read too)
+# method, path, handler, role needed (None: open to the kubelet, Prometheus and whoever
+# reads the API's description; peer: what members pull from each other, which viewers and
+# operators may read too). Each handler is described in `openapi.OPERATIONS`.
 ROUTES: tuple[tuple[str, str, Handler, Role | None], ...] = (
     ("GET", "/healthz", reads.healthz, None),
     ("GET", "/readyz", reads.readyz, None),
     ("GET", "/metrics", reads.metrics, None),
+    ("GET", "/v1/openapi.json", openapi.openapi_json, None),
     ("GET", "/v1/status", reads.status, "peer"),
     ("GET", "/v1/table", reads.table, "viewer"),
     ("GET", "/v1/health", reads.health, "viewer"),
@@ -70,6 +71,7 @@ def make_app(
     app[MEMBER] = member
     app[TOKENS] = tokens
     app[CLOCK] = clock
+    app[openapi.ROUTE_TABLE] = ROUTES
     app[API_METRICS] = ApiMetrics(registry if registry is not None else member.registry)
     roles: dict[AbstractRoute, Role | None] = {}
     for method, path, handler, role in ROUTES:

@@ -30,6 +30,7 @@ from gtm.what_if import parse_spec, what_if_overrides
 from policies import Override
 from probes import parse_duration
 
+MAX_BODY = 1024 * 1024  # bytes; a bulk drain of thousands of services fits
 MAX_DEPTH = 32  # nested objects and arrays; a body needs two
 MAX_DIGITS = 40  # an integer literal longer than this is no value of any body
 MIN_SECONDS = 1.0  # the shortest expiry, window or (non-zero) ramp
@@ -94,12 +95,27 @@ def _none_or_at_least_a_second(seconds: float) -> float:
     return seconds if seconds == 0 else _at_least_a_second(seconds)
 
 
-PlainText = Annotated[str, AfterValidator(_plain_text)]
-Text = Annotated[PlainText, AfterValidator(_not_blank), Field(max_length=256)]
-Reason = Annotated[PlainText, AfterValidator(_not_blank), Field(max_length=1000)]
+# The same rules as the OpenAPI document states them (ECMA 262 patterns: no control
+# character; and something besides spaces); the validators above are what decides.
+_NO_CONTROL = {"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}
+_NOT_BLANK = {"pattern": r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"}
+
+PlainText = Annotated[str, AfterValidator(_plain_text), Field(json_schema_extra=_NO_CONTROL)]
+_Line = Annotated[str, AfterValidator(_plain_text), AfterValidator(_not_blank)]
+Text = Annotated[_Line, Field(max_length=256, json_schema_extra=_NOT_BLANK)]
+Reason = Annotated[_Line, Field(max_length=1000, json_schema_extra=_NOT_BLANK)]
+
+
+def _duration(least: float) -> BeforeValidator:
+    """Seconds, or text like "10m", "1m30s", "250ms" (`probes.parse_duration`)."""
+    seconds = Annotated[float, Field(ge=least)]
+    text = Annotated[str, Field(max_length=64, examples=["10m"])]
+    return BeforeValidator(_seconds, json_schema_input_type=seconds | text)
+
+
 # a ramp: 0 (at once) or at least a second; an expiry or a window: at least a second
-Seconds = Annotated[float, BeforeValidator(_seconds), AfterValidator(_none_or_at_least_a_second)]
-Positive = Annotated[float, BeforeValidator(_seconds), AfterValidator(_at_least_a_second)]
+Seconds = Annotated[float, _duration(0), AfterValidator(_none_or_at_least_a_second)]
+Positive = Annotated[float, _duration(MIN_SECONDS), AfterValidator(_at_least_a_second)]
 Services = Annotated[list[Text], Field(min_length=1, max_length=100_000)]
 
 
@@ -107,7 +123,25 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _example(*examples: dict[str, Any]) -> ConfigDict:
+    """Examples of a body in the API's OpenAPI document (schemathesis asks them first)."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
 class ExitBody(Body):
+    """`POST /v1/region/exit`: take a region (or some of its services) out."""
+
+    model_config = _example(
+        {"region": "dc2", "reason": "network maintenance", "ticket": "CHG-1234", "dry_run": True},
+        {
+            "region": "dc2",
+            "services": ["foo"],
+            "reason": "canary",
+            "expires_in": "2h",
+            "dry_run": True,
+        },
+    )
+
     region: Text
     reason: Reason
     services: Services | None = None
@@ -128,6 +162,12 @@ class ExitBody(Body):
 
 
 class EnterBody(Body):
+    """`POST /v1/region/enter`: end a region's exits (and the named services' drains)."""
+
+    model_config = _example(
+        {"region": "dc2", "reason": "maintenance done", "ramp": "10m", "dry_run": True}
+    )
+
     region: Text
     reason: Reason
     services: Services | None = None
@@ -146,6 +186,12 @@ class EnterBody(Body):
 
 
 class DrainBody(Body):
+    """`POST /v1/drain`: take some services of a region out."""
+
+    model_config = _example(
+        {"region": "dc2", "services": ["foo"], "reason": "bad deploy", "dry_run": True}
+    )
+
     region: Text
     services: Services
     reason: Reason
@@ -166,6 +212,12 @@ class DrainBody(Body):
 
 
 class RolloutBody(Body):
+    """`POST /v1/rollout`: hold a region's cells within the rollout bounds for `window`."""
+
+    model_config = _example(
+        {"region": "dc2", "window": "30m", "reason": "deploy 1.2.3", "dry_run": True}
+    )
+
     region: Text
     window: Positive
     reason: Reason
@@ -184,6 +236,10 @@ class RolloutBody(Body):
 
 
 class RemoveBody(Body):
+    """`DELETE /v1/overrides/{id}`: end that override before its expiry."""
+
+    model_config = _example({"reason": "done early", "dry_run": True})
+
     reason: Reason
     dry_run: bool = False
 
@@ -197,6 +253,10 @@ def _spec(value: str) -> str:
 
 
 class PlanBody(Body):
+    """`POST /v1/plan`: what-if overrides (`exit=dc2`, `drain=dc2:foo,bar`, `enter=dc2`)."""
+
+    model_config = _example({"overrides": ["exit=dc2"]}, {"overrides": ["drain=dc2:foo"]})
+
     overrides: Annotated[
         list[Annotated[PlainText, AfterValidator(_spec), Field(max_length=1000)]],
         Field(max_length=100),
@@ -217,28 +277,38 @@ class Query(BaseModel):
 
 
 class HistoryQuery(Query):
-    limit: int = Field(default=100, ge=1, le=10_000)
-    since: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    before: Annotated[str, Field(max_length=200)] | None = None  # a page's `next`
+    limit: int = Field(default=100, ge=1, le=10_000, description="entries on the page")
+    since: Annotated[float, Field(allow_inf_nan=False)] | None = Field(
+        default=None, description="only entries from this time on (epoch seconds)"
+    )
+    before: Annotated[str, Field(max_length=200)] | None = Field(
+        default=None, description="a page's `next`: the page of older entries"
+    )
 
 
 class ObservationsQuery(Query):
-    since: int = Field(default=-1, ge=-1)  # -1: from the oldest row the member keeps
-    limit: int = Field(default=20_000, ge=1, le=100_000)
+    since: int = Field(
+        default=-1, ge=-1, description="the cursor: rows after it (-1: from the oldest kept)"
+    )
+    limit: int = Field(default=20_000, ge=1, le=100_000, description="rows at most")
 
 
 class ExplainQuery(Query):
-    service: Text
-    region: Text | None = None
+    service: Text = Field(description="the service", examples=["foo"])
+    region: Text | None = Field(default=None, description="only this region", examples=["dc2"])
 
 
 class AnswerQuery(Query):
-    name: Text
-    subnet: Text
+    name: Text = Field(description="the name a client asks", examples=["foo.example.com"])
+    subnet: Text = Field(description="the client's subnet", examples=["10.2.0.0/16"])
 
 
 class TableQuery(Query):
-    service: list[str] = []
+    service: list[str] = Field(
+        default=[],
+        description="only these services (repeated, or comma-separated)",
+        examples=[["foo"]],
+    )
 
     def services(self) -> list[str]:
         return [s for item in self.service for s in item.split(",") if s]

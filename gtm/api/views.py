@@ -9,6 +9,9 @@ Shapes (the runbook CLI reads them):
 - plan: `{generation, base_generation, changed, rows: [{service, source, old, new}],
   decisions: [{service, source, target, rule, input, old, new}], refusals, admitted, forced}`
   where `old`/`new` are rows as `WeightTable.to_dict` writes them (`old` null when new).
+
+Their types are in `schemas` (`ActionResultJson`, `PlanJson`, `WeightTableJson`): the
+API's OpenAPI document describes the answers with them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gtm.api.schemas import ActionResultJson, PlanJson
 from gtm.service.actions import ActionResult
 from intent import refusal_to_dict
 from policies import Check, Decision, Evaluation, WeightTable, collector_paused, pieces
@@ -70,7 +74,7 @@ def check_json(c: Check) -> dict[str, Any]:
     return asdict(c)
 
 
-def result_json(r: ActionResult) -> dict[str, Any]:
+def result_json(r: ActionResult) -> ActionResultJson:
     """An action's result: its plan, flat, with the checks that refuse it as `refusals`."""
     p = r.plan
     return {
@@ -90,7 +94,7 @@ def result_json(r: ActionResult) -> dict[str, Any]:
     }
 
 
-def plan_json(ev: Evaluation, base: WeightTable | None) -> dict[str, Any]:
+def plan_json(ev: Evaluation, base: WeightTable | None) -> PlanJson:
     rows = []
     for by_source in ev.table.rows.values():
         for row in by_source.values():

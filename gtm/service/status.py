@@ -10,6 +10,7 @@ see them, the vantages heard from. The runbook's `--wait` reads the same type
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -116,8 +117,10 @@ def _peers(inventory: Inventory, heard: Mapping[str, dict[str, Any]]) -> list[Pe
 
 
 def health_doc(view: HealthView) -> dict[str, Any]:
+    # before the first probe result the tracker's time is -inf: null, not `-Infinity`
+    # (which is not JSON)
     return {
-        "at": view.at,
+        "at": view.at if math.isfinite(view.at) else None,
         "impaired": sorted(view.impaired),
         "vips": {
             vid: {

@@ -28,7 +28,8 @@ UNKNOWN = "unknown-token-0123456789abcdef"
 
 
 def test_every_route_is_in_the_matrix() -> None:
-    assert len(OPEN) == 3 and len(PEER_READS) == 3 and len(READS) == 6 and len(WRITES) == 5
+    assert len(OPEN) == 4 and len(PEER_READS) == 3 and len(READS) == 6 and len(WRITES) == 5
+    assert {p for _, p in OPEN} == {"/healthz", "/readyz", "/metrics", "/v1/openapi.json"}
     assert {p for _, p in PEER_READS} == {"/v1/status", "/v1/overrides", "/v1/observations"}
 
 

@@ -28,6 +28,10 @@ SERVED = {
     "gtm_dns_workers",
     # the config it runs, and its reloads
     "gtm_config_info",
+    # the exchange with the other regions
+    "gtm_peer_last_contact_timestamp_seconds",
+    "gtm_peer_reachable",
+    "gtm_peer_silent",
     "gtm_config_loaded_timestamp_seconds",
     "gtm_config_reload_refused",
     "gtm_config_reloads",
