@@ -49,7 +49,7 @@ from gtm.service.loop_lag import LoopLag
 from gtm.service.observation_log import ObservationLog
 from gtm.service.onboarding import OnboardedFile, Onboarding, Services
 from gtm.service.operations import LeaderView, Operations
-from gtm.service.peers import PeerExchange
+from gtm.service.peers import PeerExchange, PeersCollector
 from gtm.service.probing import engine_health, health_settings, probe_targets, silent_after
 from gtm.service.reload import load_aside
 from gtm.service.serving import Serving
@@ -318,6 +318,7 @@ class MemberRuntime:
                 on_intent=merge.received,
             )
             peers.expect(silent_after(targets, config.health.stale_intervals))
+            self.registry.register(PeersCollector(peers))
             leader = self._leader = Leader(
                 identity=self.identity,
                 region=self.region,

@@ -23,12 +23,14 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import structlog
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from gtm.config import PeerConfig
 from gtm.service.observation_log import from_row
@@ -212,3 +214,37 @@ class PeerExchange:
             r.hops += 1
             r.heard_at = now  # its grace starts now
             log.info("peer.switched", region=r.region, url=r.url, reason="silent")
+
+
+class PeersCollector(Collector):
+    """The exchange with each other region, as Prometheus scrapes it."""
+
+    def __init__(self, exchange: PeerExchange) -> None:
+        self._exchange = exchange
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())
+
+    def collect(self) -> Iterator[Any]:
+        reachable = GaugeMetricFamily(
+            "gtm_peer_reachable",
+            "1 while the last pull from the region's member answered; 0: it failed (its "
+            "vantage and its operators' intent do not reach this member)",
+            labels=["region"],
+        )
+        contact = GaugeMetricFamily(
+            "gtm_peer_last_contact_timestamp_seconds",
+            "When a pull from the region's member last answered (0: never)",
+            labels=["region"],
+        )
+        silent = GaugeMetricFamily(
+            "gtm_peer_silent",
+            "1 while the region's member answers but sends no new probe result (its own "
+            "probing stopped: its vantage ages out of the quorum)",
+            labels=["region"],
+        )
+        for region, state in sorted(self._exchange.status().items()):
+            reachable.add_metric([region], 0.0 if state["error"] else 1.0)
+            contact.add_metric([region], state["last_ok"] or 0.0)
+            silent.add_metric([region], 1.0 if state["silent"] else 0.0)
+        yield from (reachable, contact, silent)
