@@ -46,7 +46,7 @@ from tenacity.wait import wait_random_exponential
 from kube.errors import KubeError, PermanentError, TemporaryError, error_of
 from kube.rate_limit import Sleep, TokenBucket
 from kube.settings import RetrySettings
-from kube.watch import WatchEvent, read_events
+from kube.watch import WatchEvent, read_events, without_managed_fields
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +94,7 @@ class Client:
         context: Mapping[str, str] | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        managed_fields: bool = False,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
@@ -107,6 +108,7 @@ class Client:
         self._slots = asyncio.Semaphore(concurrency) if concurrency is not None else None
         self._metrics: RequestMetrics = metrics or _Uncounted()
         self._sleep = sleep
+        self._keep_managed = managed_fields
         self._log = log.bind(**(context or {}))
         self._core: CoreV1Api | None = None
         self._custom: CustomObjectsApi | None = None
@@ -225,7 +227,9 @@ class Client:
             body = json.loads(raw) if raw else {}
         except ValueError as e:
             raise PermanentError(status, "BadBody", raw[:200].decode(errors="replace")) from e
-        return body if isinstance(body, dict) else {}
+        if not isinstance(body, dict):
+            return {}
+        return body if self._keep_managed else without_managed_fields(body)
 
     async def _take_token(self) -> None:
         if self._bucket is not None:
@@ -262,7 +266,7 @@ class Client:
             raise TemporaryError(None, type(e).__name__, str(e)) from e
         try:
             self._metrics.request("watch", response.status)
-            async for event in read_events(response):
+            async for event in read_events(response, managed_fields=self._keep_managed):
                 yield event
         finally:
             response.close()

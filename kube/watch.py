@@ -19,6 +19,23 @@ import aiohttp
 from kube.errors import TemporaryError, error_of
 
 
+def without_managed_fields(obj: Any) -> Any:
+    """`obj` (an object, or a list of them under `items`) without `metadata.managedFields`:
+    gtm never reads them (it writes by merge patch), and a field set per manager can be as
+    large as the object — at tens of thousands of objects, hundreds of MB held for nothing."""
+    if isinstance(obj, dict):
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            meta.pop("managedFields", None)
+        items = obj.get("items")
+        if isinstance(items, list):
+            for item in items:
+                meta = item.get("metadata") if isinstance(item, dict) else None
+                if isinstance(meta, dict):
+                    meta.pop("managedFields", None)
+    return obj
+
+
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     type: str  # ADDED | MODIFIED | DELETED | BOOKMARK
@@ -29,8 +46,11 @@ class WatchEvent:
         return str((self.object.get("metadata") or {}).get("resourceVersion", ""))
 
 
-async def read_events(response: aiohttp.ClientResponse) -> AsyncIterator[WatchEvent]:
-    """The events of an open watch response until the server ends it (the caller closes it)."""
+async def read_events(
+    response: aiohttp.ClientResponse, *, managed_fields: bool = False
+) -> AsyncIterator[WatchEvent]:
+    """The events of an open watch response until the server ends it (the caller closes it);
+    objects without `metadata.managedFields` unless `managed_fields`."""
     if response.status != 200:
         raw = await response.read()
         raise error_of(response.status, response.reason or "", raw, response.headers)
@@ -51,4 +71,4 @@ async def read_events(response: aiohttp.ClientResponse) -> AsyncIterator[WatchEv
         if kind == "ERROR":
             code = int(obj.get("code") or 500)
             raise error_of(code, str(obj.get("reason", "")), json.dumps(obj), None)
-        yield WatchEvent(str(kind), obj)
+        yield WatchEvent(str(kind), obj if managed_fields else without_managed_fields(obj))

@@ -46,3 +46,28 @@ async def test_too_old_a_version_is_expired() -> None:
                 async with contextlib.aclosing(watch) as events:
                     async for _ in events:
                         pass
+
+
+async def test_objects_come_without_their_managed_fields_unless_asked(sim: KubeSim) -> None:
+    # the server keeps a field set per manager on every object: gtm never reads them
+    for keep in (False, True):
+        async with Client(sim.configuration(), timeout=2.0, managed_fields=keep) as c:
+            name = f"m-{keep}".lower()
+            create = partial(
+                c.core.create_namespaced_config_map,
+                "gtm",
+                {**config_map(name), "data": {"k": "v"}},
+                field_manager="t",
+            )
+            made = await c.request("create", create)
+            listed = await c.request("list", partial(c.core.list_namespaced_config_map, "gtm"))
+            version = str(int(listed["metadata"]["resourceVersion"]) - 1)
+            watch = c.watch(
+                partial(c.core.list_namespaced_config_map, "gtm"),
+                resource_version=version,
+                seconds=1,
+            )
+            async with contextlib.aclosing(watch) as events:
+                seen = [e.object async for e in events if e.type != "BOOKMARK"]
+            for obj in (made, *listed["items"], *seen):
+                assert ("managedFields" in obj["metadata"]) is keep, obj["metadata"]

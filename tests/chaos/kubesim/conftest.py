@@ -47,8 +47,9 @@ def core(api_client: ApiClient) -> CoreV1Api:
 
 @pytest.fixture
 async def kube_client(sim: KubeSim) -> AsyncIterator[Client]:
-    """gtm's own client room (`kube.Client`) on the simulated cluster."""
-    async with Client(sim.configuration(), timeout=5) as client:
+    """gtm's own client room (`kube.Client`) on the simulated cluster, keeping what the
+    server says of its field managers (`managedFields`: the simulation's own tests)."""
+    async with Client(sim.configuration(), timeout=5, managed_fields=True) as client:
         yield client
 
 
