@@ -1,30 +1,44 @@
-"""One region's AccessPoint controller alone in a process: one pass, its peak memory.
+"""One region's AccessPoint controller in a process of its own, as a member runs it.
 
-    python -m chaos.bench.accesspoint_pass ESTATE REGION NAMESPACE
+    python -m chaos.bench.accesspoint_pass ESTATE REGION NAMESPACE COUNT
 
-Prints `{"rss_mb", "seconds", "cpu_s", "accesspoints"}` as JSON: what a member's
-controller costs in memory with the estate's AccessPoints (gtm's imports, its
-clients, one whole pass: the APs listed, discovery, the snapshot of its clusters,
-the render of every AP), without the other regions' controllers and the L4
-controllers the benchmark's own process holds.
+Passes over every AccessPoint, one after the other (as a leader woken by its watches
+does while things change), and prints one JSON line per pass: `began` (wall time),
+`ended`, `settled` (every one of the COUNT APs applied in this region's clusters and
+nothing changed), `seconds` and `cpu_s` of the pass, `requests` it was refused
+nothing (status not written), and `rss_mb`, the process's peak RSS so far. It runs
+until it is terminated; `gtm bench accesspoints` reads the lines of each region's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import resource
 import sys
 import time
 from contextlib import AsyncExitStack
 
+import structlog
+
 from failover import WriteFence
 from gtm.config import load
 from gtm.service.accesspoint_apply import open_objects
-from gtm.service.accesspoints import AccessPointController, HomeAccessPoints
+from gtm.service.accesspoints import AccessPointController, HomeAccessPoints, Synced
 
 
-async def one_pass(config: str, region: str, namespace: str) -> dict[str, float]:
+def settled(done: Synced, accesspoints: int) -> bool:
+    """Every AP applied in every own cluster, and nothing changed."""
+    results = [r for rs in done.results.values() for r in rs]
+    return (
+        len(done.results) == accesspoints
+        and all(r.applied and r.changed == 0 for r in results)
+        and not done.unwritten
+    )
+
+
+async def lead(config: str, region: str, namespace: str, accesspoints: int) -> None:
     inventory = load(config)
     async with AsyncExitStack() as stack:
         objects = await open_objects(inventory, stack)
@@ -33,16 +47,25 @@ async def one_pass(config: str, region: str, namespace: str) -> dict[str, float]
         controller = AccessPointController(
             inventory, region, home, objects, WriteFence(1, lambda: True)
         )
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        done = await controller.sync()
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {
-        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "seconds": round(seconds, 2),
-        "cpu_s": round(cpu, 2),
-        "accesspoints": done.accesspoints,
-    }
+        while True:
+            began, cpu0, t0 = time.time(), time.process_time(), time.perf_counter()
+            done = await controller.sync()
+            line = {
+                "began": began,
+                "ended": time.time(),
+                "settled": settled(done, accesspoints),
+                "seconds": round(time.perf_counter() - t0, 3),
+                "cpu_s": round(time.process_time() - cpu0, 3),
+                "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+            print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(one_pass(*sys.argv[1:4]))))
+    # stdout carries the passes' lines: the log goes to stderr, warnings and above
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    config, region, namespace, count = sys.argv[1:5]
+    asyncio.run(lead(config, region, namespace, int(count)))

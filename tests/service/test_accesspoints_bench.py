@@ -32,7 +32,6 @@ def test_a_small_run_reports_every_object_and_the_servers_counts() -> None:
     assert report["passes"] >= 2  # the VIPs come after the Services: a second pass needed
     assert set(report["requests_at_servers"]) == {"dc1", "dc2", "dc3"}
     assert all(n > 0 for n in report["requests_at_servers"].values())
-    assert report["steady_pass_requests"] > 0 and report["client_peak_rss_mb"] > 0
-    # one region's controller, in a process of its own, passed over the 8 APs
-    assert 50 < report["controller_alone_peak_rss_mb"] < report["client_peak_rss_mb"] + 100
-    assert report["controller_alone_pass_s"] > 0
+    # each region's controller passed in a process of its own, as a member's does
+    assert report["controller_peak_rss_mb"] > 50 and report["controllers_cpu_s"] > 0
+    assert report["steady_pass_s"] > 0
