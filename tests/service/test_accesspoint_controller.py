@@ -169,7 +169,9 @@ async def _run(clusters: Clusters, tmp_path: Path, stack: AsyncExitStack) -> Non
     assert out is not None
     (cond,) = out["status"]["conditions"]
     assert (cond["status"], cond["message"]) == ("False", "VIP Withdrawn")
-    assert out["metadata"]["annotations"]["gtm.io/withdrawn-at"] == "2026-12-07T12:00:00Z"
+    assert (
+        out["metadata"]["annotations"]["gtm.io/withdrawn-at"] == "2026-12-07T12:00:00.000000Z"
+    )  # to the microsecond
     leaders.clock += timedelta(seconds=12)
     waiting = await dc2.sync()
     (entry,) = waiting.results["pay/pay-gw"]
