@@ -27,7 +27,7 @@ from chaos.drills.checks import (
 from chaos.drills.effects import answered_vips, dns_reflects
 from chaos.drills.samples import KubeObject, Record, Sample
 from chaos.drills.steps import ACCESSPOINT_STEPS, AccesspointDelete, L4Withdraw
-from chaos.drills.timing import Context, timed
+from chaos.drills.timing import Context, not_run, timed
 from chaos.drills.verdict import Verdict, failed, judged, pending, skipped, spread
 
 _MISSING = object()
@@ -46,12 +46,6 @@ def record_docs(record: Record) -> dict[str, tuple[ApDoc, ...]]:
                 continue
         out[sid] = tuple(found)
     return out
-
-
-def _not_run(check: str, kind: str, step: str, ctx: Context) -> Verdict:
-    if ctx.waiting(step):
-        return pending(check, kind, f"step {step} has not run yet")
-    return failed(check, kind, f"step {step} did not run as planned")
 
 
 def _read(s: Sample, clusters: Iterable[str]) -> bool:
@@ -155,7 +149,7 @@ def accesspoint_ready(c: AccesspointReady, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None:
-        return _not_run(label, c.check, c.step, ctx)
+        return not_run(c, label, ctx)
     docs = record_docs(ctx.record)
     aps = step_accesspoints(ctx.drill.step(c.step), docs)
     if c.accesspoints:
@@ -191,7 +185,7 @@ def withdrawn(c: Withdrawn, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None:
-        return _not_run(label, c.check, c.step, ctx)
+        return not_run(c, label, ctx)
     step = ctx.drill.step(c.step)
     assert isinstance(step, L4Withdraw)
     ap = named(record_docs(ctx.record), step.accesspoint, step.namespace)
@@ -300,7 +294,7 @@ def swept(c: Swept, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None:
-        return _not_run(label, c.check, c.step, ctx)
+        return not_run(c, label, ctx)
     step = ctx.drill.step(c.step)
     assert isinstance(step, AccesspointDelete)
     ap = named(record_docs(ctx.record), step.accesspoint, step.namespace)
@@ -419,7 +413,7 @@ def accesspoint_status(c: AccesspointStatus, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None:
-        return _not_run(label, c.check, c.step, ctx)
+        return not_run(c, label, ctx)
     docs = record_docs(ctx.record)
     ap = _the_ap(c.accesspoint, c.step, ctx, docs)
     if ap is None:
@@ -498,7 +492,7 @@ def untouched(c: Untouched, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None:
-        return _not_run(label, c.check, c.step, ctx)
+        return not_run(c, label, ctx)
     ap = _the_ap(c.accesspoint, c.step, ctx, record_docs(ctx.record))
     if ap is None:
         return failed(label, c.check, f"no AccessPoint {c.accesspoint or 'of step ' + c.step}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from chaos.drills.checks import Converged, FailOpen, Impaired, Ordered, Reflects, Takeover
 from chaos.drills.effects import (
@@ -97,7 +98,18 @@ class Context:
         }
 
 
-def _not_run(c: Converged | Takeover | Impaired | FailOpen, label: str, ctx: Context) -> Verdict:
+class StepCheck(Protocol):
+    """A check about one step of the timeline."""
+
+    @property
+    def check(self) -> str: ...
+
+    @property
+    def step(self) -> str: ...
+
+
+def not_run(c: StepCheck, label: str, ctx: Context) -> Verdict:
+    """The verdict of a check whose step has not run: pending while it may, else failed."""
     if ctx.waiting(c.step):
         return pending(label, c.check, f"step {c.step} has not run yet")
     return failed(label, c.check, f"step {c.step} did not run as planned")
@@ -214,7 +226,7 @@ def converged(c: Converged, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None:
-        return _not_run(c, label, ctx)
+        return not_run(c, label, ctx)
     step = ctx.drill.step(c.step)
     assert isinstance(step, RegionExit | RegionEnter | DrainAction | RolloutAction)
     facts = ctx.record.estate
@@ -356,7 +368,7 @@ def takeover(c: Takeover, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None or rec.member is None:
-        return _not_run(c, label, ctx)
+        return not_run(c, label, ctx)
     step = ctx.drill.step(c.step)
     region = getattr(step, "region", "")
     lease = ctx.record.estate.lease_duration
@@ -378,7 +390,7 @@ def impaired(c: Impaired, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None:
-        return _not_run(c, label, ctx)
+        return not_run(c, label, ctx)
     region = getattr(ctx.drill.step(c.step), "region", "")
     bound = f"≤ {c.within:g}s"
     for s in ctx.after(rec.t):
@@ -402,7 +414,7 @@ def fail_open(c: FailOpen, ctx: Context) -> Verdict:
     label = c.label()
     rec = ctx.ran(c.step)
     if rec is None:
-        return _not_run(c, label, ctx)
+        return not_run(c, label, ctx)
     when = None
     dry: list[str] = []
     asked = 0
