@@ -272,10 +272,11 @@ def resume_(name: str, namespace: str | None, config: str, wait: float | None) -
 
 async def _resume(name: str, namespace: str | None, config: str, wait: float | None) -> int:
     async with AsyncExitStack() as stack:
-        home = await _home(config, stack)
-        if isinstance(home, int):
-            return home
-        resync = load(config).config.accesspoints.resync
+        opened = await _home(config, stack)
+        if isinstance(opened, int):
+            return opened
+        home, inventory = opened
+        resync = inventory.config.accesspoints.resync
         ns = namespace or home.namespaces[0]
         doc = await _one(home, ns, name)
         if isinstance(doc, int):
@@ -361,7 +362,8 @@ async def _one(home: HomeAccessPoints, ns: str, name: str) -> dict[str, Any] | i
     return doc
 
 
-async def _home(config: str, stack: AsyncExitStack) -> HomeAccessPoints | int:
+async def _home(config: str, stack: AsyncExitStack) -> tuple[HomeAccessPoints, Inventory] | int:
+    """The home cluster's AccessPoints and the estate (read once), or the exit code."""
     try:
         inventory = load(config)
     except ConfigError as e:
@@ -372,7 +374,7 @@ async def _home(config: str, stack: AsyncExitStack) -> HomeAccessPoints | int:
     if opened is None:
         click.echo(f"{config}: accesspoints.cluster names no home cluster", err=True)
         return ExitCode.INPUT
-    return opened[0]
+    return opened[0], inventory
 
 
 def _conditions(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -382,9 +384,10 @@ def _conditions(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 async def _list(config: str) -> int:
     async with AsyncExitStack() as stack:
-        home = await _home(config, stack)
-        if isinstance(home, int):
-            return home
+        opened = await _home(config, stack)
+        if isinstance(opened, int):
+            return opened
+        home = opened[0]
         try:
             docs = await home.list()
         except KubeError as e:
@@ -417,9 +420,10 @@ async def _list(config: str) -> int:
 
 async def _status(name: str, namespace: str | None, config: str, output: str) -> int:
     async with AsyncExitStack() as stack:
-        home = await _home(config, stack)
-        if isinstance(home, int):
-            return home
+        opened = await _home(config, stack)
+        if isinstance(opened, int):
+            return opened
+        home = opened[0]
         ns = namespace or home.namespaces[0]
         doc = await _one(home, ns, name)
         if isinstance(doc, int):
